@@ -1,0 +1,27 @@
+# Two commands work on a fresh machine: `make build` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: build test lint typecheck snapshots clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,dev]'
+	touch $(STAMP)
+
+build: $(STAMP)
+	$(BIN)/omnigen build
+
+test: $(STAMP)
+	$(BIN)/ruff check omnigen tests
+	$(BIN)/mypy
+	$(BIN)/pytest -q
+
+snapshots: $(STAMP)
+	$(BIN)/pytest -q --snapshot-update tests
+
+clean:
+	rm -rf out .pytest_cache .mypy_cache .ruff_cache

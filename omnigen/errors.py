@@ -1,0 +1,94 @@
+"""The one error hierarchy. Every error a user can see carries its exit code.
+
+Messages follow `PATH: key.path: what is wrong (got X); what to do`, with the
+TOML line (`PATH:LINE:`) when it is known.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 3
+
+
+class OmnigenError(Exception):
+    """Base of every error omnigen reports to a user."""
+
+    exit_code = EXIT_INTERNAL
+
+    def render(self) -> str:
+        return str(self)
+
+
+class UsageError(OmnigenError):
+    """The command line itself is wrong (missing file, bad option)."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class InputIssue:
+    """One problem in an input file, located as precisely as we can."""
+
+    __slots__ = ("file", "line", "key", "message", "got", "hint")
+
+    def __init__(
+        self,
+        file: str,
+        key: str,
+        message: str,
+        *,
+        line: int | None = None,
+        got: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.file = file
+        self.line = line
+        self.key = key
+        self.message = message
+        self.got = got
+        self.hint = hint
+
+    def render(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        text = f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+        if self.got is not None:
+            text += f" (got {self.got})"
+        if self.hint:
+            text += f"; {self.hint}"
+        return text
+
+
+class ProfileError(OmnigenError):
+    """The profile, its secrets sidecar or an environment override is invalid."""
+
+    exit_code = EXIT_BAD_INPUT
+
+    def __init__(self, issues: list[InputIssue]) -> None:
+        self.issues = issues
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        return "\n".join(issue.render() for issue in self.issues)
+
+
+class OutputError(OmnigenError):
+    """The output folder cannot be written safely (symlink, edited file, escape)."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class VerifyError(OmnigenError):
+    """Rendered output broke an invariant: a bug in omnigen, never the user's fault."""
+
+    exit_code = EXIT_INTERNAL
+
+    def __init__(self, findings: list[str]) -> None:
+        self.findings = findings
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        lines = ["internal error: the generated deployment failed verification; nothing was written."]
+        lines += [f"  {finding}" for finding in self.findings]
+        lines.append("Please report this with the profile that caused it.")
+        return "\n".join(lines)

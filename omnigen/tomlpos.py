@@ -1,0 +1,89 @@
+"""Line numbers of keys in a TOML document, for error messages.
+
+tomllib gives values, not positions; this scanner maps each key path
+(`("capacity", "concurrent_calls")`) to the line it is written on. It follows
+tables, arrays of tables (indexed) and dotted or quoted keys, and skips the
+bodies of multi-line strings and arrays. Inline-table members map to the line
+of the table itself.
+"""
+
+from __future__ import annotations
+
+import re
+
+_BARE_OR_QUOTED = r'(?:[A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|\'[^\']*\')'
+_KEY = re.compile(rf"^\s*({_BARE_OR_QUOTED}(?:\s*\.\s*{_BARE_OR_QUOTED})*)\s*=")
+_TABLE = re.compile(rf"^\s*\[\s*({_BARE_OR_QUOTED}(?:\s*\.\s*{_BARE_OR_QUOTED})*)\s*\]")
+_ARRAY_TABLE = re.compile(rf"^\s*\[\[\s*({_BARE_OR_QUOTED}(?:\s*\.\s*{_BARE_OR_QUOTED})*)\s*\]\]")
+_PART = re.compile(_BARE_OR_QUOTED)
+
+
+def _split(dotted: str) -> tuple[str, ...]:
+    parts = []
+    for match in _PART.finditer(dotted):
+        token = match.group(0)
+        if token[0] in "\"'":
+            token = token[1:-1]
+        parts.append(token)
+    return tuple(parts)
+
+
+def _open_brackets(value: str) -> int:
+    depth = 0
+    quote: str | None = None
+    escaped = False
+    for char in value:
+        if quote:
+            if escaped:
+                escaped = False
+            elif char == "\\" and quote == '"':
+                escaped = True
+            elif char == quote:
+                quote = None
+        elif char in "\"'":
+            quote = char
+        elif char == "#":
+            break
+        elif char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth -= 1
+    return depth
+
+
+def key_lines(text: str) -> dict[tuple[str, ...], int]:
+    positions: dict[tuple[str, ...], int] = {}
+    array_counts: dict[tuple[str, ...], int] = {}
+    table: tuple[str, ...] = ()
+    multiline_end: str | None = None
+    bracket_depth = 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        if multiline_end:
+            if multiline_end in line:
+                multiline_end = None
+            continue
+        if bracket_depth > 0:
+            bracket_depth += _open_brackets(line)
+            continue
+        if match := _ARRAY_TABLE.match(line):
+            name = _split(match.group(1))
+            index = array_counts.get(name, 0)
+            array_counts[name] = index + 1
+            table = (*name, str(index))
+            positions.setdefault(name, number)
+            positions[table] = number
+            continue
+        if match := _TABLE.match(line):
+            table = _split(match.group(1))
+            positions.setdefault(table, number)
+            continue
+        if match := _KEY.match(line):
+            path = (*table, *_split(match.group(1)))
+            positions[path] = number
+            rest = line[match.end() :].strip()
+            for fence in ('"""', "'''"):
+                if rest.startswith(fence) and rest.count(fence) == 1:
+                    multiline_end = fence
+            if not multiline_end:
+                bracket_depth = max(_open_brackets(rest), 0)
+    return positions
