@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
@@ -55,10 +56,25 @@ def run_compose(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def compose_json(folder: Path) -> dict[str, object]:
+def _unescape_dollars(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {key: _unescape_dollars(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_unescape_dollars(value) for value in node]
+    if isinstance(node, str):
+        return node.replace("$$", "$")
+    return node
+
+
+def compose_json(folder: Path) -> dict[str, Any]:
+    """The real Compose's normalised model, with values as services receive them.
+
+    `config` re-escapes every literal `$` as `$$` so its output is valid Compose
+    input again; undo that to compare with the bytes we meant.
+    """
     result = run_compose(folder, "config", "--format", "json")
     assert result.returncode == 0, result.stderr
-    data: dict[str, object] = json.loads(result.stdout)
+    data: dict[str, Any] = _unescape_dollars(json.loads(result.stdout))
     return data
 
 

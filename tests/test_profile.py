@@ -1,0 +1,113 @@
+"""Bad input never produces a traceback: exit 2 and a located message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from omnigen.errors import ProfileError
+from omnigen.profile import load_profile, load_secrets
+from tests.conftest import run_cli
+
+GOOD = """schema_version = 1
+[project]
+name = "acme"
+[network]
+mode = "bridge"
+subnet = "10.22.22.0/24"
+public_ip = "203.0.113.10"
+bind_ip = "0.0.0.0"
+[capacity]
+concurrent_calls = 50
+[rtp]
+start = 10000
+"""
+
+
+def _profile(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "acme.toml"
+    path.write_text(text)
+    return path
+
+
+BAD_INPUTS = [
+    pytest.param(GOOD.replace('name = "acme"', 'name = "acme"\nname2 = 1'), "acme.toml:4: project.name2: unknown key", id="unknown-key"),
+    pytest.param(GOOD + "[colour]\nx = 1\n", "colour: unknown key", id="unknown-table"),
+    pytest.param(GOOD.replace("concurrent_calls = 50", "concurrent_calls = 0"), "acme.toml:10: capacity.concurrent_calls: Input should be greater than or equal to 1 (got 0)", id="calls-zero"),
+    pytest.param(GOOD.replace("concurrent_calls = 50", 'concurrent_calls = "many"'), "acme.toml:10: capacity.concurrent_calls", id="calls-type"),
+    pytest.param(GOOD.replace("concurrent_calls = 50", "concurrent_calls = 50.5"), "capacity.concurrent_calls", id="calls-float"),
+    pytest.param(GOOD.replace("start = 10000", "start = 10001"), "acme.toml:12: rtp.start: rtp.start must be even", id="odd-start"),
+    pytest.param(GOOD.replace("start = 10000", "start = 65400"), "ends at 65639, past 65535", id="range-past-65535"),
+    pytest.param(GOOD.replace('subnet = "10.22.22.0/24"', 'subnet = "10.22.22.0/33"'), "acme.toml:6: network.subnet", id="bad-subnet"),
+    pytest.param(GOOD.replace('subnet = "10.22.22.0/24"', 'subnet = "8.8.8.0/24"'), "private range", id="public-subnet"),
+    pytest.param(GOOD.replace('public_ip = "203.0.113.10"', 'public_ip = "203.0.113.300"'), "acme.toml:7: network.public_ip", id="bad-ip"),
+    pytest.param(GOOD.replace('mode = "bridge"', 'mode = "host"'), 'acme.toml:5: network.mode: network mode "host" is refused', id="host-mode"),
+    pytest.param(GOOD.replace('name = "acme"', 'name = "Acme Corp"'), "acme.toml:3: project.name: String should match pattern", id="bad-name"),
+    pytest.param(GOOD.replace("[capacity]", '[host]\nkind = "kubernetes"\n[capacity]'), "host.kind: Input should be", id="bad-host-kind"),
+    pytest.param(GOOD.replace("concurrent_calls = 50", "concurrent_calls = 50\nconcurrent_calls = 60"), "malformed TOML", id="malformed-toml"),
+    pytest.param(GOOD.replace("schema_version = 1", "schema_version = 7"), "schema_version: this profile is for a newer omnigen", id="newer-schema"),
+    pytest.param(GOOD.replace("[capacity]\nconcurrent_calls = 50\n", ""), "capacity: required key is missing", id="missing-capacity"),
+    pytest.param(GOOD.replace('public_ip = "203.0.113.10"\n', ""), "no address to advertise", id="no-advertised-address"),
+    pytest.param(GOOD.replace("start = 10000", "start = 5000"), "contains ports.sip = 5060", id="rtp-overlaps-sip"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), BAD_INPUTS)
+def test_bad_profile_is_refused_with_exit_2(tmp_path: Path, text: str, expected: str) -> None:
+    path = _profile(tmp_path, text)
+    result = run_cli("build", str(path), "-o", str(tmp_path / "out"), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert expected in result.stderr.replace(str(tmp_path) + "/", "")
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists(), "bad input must not produce partial output"
+
+
+def test_environment_override_wins_over_file(tmp_path: Path) -> None:
+    profile = load_profile(_profile(tmp_path, GOOD), {"OMNIGEN_CAPACITY__CONCURRENT_CALLS": "300"})
+    assert profile.capacity.concurrent_calls == 300
+
+
+def test_bad_environment_override_names_the_variable(tmp_path: Path) -> None:
+    result = run_cli("build", str(_profile(tmp_path, GOOD)), env={"OMNIGEN_CAPACITY__CONCURRENT_CALLS": "-3"}, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "environment OMNIGEN_CAPACITY__CONCURRENT_CALLS: capacity.concurrent_calls" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["OMNIGEN_CAPACITY__CONCURENT_CALLS", "OMNIGEN_TYPO", "OMNIGEN_CAPACITY__CONCURRENT_CALLS__X"])
+def test_unknown_environment_override_is_an_error(tmp_path: Path, name: str) -> None:
+    with pytest.raises(ProfileError) as caught:
+        load_profile(_profile(tmp_path, GOOD), {name: "5"})
+    assert f"environment {name}" in caught.value.render()
+    assert "unknown override" in caught.value.render()
+
+
+def test_missing_profile_file(tmp_path: Path) -> None:
+    result = run_cli("build", str(tmp_path / "nope.toml"))
+    assert result.returncode == 2
+    assert "nope.toml: file not found" in result.stderr
+
+
+def test_latest_image_tag_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ProfileError) as caught:
+        load_profile(_profile(tmp_path, GOOD + '[images]\nredis = "redis:latest"\n'), {})
+    assert "acme.toml:14: images.redis" in caught.value.render().replace(str(tmp_path) + "/", "")
+
+
+@pytest.mark.parametrize("value", ["CHANGE_ME", "s3minio123_CHANGE_ME", "YOUR_PASSWORD", ""])
+def test_placeholder_secrets_are_refused_and_never_echoed(tmp_path: Path, value: str) -> None:
+    sidecar = tmp_path / "acme.secrets.toml"
+    sidecar.write_text(f'redis_password = "{value}"\n')
+    with pytest.raises(ProfileError) as caught:
+        load_secrets(sidecar)
+    message = caught.value.render()
+    assert "acme.secrets.toml:1: redis_password" in message.replace(str(tmp_path) + "/", "")
+    if value:
+        assert value not in message
+
+
+def test_unknown_secret_key_is_refused(tmp_path: Path) -> None:
+    sidecar = tmp_path / "acme.secrets.toml"
+    sidecar.write_text('redis_pasword = "abc"\n')
+    with pytest.raises(ProfileError, match="redis_pasword: unknown key"):
+        load_secrets(sidecar)
