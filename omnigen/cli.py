@@ -17,7 +17,7 @@ from types import ModuleType
 from omnigen import __version__
 from omnigen.errors import EXIT_INTERNAL, OmnigenError
 
-COMMANDS: tuple[str, ...] = ("build",)
+COMMANDS: tuple[str, ...] = ("build", "schema", "completion")
 
 
 def _load(name: str) -> ModuleType:
@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-    except Exception as error:  # noqa: BLE001 - the last line of defence against tracebacks
+    except Exception as error:
         if args.debug:
             raise
         print(f"internal error: {type(error).__name__}: {error}\nrerun with --debug for a traceback and report it.", file=sys.stderr)

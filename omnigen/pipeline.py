@@ -52,8 +52,8 @@ class BuildInputs:
     fingerprint_without_new_secrets: str
 
 
-def default_out_dir(profile: Profile) -> Path:
-    return Path("out") / profile.project.name
+def default_out_dir(profile: Profile, out_root: Path | None = None) -> Path:
+    return (out_root if out_root is not None else Path("out")) / profile.project.name
 
 
 def secrets_location(profile_path: Path, out_dir: Path | None, packaged: bool) -> Path:
@@ -79,12 +79,13 @@ def build(
     environ: Mapping[str, str] | None = None,
     token: TokenFactory = random_token,
     force: bool = False,
+    out_root: Path | None = None,
 ) -> BuildResult:
     env = dict(os.environ if environ is None else environ)
     packaged = profile_path is None
     path = packaged_profile() if profile_path is None else profile_path
     profile = load_profile(path, env)
-    destination = out_dir if out_dir is not None else default_out_dir(profile)
+    destination = out_dir if out_dir is not None else default_out_dir(profile, out_root)
     secrets_path = secrets_location(path, out_dir, packaged)
     loaded = load_secrets(secrets_path)
     compiled = compile_profile(profile, loaded, token)

@@ -488,7 +488,7 @@ def validate_profile(data: dict[str, Any], *, file: str, text: str, env: dict[st
         raise ProfileError(_issues_from(exc, file=file, text=text, model=Profile, env=env)) from None
 
 
-_given_env: ContextVar[dict[str, str]] = ContextVar("omnigen_profile_env", default={})
+_given_env: ContextVar[dict[str, str] | None] = ContextVar("omnigen_profile_env", default=None)
 
 
 class _GivenEnvSource(EnvSettingsSource):
@@ -496,7 +496,7 @@ class _GivenEnvSource(EnvSettingsSource):
     instead of os.environ, so loading stays a pure function of its arguments."""
 
     def _load_env_vars(self) -> Mapping[str, str | None]:
-        return parse_env_vars(_given_env.get(), self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+        return parse_env_vars(_given_env.get() or {}, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
 
 
 def _build_with_env(data: dict[str, Any], env: dict[str, str]) -> Profile:

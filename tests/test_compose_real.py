@@ -43,7 +43,7 @@ def test_rtp_range_agrees_across_compose_rtpconf_and_env(built: tuple[Compiled, 
 
 
 def test_published_ports_bind_explicit_addresses_and_keep_numbers(built: tuple[Compiled, Path, dict[str, Any]]) -> None:
-    compiled, _, normalised = built
+    _compiled, _, normalised = built
     for name, service in normalised["services"].items():
         for port in _published(service):
             assert port.get("host_ip"), f"{name} publishes {port} on every interface"

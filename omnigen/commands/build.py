@@ -4,35 +4,89 @@ import argparse
 import sys
 from pathlib import Path
 
-HELP = "compile a profile into docker-compose.yml, .env and the service configs"
+HELP = "compile profiles into docker-compose.yml, .env and the service configs"
 EPILOG = """examples:
   omnigen build                          build the packaged default profile into out/<name>
   omnigen build omnivoip.toml            build a profile into out/<project.name>
   omnigen build site.toml -o deploy/     choose the output folder
+  omnigen build profiles/*.toml          batch: one folder per profile, out/<project.name>
+  omnigen build a.toml b.toml -o sites/  batch into sites/<project.name>
   OMNIGEN_CAPACITY__CONCURRENT_CALLS=300 omnigen build site.toml
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("profile", nargs="?", type=Path, help="profile TOML (default: the packaged lan-office profile)")
-    parser.add_argument("-o", "--output", type=Path, help="output folder (default: out/<project.name>)")
+    parser.add_argument("profiles", nargs="*", type=Path, metavar="PROFILE", help="profile TOML files (default: the packaged lan-office profile)")
+    parser.add_argument("-o", "--output", type=Path, help="output folder (default: out/<project.name>); with several profiles, the parent of one folder per profile")
     parser.add_argument("--force", action="store_true", help="overwrite files edited since the last build, keeping a .bak of each")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+
+
+def _summary(result: object) -> str:
+    from omnigen.pipeline import BuildResult
+
+    assert isinstance(result, BuildResult)
+    plan = result.compiled.plan
+    text = (
+        f"{result.out_dir}: {len(result.report.written)} written, {len(result.report.unchanged)} unchanged; "
+        f"{plan.rtp.calls} calls, RTP {plan.rtp.start}-{plan.rtp.end} ({plan.rtp.size} ports)"
+    )
+    for backup in result.report.backups:
+        text += f"\n  kept your edited version as {result.out_dir / backup}"
+    if result.report.foreign:
+        text += f"\n  left alone (not written by omnigen): {', '.join(result.report.foreign)}"
+    if result.compiled.generated:
+        text += f"\n  generated secrets {', '.join(result.compiled.generated)} in {result.secrets_path} (mode 0600)"
+    return text
 
 
 def run(args: argparse.Namespace) -> int:
     from omnigen.pipeline import build
 
-    result = build(args.profile, args.output, force=args.force)
-    plan = result.compiled.plan
-    if result.compiled.generated:
-        print(f"generated secrets {', '.join(result.compiled.generated)} in {result.secrets_path} (mode 0600)", file=sys.stderr)
-    written = len(result.report.written)
-    print(
-        f"{result.out_dir}: {written} written, {len(result.report.unchanged)} unchanged; "
-        f"{plan.rtp.calls} calls, RTP {plan.rtp.start}-{plan.rtp.end} ({plan.rtp.size} ports)"
-    )
-    for backup in result.report.backups:
-        print(f"  kept your edited version as {result.out_dir / backup}")
-    if result.report.foreign:
-        print(f"  left alone (not written by omnigen): {', '.join(result.report.foreign)}")
-    return 0
+    if len(args.profiles) <= 1:
+        result = build(args.profiles[0] if args.profiles else None, args.output, force=args.force)
+        if not args.quiet:
+            print(_summary(result))
+        return 0
+    return _batch(args)
+
+
+def _batch(args: argparse.Namespace) -> int:
+    """Many profiles in one process: templates compile once, and one bad profile does not stop the rest."""
+    from omnigen.errors import EXIT_BAD_INPUT, OmnigenError
+    from omnigen.pipeline import build
+
+    failures = 0
+    worst = 0
+    progress = _progress(len(args.profiles)) if sys.stderr.isatty() and not args.quiet else None
+    for path in args.profiles:
+        try:
+            result = build(path, force=args.force, out_root=args.output)
+            if not args.quiet and progress is None:
+                print(_summary(result))
+        except OmnigenError as error:
+            failures += 1
+            worst = max(worst, error.exit_code)
+            print(error.render(), file=sys.stderr)
+        if progress is not None:
+            progress(path)
+    if not args.quiet:
+        print(f"{len(args.profiles) - failures} of {len(args.profiles)} profiles built", file=sys.stderr)
+    return worst if failures else 0 if worst == 0 else EXIT_BAD_INPUT
+
+
+def _progress(total: int):  # type: ignore[no-untyped-def]
+    """A one-line progress bar on stderr, for terminals only."""
+    done = 0
+    width = 30
+
+    def step(path: Path) -> None:
+        nonlocal done
+        done += 1
+        filled = width * done // total
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {path.name[:40]:<40}")
+        if done == total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return step

@@ -48,7 +48,7 @@ def interpolate(text: str, env: Mapping[str, str]) -> Interpolation:
             return arg if value else ""
         if op == "+":
             return arg if present else ""
-        if op == ":?" and not value or op == "?" and not present:
+        if (op == ":?" and not value) or (op == "?" and not present):
             result.missing.append(name)
         return value
 
