@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from pathlib import Path
 
 import jinja2
@@ -36,10 +37,27 @@ def yaml_quote(value: object) -> str:
     return json.dumps(str(value), ensure_ascii=True).replace("$", "$$")
 
 
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    """Compiled templates survive between runs (Jinja checks each source's checksum,
+    so an edited template is recompiled). Compiling costs more than a whole build."""
+    from omnigen import __version__
+
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    directory = os.path.join(base, "omnigen", f"jinja-{__version__}")
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        if not os.access(directory, os.W_OK):
+            return None
+    except OSError:
+        return None
+    return jinja2.FileSystemBytecodeCache(directory)
+
+
 @functools.cache
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
+        bytecode_cache=_bytecode_cache(),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
