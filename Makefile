@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: build test lint typecheck snapshots clean
+.PHONY: build test lint typecheck snapshots bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,12 @@ test: $(STAMP)
 	$(BIN)/pytest -q
 
 snapshots: $(STAMP)
+	$(BIN)/omnigen schema -o schema/omnivoip.schema.json
 	$(BIN)/pytest -q --snapshot-update tests
+
+# Generator speed and memory against the real `docker compose config -q` (not a test).
+bench: $(STAMP)
+	$(BIN)/python scripts/bench.py
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache
