@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: build test lint typecheck snapshots bench clean
+.PHONY: build test lint typecheck snapshots bench e2e bench-deploy fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,26 @@ snapshots: $(STAMP)
 # Generator speed and memory against the real `docker compose config -q` (not a test).
 bench: $(STAMP)
 	$(BIN)/python scripts/bench.py
+
+# End-to-end tier: a generated deployment on a private Docker engine (root; installs docker.io).
+e2e: $(STAMP)
+	bash .ci/install-docker.sh
+	$(BIN)/pytest -q -m e2e tests/e2e
+
+# What publishing the RTP range costs on a real engine: out/bench/, docs/deploy-costs.md,
+# omnigen/measured_costs.py (root; about an hour at 3 runs per cell,
+# BENCH_DEPLOY_ARGS="--repeat 1" for a 20-minute look, "--from-csv" to redo the outputs only).
+bench-deploy: $(STAMP)
+	bash .ci/install-docker.sh
+	$(BIN)/pip install --quiet -e '.[test,dev,bench]'
+	$(BIN)/python scripts/bench_deploy.py $(BENCH_DEPLOY_ARGS)
+
+# Long fuzzing of build over profile bytes and secrets (`make test` runs 15 s per target):
+# FUZZ_SECONDS per target (default 600). New kinds of outcome are saved to
+# tests/fuzz_corpus/ (review and commit them: every test run replays the corpus).
+fuzz: $(STAMP)
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-600} FUZZ_COMPOSE_EVERY=$${FUZZ_COMPOSE_EVERY:-4} FUZZ_ROUND_EXAMPLES=$${FUZZ_ROUND_EXAMPLES:-200} FUZZ_RECORD=1 \
+		$(BIN)/pytest -q -p no:cacheprovider tests/test_fuzz.py
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

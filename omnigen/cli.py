@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import keyword
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -17,11 +18,13 @@ from types import ModuleType
 from omnigen import __version__
 from omnigen.errors import EXIT_INTERNAL, OmnigenError
 
-COMMANDS: tuple[str, ...] = ("build", "schema", "completion")
+COMMANDS: tuple[str, ...] = ("build", "schema", "completion", "migrate", "check", "diff", "import", "lint", "explain", "doctor")
 
 
 def _load(name: str) -> ModuleType:
-    return importlib.import_module(f"omnigen.commands.{name.replace('-', '_')}")
+    module = name.replace("-", "_")
+    # A command named after a Python keyword lives in <name>_.py (e.g. `import` -> import_.py).
+    return importlib.import_module(f"omnigen.commands.{module}{'_' if keyword.iskeyword(module) else ''}")
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -30,7 +30,7 @@ class UsageError(OmnigenError):
 class InputIssue:
     """One problem in an input file, located as precisely as we can."""
 
-    __slots__ = ("file", "line", "key", "message", "got", "hint")
+    __slots__ = ("file", "got", "hint", "key", "line", "message")
 
     def __init__(
         self,
@@ -92,3 +92,16 @@ class VerifyError(OmnigenError):
         lines += [f"  {finding}" for finding in self.findings]
         lines.append("Please report this with the profile that caused it.")
         return "\n".join(lines)
+
+
+class DeploymentInputError(OmnigenError):
+    """`omnigen lint` cannot judge its input at all: no compose file, unreadable or invalid YAML, bad .env."""
+
+    exit_code = EXIT_BAD_INPUT
+
+    def __init__(self, issues: list[InputIssue]) -> None:
+        self.issues = issues
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        return "\n".join(issue.render() for issue in self.issues)

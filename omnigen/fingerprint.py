@@ -1,13 +1,16 @@
 """A cheap fingerprint of everything a build depends on.
 
-It covers the omnigen version, the profile bytes, the secrets sidecar bytes and
-the OMNIGEN_* environment. `omnigen check` compares it with the manifest before
-importing the validation and template stack: an unchanged fingerprint plus
-unchanged files means the folder is up to date. Only hashlib and os here.
+It covers the omnigen code (every module and template, so an upgrade or a local
+change invalidates it even without a version bump), the profile bytes, the
+secrets sidecar bytes and the OMNIGEN_* environment. `build` stores it in the
+manifest; `omnigen check` compares it before importing the validation and
+template stack: an unchanged fingerprint plus unchanged files means the folder
+is up to date. Only stdlib imports here.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from collections.abc import Mapping
@@ -16,14 +19,56 @@ from pathlib import Path
 from omnigen import __version__
 
 ENV_PREFIX = "OMNIGEN_"
+_PACKAGE = Path(__file__).resolve().parent
 
 
-def fingerprint(profile_path: Path | None, profile_bytes: bytes, secrets_bytes: bytes | None, environ: Mapping[str, str] | None = None) -> str:
-    env = os.environ if environ is None else environ
+def sidecar_path(profile_path: Path) -> Path:
+    """Where the secrets of a profile live: `acme.toml` -> `acme.secrets.toml` beside it.
+
+    The same rule as `profile.secrets_path_for`, repeated here so the fast path
+    of `check` does not import pydantic (a test holds the two together).
+    """
+    return profile_path.with_name(f"{profile_path.stem}.secrets.toml")
+
+
+def _templates_dir() -> Path:
+    packaged = _PACKAGE / "templates"
+    return packaged if packaged.is_dir() else _PACKAGE.parent / "templates"
+
+
+@functools.cache
+def code_identity() -> str:
+    """sha256 over the omnigen sources and templates that shape the output."""
+    digest = hashlib.sha256(f"omnigen {__version__}\0".encode())
+    sources = [(path.relative_to(_PACKAGE).as_posix(), path) for path in _PACKAGE.rglob("*.py")]
+    templates = _templates_dir()
+    sources += [("templates/" + path.relative_to(templates).as_posix(), path) for path in templates.rglob("*.j2")]
+    for name, path in sorted(sources):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables profile loading reads (same case-insensitive prefix rule)."""
+    return {key: value for key, value in environ.items() if key.upper().startswith(ENV_PREFIX)}
+
+
+def fingerprint(profile_bytes: bytes, secrets_bytes: bytes | None, environ: Mapping[str, str] | None = None) -> str:
+    env = env_overrides(os.environ if environ is None else environ)
     digest = hashlib.sha256()
-    digest.update(f"omnigen {__version__}\0".encode())
+    digest.update(b"code\0" + code_identity().encode())
     digest.update(b"profile\0" + hashlib.sha256(profile_bytes).digest())
     digest.update(b"secrets\0" + (hashlib.sha256(secrets_bytes).digest() if secrets_bytes is not None else b"-"))
-    for key in sorted(key for key in env if key.upper().startswith(ENV_PREFIX)):
-        digest.update(f"env\0{key}\0{env[key]}\0".encode("utf-8", "surrogateescape"))
+    for key in sorted(env):
+        digest.update(f"env\0{key}\0{env[key]}\0".encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
+
+
+def read_optional(path: Path, limit: int = 1 << 20) -> bytes | None:
+    """The bytes of a file, or None when it does not exist. At most `limit` + 1 bytes are read,
+    so a path like /dev/zero cannot hang a check (the full path then reports it)."""
+    try:
+        with path.open("rb") as handle:
+            return handle.read(limit + 1)
+    except FileNotFoundError:
+        return None

@@ -7,17 +7,20 @@ factory it is given); `build` adds loading and writing around it.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from omnigen.cluster import check_stack_secrets
 from omnigen.credentials import TokenFactory, random_token, resolve, sidecar_text
-from omnigen.fingerprint import fingerprint
-from omnigen.plan import SECRET_FILES, Plan, make_plan
+from omnigen.errors import OutputError
+from omnigen.fingerprint import fingerprint, read_optional
+from omnigen.plan import Plan, make_plan
 from omnigen.profile import Profile, Secrets, load_profile, load_secrets, secrets_path_for
 from omnigen.render import render
 from omnigen.verify import verify
-from omnigen.write import Manifest, WriteReport, sha256, write_file_atomic, write_outputs
+from omnigen.write import SECRET_MODE, FileRecord, Manifest, WriteReport, sha256, write_file_atomic, write_outputs
 
 
 @dataclass(frozen=True)
@@ -43,15 +46,6 @@ def packaged_profile(name: str = "lan-office") -> Path:
     return Path(__file__).resolve().parent.parent / "profiles" / f"{name}.toml"
 
 
-@dataclass(frozen=True)
-class BuildInputs:
-    profile_path: Path
-    secrets_path: Path
-    profile: Profile
-    secrets: Secrets
-    fingerprint_without_new_secrets: str
-
-
 def default_out_dir(profile: Profile, out_root: Path | None = None) -> Path:
     return (out_root if out_root is not None else Path("out")) / profile.project.name
 
@@ -72,6 +66,22 @@ class BuildResult:
     report: WriteReport
 
 
+def _manifest(compiled: Compiled, fingerprint_value: str) -> Manifest:
+    return Manifest(
+        version=compiled.plan.version,
+        profile_hash=compiled.plan.profile_hash,
+        fingerprint=fingerprint_value,
+        files={relative: FileRecord(sha256(text), relative in compiled.plan.secret_files) for relative, text in compiled.files.items()},
+    )
+
+
+def _keep_sidecar_private(path: Path) -> None:
+    """The sidecar stays 0600 even if someone loosened it (never follows a symlink to chmod)."""
+    info = os.lstat(path)
+    if stat.S_ISREG(info.st_mode) and stat.S_IMODE(info.st_mode) != SECRET_MODE:
+        os.chmod(path, SECRET_MODE)
+
+
 def build(
     profile_path: Path | None,
     out_dir: Path | None = None,
@@ -81,6 +91,17 @@ def build(
     force: bool = False,
     out_root: Path | None = None,
 ) -> BuildResult:
+    """Load, compile, then write; the order is what makes it safe.
+
+    1. Everything that can fail on bad input (profile, sidecar, verify) runs in
+       memory before the disk is touched.
+    2. `write_outputs` refuses unsafe or edited output folders before anything is
+       written, then calls back to write the sidecar: new secrets reach the disk
+       only when the build is going ahead, and always before any output that
+       contains them, so a failure or crash later never loses a deployed secret
+       (the next build reuses it instead of generating another).
+    3. The outputs are written all or nothing.
+    """
     env = dict(os.environ if environ is None else environ)
     packaged = profile_path is None
     path = packaged_profile() if profile_path is None else profile_path
@@ -88,22 +109,48 @@ def build(
     destination = out_dir if out_dir is not None else default_out_dir(profile, out_root)
     secrets_path = secrets_location(path, out_dir, packaged)
     loaded = load_secrets(secrets_path)
+    check_stack_secrets(profile, loaded, str(secrets_path))
     compiled = compile_profile(profile, loaded, token)
 
-    secrets_bytes = secrets_path.read_bytes() if secrets_path.exists() else None
+    existing_sidecar = read_optional(secrets_path)
+    new_sidecar: str | None = None
     if compiled.generated:
-        existing = secrets_bytes.decode("utf-8") if secrets_bytes is not None else None
-        new_text = sidecar_text(existing, compiled.secrets, compiled.generated)
-        write_file_atomic(secrets_path, new_text, 0o600)
-        secrets_bytes = new_text.encode("utf-8")
-    elif secrets_path.exists():
-        os.chmod(secrets_path, 0o600)
+        existing_text = existing_sidecar.decode("utf-8") if existing_sidecar is not None else None
+        new_sidecar = sidecar_text(existing_text, compiled.secrets, compiled.generated)
+    sidecar_bytes = new_sidecar.encode("utf-8") if new_sidecar is not None else existing_sidecar
 
-    manifest = Manifest(
-        version=compiled.plan.version,
-        profile_hash=compiled.plan.profile_hash,
-        fingerprint=fingerprint(path, path.read_bytes(), secrets_bytes, env),
-        files={relative: sha256(text) for relative, text in compiled.files.items()},
-    )
-    report = write_outputs(destination, compiled.files, SECRET_FILES, manifest, force=force)
+    def write_sidecar() -> None:
+        try:
+            if new_sidecar is not None:
+                write_file_atomic(secrets_path, new_sidecar, SECRET_MODE)
+            elif existing_sidecar is not None:
+                _keep_sidecar_private(secrets_path)
+        except OSError as exc:  # write_file_atomic reports its own failures as OutputError
+            raise OutputError(f"{secrets_path}: cannot make the secrets sidecar private ({exc.strerror or exc})") from None
+
+    manifest = _manifest(compiled, fingerprint(path.read_bytes(), sidecar_bytes, env))
+    report = write_outputs(destination, compiled.files, compiled.plan.secret_files, manifest, force=force, before_write=write_sidecar)
     return BuildResult(compiled, destination, secrets_path, report)
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What `build` would write, computed without writing anything (for check and diff)."""
+
+    compiled: Compiled
+    out_dir: Path
+    secrets_path: Path
+    missing_secrets: tuple[str, ...]
+
+
+def expected_outputs(profile_path: Path, out_dir: Path | None, *, environ: Mapping[str, str] | None = None) -> Expected:
+    """Compile in memory. Missing secrets get throw-away values that never leave this process:
+    a folder built without them cannot be up to date, whatever they would be."""
+    env = dict(os.environ if environ is None else environ)
+    profile = load_profile(profile_path, env)
+    destination = out_dir if out_dir is not None else default_out_dir(profile)
+    secrets_path = secrets_path_for(profile_path)
+    loaded = load_secrets(secrets_path)
+    check_stack_secrets(profile, loaded, str(secrets_path))
+    compiled = compile_profile(profile, loaded, random_token)
+    return Expected(compiled, destination, secrets_path, compiled.generated)

@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-from dataclasses import dataclass, field
+import posixpath
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from omnigen import __version__
-from omnigen.capacity import MAX_PORT, RtpRange, asterisk_range
+from omnigen.capacity import RTPENGINE_PORTS_PER_SIDE, RTPENGINE_SIDES_PER_CALL, PortPlan, RtpRange, dynamic_address_range, port_plan
+from omnigen.hostkinds import PlanWarning, plan_warnings
 from omnigen.profile import Profile, Secrets
+
+if TYPE_CHECKING:
+    from omnigen.cluster import BundleHost, ClusterPlan
 
 NETWORK_NAME = "omnivoip_net"
 AMI_USER = "omnivoipami"
@@ -39,6 +45,26 @@ LISTEN = {
 }
 
 INTERNAL_SERVICES = ("postgresql", "dialer-postgresql", "redis", "minio", "gearman")
+
+# Ports of the WebRTC edge (components.webrtc), inside the compose network.
+# None of them is published: browsers reach Kamailio through nginx's HTTPS
+# port, and only rtpengine's media range is published.
+EDGE_LISTEN = {
+    "kamailio-sip": 5060,  # UDP, Asterisk <-> Kamailio
+    "kamailio-ws": 5066,  # plain WebSocket; nginx terminates TLS (WSS) in front of it
+    "kamailio-ctl": 2046,  # binrpc on the container's loopback, for kamcmd in the healthcheck
+    "rtpengine-ng": 2223,  # UDP ng control protocol, Kamailio's rtpengine_sock
+    "rtpengine-http": 2225,  # HTTP on the container's loopback: GET /ping for the healthcheck
+}
+WEBRTC_WS_PATH = "/ws"
+KAMAILIO_CONFIG = "/etc/kamailio/kamailio.cfg"
+KAMAILIO_DISPATCHER_LIST = "/etc/kamailio/dispatcher.list"
+RTPENGINE_CONFIG = "/etc/rtpengine/rtpengine.conf"
+# The dispatcher set of Asterisk in kamailio.cfg and dispatcher.list.
+ASTERISK_DISPATCHER_SET = 1
+# Host number of each static address in the compose subnet (Asterisk is 10).
+KAMAILIO_HOST_NUMBER = 11
+RTPENGINE_HOST_NUMBER = 12
 
 
 @dataclass(frozen=True)
@@ -96,6 +122,21 @@ class EnvSection:
 
 
 @dataclass(frozen=True)
+class LanPlan:
+    """The ipvlan/macvlan network Asterisk joins with its own LAN address (network.mode != "bridge")."""
+
+    name: str
+    driver: str  # "ipvlan" or "macvlan"
+    mode_option: str  # the driver option that picks the mode: ipvlan_mode / macvlan_mode
+    mode_value: str  # l2 / bridge: plain L2 on the parent's segment
+    parent: str
+    subnet: str
+    gateway: str
+    ip_range: str  # just Asterisk's address, so Docker's IPAM never hands out another LAN address
+    address: str
+
+
+@dataclass(frozen=True)
 class NetworkPlan:
     name: str
     subnet: str
@@ -104,6 +145,114 @@ class NetworkPlan:
     public_ip: str | None
     bind_ip: str
     advertised_ip: str
+    dynamic_range: str
+    mode: str = "bridge"
+    lan: LanPlan | None = None
+
+
+@dataclass(frozen=True)
+class TlsPlan:
+    """Where nginx finds its certificate: a host folder mounted read-only into the container."""
+
+    host_dir: str
+    container_dir: str
+    certificate: str
+    key: str
+
+
+# The certificate nginx serves: ./certs next to docker-compose.yml, mounted read-only.
+TLS = TlsPlan(
+    host_dir="./certs",
+    container_dir="/etc/nginx/certs",
+    certificate="/etc/nginx/certs/fullchain.pem",
+    key="/etc/nginx/certs/privkey.pem",
+)
+
+
+@dataclass(frozen=True)
+class RtpengineInterface:
+    """One logical rtpengine interface: NAME/ADDRESS[!ADVERTISED]."""
+
+    name: str
+    address: str
+    advertised: str | None
+
+    @property
+    def spec(self) -> str:
+        return f"{self.name}/{self.address}" + (f"!{self.advertised}" if self.advertised else "")
+
+
+@dataclass(frozen=True)
+class WebrtcPlan:
+    """Kamailio + rtpengine (components.webrtc): every address and port their
+    configs, docker-compose.yml, nginx.conf and pjsip.conf must agree on."""
+
+    kamailio_ip: str
+    rtpengine_ip: str
+    sip_port: int
+    ws_port: int
+    ctl_port: int
+    ng_port: int
+    http_port: int
+    advertised_ip: str
+    advertised_port: int
+    domain: str | None
+    ws_path: str
+    wss_url: str
+    asterisk_uri: str
+    dispatcher_set: int
+    internal: RtpengineInterface
+    public: RtpengineInterface
+    rtp: RtpRange
+    ports_per_call: int
+    shm_mb: int
+    pkg_mb: int
+    children: int
+    rtpengine_threads: int
+
+    @property
+    def rtpengine_sock(self) -> str:
+        return f"udp:{self.rtpengine_ip}:{self.ng_port}"
+
+    @property
+    def listen_ng(self) -> str:
+        return f"{self.rtpengine_ip}:{self.ng_port}"
+
+    @property
+    def interfaces(self) -> tuple[RtpengineInterface, ...]:
+        return (self.internal, self.public)
+
+    @property
+    def dispatcher_list(self) -> str:
+        return KAMAILIO_DISPATCHER_LIST
+
+    @property
+    def kamailio_config(self) -> str:
+        return KAMAILIO_CONFIG
+
+    @property
+    def rtpengine_config(self) -> str:
+        return RTPENGINE_CONFIG
+
+    @property
+    def kamailio_command(self) -> tuple[str, ...]:
+        # -DD: stay in the foreground (Docker supervises); -E: log to stderr.
+        return ("kamailio", "-DD", "-E", "-f", KAMAILIO_CONFIG, "-m", str(self.shm_mb), "-M", str(self.pkg_mb))
+
+    @property
+    def kamailio_healthcheck(self) -> tuple[str, ...]:
+        return ("CMD", "kamcmd", "-s", f"udp:127.0.0.1:{self.ctl_port}", "core.uptime")
+
+    @property
+    def rtpengine_command(self) -> tuple[str, ...]:
+        return ("rtpengine", "--foreground", "--log-stderr", f"--config-file={RTPENGINE_CONFIG}")
+
+    @property
+    def rtpengine_healthcheck(self) -> tuple[str, ...]:
+        # bash's /dev/tcp, so the image needs no HTTP client: rtpengine answers GET /ping with "pong".
+        # Address, port and request are arguments ($0 $1 $2) to keep each YAML line short.
+        probe = 'exec 3<>/dev/tcp/$0/$1;printf "$2">&3;grep -q pong <&3'
+        return ("CMD", "bash", "-c", probe, "127.0.0.1", str(self.http_port), "GET /ping HTTP/1.0\\r\\n\\r\\n")
 
 
 @dataclass(frozen=True)
@@ -116,6 +265,7 @@ class Plan:
     network: NetworkPlan
     rtp: RtpRange
     sip_port: int
+    https_port_suffix: str  # "" for 443, ":8443" otherwise: what follows the host in https:// URLs
     listen: dict[str, int]
     images: dict[str, ServiceImage]
     limits: dict[str, Limits]
@@ -123,6 +273,35 @@ class Plan:
     env: tuple[EnvSection, ...]
     workers: dict[str, int]
     outputs: tuple[tuple[str, str], ...] = field(default=())
+    tls: TlsPlan = field(default_factory=lambda: TLS)
+    webrtc: WebrtcPlan | None = None
+    # Non-fatal host-kind and network-mode caveats: build and explain print them.
+    warnings: tuple[PlanWarning, ...] = ()
+    # Multi-host profiles (omnigen/cluster.py). A host's bundle plan runs only `services` (None:
+    # every service) and says which host it is (`bundle`); the top-level plan holds the `cluster`.
+    services: tuple[str, ...] | None = None
+    bundle: BundleHost | None = None
+    cluster: ClusterPlan | None = None
+
+    def runs(self, service: str) -> bool:
+        """Whether this plan's compose file has the service (a multi-host bundle has its host's only)."""
+        return self.services is None or service in self.services
+
+    def runs_any(self, *services: str) -> bool:
+        return any(self.runs(service) for service in services)
+
+    @property
+    def bundles(self) -> tuple[tuple[str, Plan], ...]:
+        """(folder, plan) of every per-host bundle; none for a single-host profile."""
+        return () if self.cluster is None else tuple((f"hosts/{host.name}", host.plan) for host in self.cluster.hosts)
+
+    @property
+    def secret_files(self) -> frozenset[str]:
+        """Every output that holds secrets (written 0600): each .env, the bundles' included."""
+        names = {dest for _, dest in self.outputs if posixpath.basename(dest) == ".env"}
+        for folder, part in self.bundles:
+            names |= {f"{folder}/{name}" for name in part.secret_files}
+        return frozenset(names)
 
     @property
     def env_map(self) -> dict[str, str]:
@@ -145,11 +324,22 @@ OUTPUTS: tuple[tuple[str, str], ...] = (
     ("nginx/nginx.conf.j2", "nginx/nginx.conf"),
 )
 
+WEBRTC_OUTPUTS: tuple[tuple[str, str], ...] = (
+    ("kamailio/kamailio.cfg.j2", "kamailio/kamailio.cfg"),
+    ("kamailio/dispatcher.list.j2", "kamailio/dispatcher.list"),
+    ("rtpengine/rtpengine.conf.j2", "rtpengine/rtpengine.conf"),
+)
+
 SECRET_FILES = frozenset({".env"})
 
 
 def profile_hash(profile: Profile) -> str:
-    return hashlib.sha256(profile.model_dump_json().encode()).hexdigest()
+    """Identifies the user's choices: what the profile (and environment) set, defaults left out.
+
+    A release that adds a key with a default leaves every existing profile's hash alone;
+    the generator version in each header says which omnigen rendered it.
+    """
+    return hashlib.sha256(profile.model_dump_json(exclude_defaults=True).encode()).hexdigest()
 
 
 def _url_secret(value: str) -> str:
@@ -161,8 +351,9 @@ def _nth_host(subnet: ipaddress.IPv4Network, n: int) -> str:
     return str(subnet.network_address + n)
 
 
-def _limits(profile: Profile) -> dict[str, Limits]:
-    calls = profile.capacity.concurrent_calls
+def _limits(profile: Profile, calls: int | None = None) -> dict[str, Limits]:
+    """Per-service limits; Asterisk's grow with the calls it carries (a voice host's share with [[hosts]])."""
+    calls = profile.capacity.concurrent_calls if calls is None else calls
     asterisk_mb = 512 + 4 * calls
     return {
         "postgresql": Limits("1024M", "2.0", 512),
@@ -182,33 +373,14 @@ def _limits(profile: Profile) -> dict[str, Limits]:
     }
 
 
-def _published(profile: Profile, rtp: RtpRange) -> dict[str, tuple[PublishedPort, ...]]:
-    bind = str(profile.network.bind_ip)
-    sip = profile.ports.sip
-
-    def single(service: str, ip: str, host: int, container: int, protocol: str, purpose: str) -> PublishedPort:
-        return PublishedPort(service, ip, host, host, container, container, protocol, purpose)
-
-    published: dict[str, tuple[PublishedPort, ...]] = {
-        "asterisk": (
-            single("asterisk", bind, sip, sip, "udp", "SIP"),
-            single("asterisk", bind, sip, sip, "tcp", "SIP"),
-            PublishedPort("asterisk", bind, rtp.start, rtp.end, rtp.start, rtp.end, "udp", "RTP media"),
-        ),
-        "nginx": (
-            single("nginx", bind, profile.ports.http, LISTEN["nginx-http"], "tcp", "HTTP (redirect)"),
-            single("nginx", bind, profile.ports.https, LISTEN["nginx-https"], "tcp", "HTTPS web UI"),
-        ),
-    }
-    if profile.network.expose_internal:
-        loopback = "127.0.0.1"
-        published["postgresql"] = (single("postgresql", loopback, 5432, 5432, "tcp", "PostgreSQL (debug)"),)
-        published["dialer-postgresql"] = (
-            single("dialer-postgresql", loopback, 5433, 5432, "tcp", "dialer PostgreSQL (debug)"),
-        )
-        published["redis"] = (single("redis", loopback, 6379, 6379, "tcp", "Redis (debug)"),)
-        published["minio"] = (single("minio", loopback, 9001, 9001, "tcp", "MinIO console (debug)"),)
-        published["gearman"] = (single("gearman", loopback, 4730, 4730, "tcp", "Gearman (debug)"),)
+def _published(layout: PortPlan) -> dict[str, tuple[PublishedPort, ...]]:
+    """The `ports:` entries per service, from the one port layout profile validation checked."""
+    published: dict[str, tuple[PublishedPort, ...]] = {}
+    for use in layout.uses:
+        container_start = LISTEN[use.listen] if use.listen else use.start
+        container_end = container_start + use.count - 1
+        entry = PublishedPort(use.service, use.host_ip, use.start, use.end, container_start, container_end, use.protocol, use.purpose)
+        published[use.service] = (*published.get(use.service, ()), entry)
     return published
 
 
@@ -223,7 +395,40 @@ def _allowed_hosts(profile: Profile) -> str:
     return ",".join(dict.fromkeys(hosts))
 
 
-def _env(profile: Profile, secrets: Secrets, rtp: RtpRange, sip_port: int) -> tuple[EnvSection, ...]:
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a client reaches a service: the compose service name and its listen port on one host;
+    another host's address and the port it publishes there with [[hosts]]."""
+
+    host: str
+    port: int
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+# The services clients are told an address of, in the .env.
+ENDPOINT_SERVICES = ("postgresql", "dialer-postgresql", "redis", "minio", "gearman", "dialer-api")
+
+
+def local_endpoints() -> dict[str, Endpoint]:
+    """Every service on the same compose network: its name and the port it listens on."""
+    return {service: Endpoint(service, LISTEN[service]) for service in ENDPOINT_SERVICES}
+
+
+def _env(
+    profile: Profile,
+    secrets: Secrets,
+    rtp: RtpRange,
+    sip_port: int,
+    endpoints: dict[str, Endpoint] | None = None,
+    advertised_ip: str | None = None,
+    allowed_hosts: str | None = None,
+) -> tuple[EnvSection, ...]:
+    """The .env. A multi-host bundle passes the addresses its clients reach other hosts' services at,
+    its voice host's advertised address and the edge host's names (omnigen/cluster.py)."""
+    at = endpoints or local_endpoints()
     def value(name: str) -> str:
         resolved = getattr(secrets, name)
         assert resolved is not None, f"secret {name} was not resolved"
@@ -231,16 +436,16 @@ def _env(profile: Profile, secrets: Secrets, rtp: RtpRange, sip_port: int) -> tu
 
     db = profile.database
     redis_password = value("redis_password")
-    redis_base = f"redis://:{_url_secret(redis_password)}@redis:{LISTEN['redis']}"
+    redis_base = f"redis://:{_url_secret(redis_password)}@{at['redis'].address}"
     postgres_url = (
         f"postgres://{db.user}:{_url_secret(value('postgres_password'))}"
-        f"@postgresql:{LISTEN['postgresql']}/{db.name}"
+        f"@{at['postgresql'].address}/{db.name}"
     )
     dialer_url = (
         f"postgres://{db.dialer_user}:{_url_secret(value('dialer_postgres_password'))}"
-        f"@dialer-postgresql:{LISTEN['dialer-postgresql']}/{db.dialer_name}"
+        f"@{at['dialer-postgresql'].address}/{db.dialer_name}"
     )
-    advertised_ip = str(profile.network.public_ip or profile.network.bind_ip)
+    advertised_ip = advertised_ip or str(_asterisk_advertised(profile))
 
     def plain(key: str, val: str | int) -> EnvVar:
         return EnvVar(key, str(val))
@@ -253,8 +458,8 @@ def _env(profile: Profile, secrets: Secrets, rtp: RtpRange, sip_port: int) -> tu
         EnvSection(
             "PostgreSQL",
             (
-                plain("POSTGRES_HOSTNAME", "postgresql"),
-                plain("POSTGRES_PORT", LISTEN["postgresql"]),
+                plain("POSTGRES_HOSTNAME", at["postgresql"].host),
+                plain("POSTGRES_PORT", at["postgresql"].port),
                 plain("POSTGRES_DB", db.name),
                 plain("POSTGRES_USER", db.user),
                 secret("POSTGRES_PASSWORD", value("postgres_password")),
@@ -264,8 +469,8 @@ def _env(profile: Profile, secrets: Secrets, rtp: RtpRange, sip_port: int) -> tu
         EnvSection(
             "Dialer PostgreSQL",
             (
-                plain("DIALER_POSTGRES_SERVER", "dialer-postgresql"),
-                plain("DIALER_POSTGRES_PORT", LISTEN["dialer-postgresql"]),
+                plain("DIALER_POSTGRES_SERVER", at["dialer-postgresql"].host),
+                plain("DIALER_POSTGRES_PORT", at["dialer-postgresql"].port),
                 plain("DIALER_POSTGRES_DB", db.dialer_name),
                 plain("DIALER_POSTGRES_USER", db.dialer_user),
                 secret("DIALER_POSTGRES_PASSWORD", value("dialer_postgres_password")),
@@ -275,8 +480,8 @@ def _env(profile: Profile, secrets: Secrets, rtp: RtpRange, sip_port: int) -> tu
         EnvSection(
             "Redis",
             (
-                plain("REDIS_HOSTNAME", "redis"),
-                plain("REDIS_PORT", LISTEN["redis"]),
+                plain("REDIS_HOSTNAME", at["redis"].host),
+                plain("REDIS_PORT", at["redis"].port),
                 secret("REDIS_PASSWORD", redis_password),
                 secret("REDIS_URL", f"{redis_base}/0"),
                 secret("CELERY_BROKER_URL", f"{redis_base}/0"),
@@ -290,7 +495,7 @@ def _env(profile: Profile, secrets: Secrets, rtp: RtpRange, sip_port: int) -> tu
                 plain("MINIO_ROOT_USER", profile.storage.root_user),
                 secret("MINIO_ROOT_PASSWORD", value("minio_root_password")),
                 plain("BUCKET_NAME", profile.storage.bucket),
-                plain("BUCKET_ENDPOINT_MINIO", f"http://minio:{LISTEN['minio']}"),
+                plain("BUCKET_ENDPOINT_MINIO", f"http://{at['minio'].address}"),
                 plain("S3_STORAGE_ENABLED", "true"),
             ),
         ),
@@ -299,7 +504,7 @@ def _env(profile: Profile, secrets: Secrets, rtp: RtpRange, sip_port: int) -> tu
             (
                 secret("DJANGO_SECRET_KEY", value("django_secret_key")),
                 plain("DJANGO_DEBUG", "false"),
-                plain("DJANGO_ALLOWED_HOSTS", _allowed_hosts(profile)),
+                plain("DJANGO_ALLOWED_HOSTS", allowed_hosts or _allowed_hosts(profile)),
                 plain("DJANGO_PORT", LISTEN["django-app"]),
                 plain("WEBSOCKET_PORT", LISTEN["websockets"]),
             ),
@@ -307,8 +512,8 @@ def _env(profile: Profile, secrets: Secrets, rtp: RtpRange, sip_port: int) -> tu
         EnvSection(
             "Gearman",
             (
-                plain("GEARMAN_HOSTNAME", "gearman"),
-                plain("GEARMAN_PORT", LISTEN["gearman"]),
+                plain("GEARMAN_HOSTNAME", at["gearman"].host),
+                plain("GEARMAN_PORT", at["gearman"].port),
             ),
         ),
         EnvSection(
@@ -328,7 +533,7 @@ def _env(profile: Profile, secrets: Secrets, rtp: RtpRange, sip_port: int) -> tu
         EnvSection(
             "Dialer",
             (
-                plain("DIALER_API_HOST", f"dialer-api:{LISTEN['dialer-api']}"),
+                plain("DIALER_API_HOST", at["dialer-api"].address),
                 plain("DIALER_API_PORT", LISTEN["dialer-api"]),
                 secret("DIALER_PASSWORD", value("dialer_password")),
                 plain("DIALER_CAPS", "1"),
@@ -339,18 +544,111 @@ def _env(profile: Profile, secrets: Secrets, rtp: RtpRange, sip_port: int) -> tu
     )
 
 
+def _https_port_suffix(https_port: int) -> str:
+    """What follows the host in an https:// URL: nothing for 443, `:PORT` otherwise."""
+    return "" if https_port == 443 else f":{https_port}"
+
+
+def _webrtc(profile: Profile, layout: PortPlan, asterisk_ip: str) -> WebrtcPlan:
+    subnet = profile.network.subnet
+    calls = profile.capacity.concurrent_calls
+    # The layout profile validation checked: beside Asterisk's range, clear of every published port.
+    rtp = layout.ranges["rtpengine"]
+    rtpengine_ip = _nth_host(subnet, RTPENGINE_HOST_NUMBER)
+    advertised_ip = str(profile.network.public_ip or profile.network.bind_ip)
+    https = layout.https_port
+    host = profile.project.domain or advertised_ip
+    return WebrtcPlan(
+        kamailio_ip=_nth_host(subnet, KAMAILIO_HOST_NUMBER),
+        rtpengine_ip=rtpengine_ip,
+        sip_port=EDGE_LISTEN["kamailio-sip"],
+        ws_port=EDGE_LISTEN["kamailio-ws"],
+        ctl_port=EDGE_LISTEN["kamailio-ctl"],
+        ng_port=EDGE_LISTEN["rtpengine-ng"],
+        http_port=EDGE_LISTEN["rtpengine-http"],
+        advertised_ip=advertised_ip,
+        advertised_port=https,
+        domain=profile.project.domain,
+        ws_path=WEBRTC_WS_PATH,
+        wss_url=f"wss://{host}{_https_port_suffix(https)}{WEBRTC_WS_PATH}",
+        asterisk_uri=f"sip:{asterisk_ip}:{layout.sip_port}",
+        dispatcher_set=ASTERISK_DISPATCHER_SET,
+        # Asterisk is on the compose network: it gets the container address.
+        # Browsers get the advertised address; both share one socket address.
+        internal=RtpengineInterface("internal", rtpengine_ip, None),
+        public=RtpengineInterface("public", rtpengine_ip, advertised_ip),
+        rtp=rtp,
+        ports_per_call=RTPENGINE_SIDES_PER_CALL * RTPENGINE_PORTS_PER_SIDE,
+        # Dialogs, transactions and registrations live in shared memory; 16 MiB per 250 calls on a 64 MiB base.
+        shm_mb=64 + 16 * -(-calls // 250),
+        pkg_mb=8,
+        children=4 if calls <= 200 else 8,
+        # rtpengine defaults to one thread per host core, not per CPU it is allowed.
+        rtpengine_threads=2 if calls <= 200 else 4,
+    )
+
+
+def _webrtc_limits(webrtc: WebrtcPlan) -> dict[str, Limits]:
+    # Kamailio: shared memory + private memory of each process (UDP and TCP children plus ~8 helpers).
+    kamailio_mb = webrtc.shm_mb + (2 * webrtc.children + 8) * webrtc.pkg_mb + 32
+    calls = webrtc.rtp.calls
+    return {
+        "kamailio": Limits(f"{kamailio_mb}M", "1.0", 256),
+        "rtpengine": Limits(f"{128 + calls // 2}M", f"{webrtc.rtpengine_threads / 2:.1f}", 128 + 8 * webrtc.rtpengine_threads),
+    }
+
+
+def _webrtc_env(secrets: Secrets, webrtc: WebrtcPlan) -> EnvSection:
+    secret = secrets.webrtc_auth_secret
+    assert secret is not None, "secret webrtc_auth_secret was not resolved"
+    return EnvSection(
+        "WebRTC (Kamailio + rtpengine)",
+        (
+            EnvVar("WEBRTC_AUTH_SECRET", secret, secret=True),
+            EnvVar("WEBRTC_WSS_URL", webrtc.wss_url),
+        ),
+    )
+
+
+def _with_webrtc(plan: Plan, profile: Profile, secrets: Secrets, layout: PortPlan) -> Plan:
+    """Add Kamailio and rtpengine to a finished plan: their ports, limits, images, env and files."""
+    webrtc = _webrtc(profile, layout, plan.network.asterisk_ip)
+    media = PublishedPort(
+        "rtpengine", plan.network.bind_ip, webrtc.rtp.start, webrtc.rtp.end, webrtc.rtp.start, webrtc.rtp.end, "udp", "WebRTC media (rtpengine)"
+    )
+    return replace(
+        plan,
+        images={
+            **plan.images,
+            "kamailio": ServiceImage(profile.images.kamailio, profile.build.kamailio),
+            "rtpengine": ServiceImage(profile.images.rtpengine, profile.build.rtpengine),
+        },
+        limits={**plan.limits, **_webrtc_limits(webrtc)},
+        published={**plan.published, "rtpengine": (media,)},
+        env=(*plan.env, _webrtc_env(secrets, webrtc)),
+        outputs=plan.outputs + WEBRTC_OUTPUTS,
+        webrtc=webrtc,
+    )
+
+
 def make_plan(profile: Profile, secrets: Secrets) -> Plan:
     """Compute everything the templates print. Raises nothing: the profile is valid."""
-    rtp = asterisk_range(profile.rtp.start, profile.capacity.concurrent_calls, profile.capacity.headroom_percent)
-    assert rtp.end <= MAX_PORT, "profile validation admits only ranges that fit"
+    if profile.hosts:
+        from omnigen.cluster import make_cluster_plan  # cluster builds on this module's helpers
+
+        return make_cluster_plan(profile, secrets)
+    layout = port_plan(profile)  # profile validation already placed it: this cannot fail
+    rtp = layout.ranges["asterisk"]
     subnet = profile.network.subnet
-    # Only the compose subnet is local: phones on the office LAN reach Asterisk
-    # through the published ports, so they must be told the host address.
-    local_nets = (str(subnet),)
-    advertised = profile.network.public_ip or profile.network.bind_ip
+    lan = _lan(profile)
+    # In bridge mode only the compose subnet is local: phones on the office LAN reach
+    # Asterisk through the published ports, so they must be told the host address.
+    # In a LAN mode phones on that LAN reach Asterisk's own address directly.
+    local_nets = (str(subnet),) + ((lan.subnet,) if lan else ())
+    advertised = _asterisk_advertised(profile)
     images = profile.images
     builds = profile.build
-    return Plan(
+    plan = Plan(
         version=__version__,
         profile_hash=profile_hash(profile),
         project=profile.project.name,
@@ -360,13 +658,17 @@ def make_plan(profile: Profile, secrets: Secrets) -> Plan:
             name=NETWORK_NAME,
             subnet=str(subnet),
             asterisk_ip=_nth_host(subnet, 10),
+            dynamic_range=str(dynamic_address_range(subnet)),
             local_nets=local_nets,
             public_ip=str(profile.network.public_ip) if profile.network.public_ip else None,
             bind_ip=str(profile.network.bind_ip),
             advertised_ip=str(advertised),
+            mode=profile.network.mode,
+            lan=lan,
         ),
         rtp=rtp,
-        sip_port=profile.ports.sip,
+        sip_port=layout.sip_port,
+        https_port_suffix=_https_port_suffix(layout.https_port),
         listen=dict(LISTEN),
         images={
             "postgres": ServiceImage(images.postgres, None),
@@ -382,12 +684,42 @@ def make_plan(profile: Profile, secrets: Secrets) -> Plan:
             "nginx": ServiceImage(images.nginx, None),
         },
         limits=_limits(profile),
-        published=_published(profile, rtp),
-        env=_env(profile, secrets, rtp, profile.ports.sip),
+        published=_published(layout),
+        env=_env(profile, secrets, rtp, layout.sip_port),
         workers={
             "celery": profile.workers.celery,
             "celery_concurrency": profile.workers.celery_concurrency,
             "dialer": profile.workers.dialer,
         },
         outputs=OUTPUTS,
+        warnings=plan_warnings(profile, layout),
+    )
+    return _with_webrtc(plan, profile, secrets, layout) if profile.components.webrtc else plan
+
+
+def _asterisk_advertised(profile: Profile) -> ipaddress.IPv4Address:
+    """What SIP/SDP advertise: the NAT address, else Asterisk's own LAN address (LAN modes), else the host's."""
+    network = profile.network
+    return network.public_ip or (network.lan.address if network.lan else network.bind_ip)
+
+
+LAN_NETWORK_NAME = "omnivoip_lan"
+LAN_DRIVER_MODES = {"ipvlan": ("ipvlan_mode", "l2"), "macvlan": ("macvlan_mode", "bridge")}
+
+
+def _lan(profile: Profile) -> LanPlan | None:
+    lan = profile.network.lan
+    if lan is None or profile.network.mode not in LAN_DRIVER_MODES:
+        return None
+    option, value = LAN_DRIVER_MODES[profile.network.mode]
+    return LanPlan(
+        name=LAN_NETWORK_NAME,
+        driver=profile.network.mode,
+        mode_option=option,
+        mode_value=value,
+        parent=lan.parent,
+        subnet=str(lan.subnet),
+        gateway=str(lan.gateway),
+        ip_range=f"{lan.address}/32",
+        address=str(lan.address),
     )

@@ -11,6 +11,8 @@ import ipaddress
 import os
 import re
 import tomllib
+import types
+import typing
 from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
@@ -23,14 +25,26 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
-from omnigen.capacity import MAX_PORT, asterisk_range
+from omnigen import hostkinds, placement
+from omnigen.capacity import (
+    budget_problem,
+    dynamic_addresses_available,
+    dynamic_addresses_needed,
+    host_budget_problem,
+    host_port_plan,
+    port_plan,
+    shared_address_problem,
+)
 from omnigen.errors import InputIssue, ProfileError
+from omnigen.placeholders import PLACEHOLDER_PATTERN
 from omnigen.tomlpos import key_lines
 
 SCHEMA_VERSION = 1
@@ -51,11 +65,34 @@ IDENTIFIER_PATTERN = r"^[a-z_][a-z0-9_]{0,62}$"
 HOSTNAME_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
 TIMEZONE_PATTERN = r"^(?:UTC|[A-Z][A-Za-z_]+(?:/[A-Za-z0-9_+-]+){1,2})$"
 
-PLACEHOLDER_PATTERN = re.compile(r"change[_-]?me|change[_-]?this|your[_-]|replace[_-]?me|^x{3,}$|^password$", re.I)
+# Editors validate with the JSON Schema; Taplo's "ipv4" format rejects 0.0.0.0,
+# which is a legitimate bind address, so bind_ip is described by a pattern instead.
+IPV4_ANY_ADDRESS_SCHEMA = {
+    "type": "string",
+    "pattern": r"^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$",
+}
+PRIVATE_BLOCKS = tuple(ipaddress.IPv4Network(block) for block in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+
 
 
 class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_silent_retyping(cls, value: Any, info: ValidationInfo) -> Any:
+        # pydantic's lax mode reads `calls = 50.0` as 50 and `webrtc = 1` as true. A TOML
+        # number where a count belongs, or a number where a switch belongs, is a mistake
+        # to point out, not to guess at. (Environment overrides arrive as strings and
+        # are still parsed.)
+        field = cls.model_fields.get(info.field_name or "")
+        if field is None:
+            return value
+        if field.annotation is int and isinstance(value, (bool, float)):
+            raise ValueError("must be a whole number, written without a decimal point")
+        if field.annotation is bool and isinstance(value, (int, float)) and not isinstance(value, bool):
+            raise ValueError("must be true or false")
+        return value
 
 
 def _refuse_host_network(value: Any) -> Any:
@@ -63,7 +100,8 @@ def _refuse_host_network(value: Any) -> Any:
         raise ValueError(
             'network mode "host" is refused: it shares the host network namespace, which unprivileged '
             "LXC, rootless Docker and Docker Desktop cannot do and which removes isolation everywhere; "
-            'use mode = "bridge" (RTP is published with host port == container port, so media works)'
+            'use mode = "bridge" (RTP is published with host port == container port, so media works), or for '
+            'large capacity mode = "ipvlan" (Asterisk gets its own LAN address and nothing of it is published)'
         )
     return value
 
@@ -98,22 +136,78 @@ class Host(Frozen):
         default="vps",
         description="Where Docker runs: vps, bare-metal, lxc-unprivileged, lxc-privileged, docker-desktop or rootless.",
     )
+    userland_proxy: bool = Field(
+        default=True,
+        description=(
+            'Whether the Docker daemon runs docker-proxy for published ports (daemon.json "userland-proxy", default true). '
+            "Compose cannot set it; it decides the port budget (docs/capacity.md). Rootless Docker cannot turn it off."
+        ),
+    )
+    low_ports: Literal["refuse", "remap", "allow"] = Field(
+        default="refuse",
+        description=(
+            "Rootless Docker only: what to do with host ports below 1024. refuse: an error; remap: publish them 8000 "
+            "higher (80 -> 8080); allow: the host's net.ipv4.ip_unprivileged_port_start has been lowered."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _userland_proxy_possible(self) -> Host:
+        if refusal := hostkinds.userland_proxy_refusal(self.kind, self.userland_proxy):
+            raise ValueError(refusal)
+        return self
+
+
+InterfaceName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$")]
+
+
+def _address_as_text(value: Any) -> Any:
+    """Addresses are written as strings: pydantic would read `true` or `3405803786` as an IPv4 address."""
+    if isinstance(value, bool | int | float | bytes):
+        raise ValueError('write the address as a quoted string, e.g. "203.0.113.10" or "10.22.22.0/24"')
+    return value
+
+
+class Lan(Frozen):
+    """Where the media container sits in network.mode = "ipvlan" or "macvlan"."""
+
+    parent: InterfaceName = Field(description="Host interface the ipvlan/macvlan network hangs off (e.g. eth0, ens18, bond0.100).")
+    subnet: ipaddress.IPv4Network = Field(description="The LAN's IPv4 subnet, as the parent interface sees it (e.g. 192.168.1.0/24).")
+    gateway: ipaddress.IPv4Address = Field(description="The LAN's default gateway; Asterisk's default route goes through it.")
+    address: ipaddress.IPv4Address = Field(
+        description="Asterisk's own address on the LAN: a free address outside the DHCP pool that phones and trunks reach directly."
+    )
+
+    _addresses_are_text = field_validator("subnet", "gateway", "address", mode="before")(_address_as_text)
+
+    @model_validator(mode="after")
+    def _addresses_in_subnet(self) -> Lan:
+        for key, address in (("gateway", self.gateway), ("address", self.address)):
+            if address not in self.subnet or address in (self.subnet.network_address, self.subnet.broadcast_address):
+                raise ValueError(f"network.lan.{key}: {address} is not a host address of network.lan.subnet {self.subnet}; use one inside it")
+        if self.address == self.gateway:
+            raise ValueError("network.lan.address: Asterisk's address cannot be the gateway's; pick a free address on the LAN")
+        return self
 
 
 class Network(Frozen):
-    mode: Annotated[Literal["bridge"], BeforeValidator(_refuse_host_network)] = Field(
+    mode: Annotated[Literal["bridge", "ipvlan", "macvlan"], BeforeValidator(_refuse_host_network)] = Field(
         default="bridge",
-        description='Container networking. Only "bridge" is supported; "host" is refused (see the docs).',
+        description=(
+            'Container networking. "bridge": everything on the compose network, SIP and RTP published on bind_ip. '
+            '"ipvlan" / "macvlan": Asterisk also gets its own address on the LAN (network.lan), so its SIP and RTP are '
+            'not published at all: for large capacity; not on rootless or Docker Desktop. "host" is refused (docs/capacity.md).'
+        ),
     )
     subnet: ipaddress.IPv4Network = Field(
         default=ipaddress.IPv4Network("10.22.22.0/24"),
-        description="IPv4 subnet of the compose network (prefix /16 to /28).",
+        description="IPv4 subnet of the compose network (prefix /16 to /27).",
     )
     public_ip: ipaddress.IPv4Address | None = Field(
         default=None,
         description="Address advertised in SIP/SDP when the host is behind NAT. Optional.",
     )
-    bind_ip: ipaddress.IPv4Address = Field(
+    bind_ip: Annotated[ipaddress.IPv4Address, WithJsonSchema(IPV4_ANY_ADDRESS_SCHEMA)] = Field(
         default=ipaddress.IPv4Address("0.0.0.0"),
         description="Host IPv4 address that public ports (SIP, RTP, HTTP/S) are published on.",
     )
@@ -121,13 +215,39 @@ class Network(Frozen):
         default=False,
         description="Publish PostgreSQL, Redis, MinIO and Gearman on 127.0.0.1 for debugging. Never on other addresses.",
     )
+    lan: Lan | None = Field(
+        default=None,
+        description='The LAN Asterisk joins in mode "ipvlan" or "macvlan": parent interface, subnet, gateway, address.',
+    )
+
+    @model_validator(mode="after")
+    def _lan_matches_mode(self) -> Network:
+        if self.mode == "bridge" and self.lan is not None:
+            raise ValueError('network.lan: only used with network.mode = "ipvlan" or "macvlan"; remove [network.lan] or set the mode')
+        if self.mode != "bridge" and self.lan is None:
+            raise ValueError(
+                f'network.lan: mode "{self.mode}" needs [network.lan] with parent, subnet, gateway and address '
+                "(the LAN Asterisk joins with its own address)"
+            )
+        if self.lan is not None and self.lan.subnet.overlaps(self.subnet):
+            raise ValueError(
+                f"network.lan.subnet: {self.lan.subnet} overlaps the compose subnet network.subnet = {self.subnet}; "
+                "move network.subnet to a private range the LAN does not use"
+            )
+        return self
+
+    _addresses_are_text = field_validator("subnet", "public_ip", "bind_ip", mode="before")(_address_as_text)
 
     @field_validator("subnet")
     @classmethod
     def _subnet_size(cls, subnet: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
-        if not 16 <= subnet.prefixlen <= 28:
-            raise ValueError("the subnet prefix must be between /16 and /28")
-        if not subnet.is_private:
+        # A /28 leaves 7 addresses for Docker to assign, fewer than the smallest stack runs
+        # (see _subnet_holds_containers); /27 fits it with one worker of each kind.
+        if not 16 <= subnet.prefixlen <= 27:
+            raise ValueError("the subnet prefix must be between /16 and /27")
+        # RFC 1918 only: ipaddress's is_private also admits loopback, link-local and
+        # documentation ranges, which are no place for a container network.
+        if not any(subnet.subnet_of(block) for block in PRIVATE_BLOCKS):
             raise ValueError("the compose subnet must be a private range (10/8, 172.16/12, 192.168/16)")
         return subnet
 
@@ -152,6 +272,19 @@ class Capacity(Frozen):
     )
     headroom_percent: int = Field(
         default=20, ge=0, le=100, description="Extra RTP ports on top of the computed need, in percent."
+    )
+    supervised_percent: int = Field(
+        default=10,
+        ge=0,
+        le=100,
+        description=(
+            "Share of calls a supervisor listens to, whispers into or joins (ChanSpy, barge, 3-way conference); "
+            "each adds one Asterisk channel. 10% is about one supervisor per ten agents."
+        ),
+    )
+    video: bool = Field(
+        default=False,
+        description="Video calls: every channel gets a second RTP stream, doubling the media ports.",
     )
 
 
@@ -179,6 +312,16 @@ class Ports(Frozen):
     https: int = Field(default=443, ge=1, le=65535, description="Host port of the web UI over HTTPS.")
 
 
+class Components(Frozen):
+    webrtc: bool = Field(
+        default=False,
+        description=(
+            "Add Kamailio (SIP over WebSocket, reached as WSS through nginx) and rtpengine (media relay for "
+            "browsers, userspace forwarding) for WebRTC softphones. See docs/webrtc.md."
+        ),
+    )
+
+
 class Images(Frozen):
     postgres: ImageRef = Field(default="postgres:15.8-alpine", description="PostgreSQL image (main and dialer DB).")
     redis: ImageRef = Field(default="redis:7.4.1-alpine", description="Redis image.")
@@ -194,6 +337,14 @@ class Images(Frozen):
         default="nginxinc/nginx-unprivileged:1.27.3-alpine",
         description="nginx image; must run unprivileged (listens on 8080/8443 inside the container).",
     )
+    kamailio: ImageRef = Field(
+        default="omnivoip/kamailio:2.0.0",
+        description="Kamailio image (components.webrtc); generated configs target Kamailio 5.6 with the websocket and auth_ephemeral modules.",
+    )
+    rtpengine: ImageRef = Field(
+        default="omnivoip/rtpengine:2.0.0",
+        description="rtpengine image (components.webrtc); generated configs target rtpengine 10.5, run in userspace (table = -1).",
+    )
 
 
 class Builds(Frozen):
@@ -203,6 +354,8 @@ class Builds(Frozen):
     dialer_api: BuildPath | None = Field(default=None, description="Build context of the dialer API image.")
     dialer_worker: BuildPath | None = Field(default=None, description="Build context of the dialer worker image.")
     frontend: BuildPath | None = Field(default=None, description="Build context of the front-end image.")
+    kamailio: BuildPath | None = Field(default=None, description="Build context of the Kamailio image (components.webrtc).")
+    rtpengine: BuildPath | None = Field(default=None, description="Build context of the rtpengine image (components.webrtc).")
 
 
 class Database(Frozen):
@@ -227,6 +380,87 @@ class Workers(Frozen):
     dialer: int = Field(default=5, ge=1, le=64, description="Dialer worker replicas.")
 
 
+# Host kinds that can join a Swarm and run a per-host bundle. Rootless Docker has no Swarm mode or
+# overlay networks; Docker Desktop is a development VM on one machine.
+CLUSTER_HOST_KINDS = ("vps", "bare-metal", "lxc-unprivileged", "lxc-privileged")
+
+
+class ClusterHost(Frozen):
+    """One machine of a multi-host deployment (`[[hosts]]`, docs/multi-host.md)."""
+
+    name: str = Field(
+        pattern=r"^[a-z][a-z0-9-]{0,14}$",
+        description="Short host name: lowercase letters, digits and '-' (names the Swarm label omnivoip.host.NAME and the bundle hosts/NAME/).",
+    )
+    address: ipaddress.IPv4Address = Field(
+        description=(
+            "The host's address on the private network between the hosts (RFC 1918): its Swarm advertise address, and where "
+            "it publishes the data services other hosts use."
+        )
+    )
+    public_ip: ipaddress.IPv4Address | None = Field(
+        default=None,
+        description="Address phones and browsers reach this host at (NAT or its own public address); default: address.",
+    )
+    roles: tuple[Literal["data", "web", "voice", "edge"], ...] = Field(
+        min_length=1,
+        description="What runs here: data (PostgreSQL, Redis, MinIO, Gearman), web (Django, Celery, dialer), voice (Asterisk), edge (nginx).",
+    )
+    calls: int | None = Field(
+        default=None, ge=1, le=10000, description="Voice hosts only: this host's share of capacity.concurrent_calls (sizes its RTP range)."
+    )
+    sip_port: int | None = Field(default=None, ge=1, le=65535, description="Voice hosts only: SIP port of this host (default ports.sip).")
+    rtp_start: int | None = Field(
+        default=None, ge=1024, le=65534, description="Voice hosts only: first RTP port of this host, even (default rtp.start)."
+    )
+    kind: HostKind | None = Field(default=None, description="What this host is (default host.kind): vps, bare-metal, lxc-unprivileged or lxc-privileged.")
+    userland_proxy: bool | None = Field(default=None, description="This host's daemon userland-proxy setting (default host.userland_proxy).")
+
+    _addresses_are_text = field_validator("address", "public_ip", mode="before")(_address_as_text)
+
+    @field_validator("address")
+    @classmethod
+    def _private_address(cls, address: ipaddress.IPv4Address) -> ipaddress.IPv4Address:
+        if not any(address in block for block in PRIVATE_BLOCKS):
+            raise ValueError(
+                "must be a private address (10/8, 172.16/12, 192.168/16): the hosts reach each other's data services there, "
+                "unencrypted; put public addresses in public_ip"
+            )
+        return address
+
+    @field_validator("public_ip")
+    @classmethod
+    def _reachable(cls, ip: ipaddress.IPv4Address | None) -> ipaddress.IPv4Address | None:
+        if ip is not None and (ip.is_unspecified or ip.is_loopback or ip.is_multicast):
+            raise ValueError("public_ip must be a routable unicast address clients can reach")
+        return ip
+
+    @model_validator(mode="after")
+    def _voice_settings(self) -> ClusterHost:
+        if len(set(self.roles)) != len(self.roles):
+            raise ValueError(f"roles: a role is listed twice (got {list(self.roles)}); list each role once")
+        voice = "voice" in self.roles
+        if voice and self.calls is None:
+            raise ValueError("calls: a voice host needs its share of capacity.concurrent_calls (calls = N)")
+        for key in ("calls", "sip_port", "rtp_start"):
+            if not voice and getattr(self, key) is not None:
+                raise ValueError(f"{key}: only voice hosts carry calls; remove {key} or add 'voice' to roles")
+        if self.rtp_start is not None and self.rtp_start % 2:
+            raise ValueError("rtp_start: must be even: Asterisk allocates RTP on even ports and RTCP on the next odd one")
+        if self.kind is not None and self.kind not in CLUSTER_HOST_KINDS:
+            raise ValueError(
+                f"kind: {self.kind} cannot be a host of a multi-host deployment (rootless Docker has no Swarm mode or overlay "
+                f"networks, Docker Desktop is one development VM); use one of {', '.join(CLUSTER_HOST_KINDS)}"
+            )
+        return self
+
+    def host_kind(self, default: str) -> str:
+        return self.kind or default
+
+    def proxy(self, default: bool) -> bool:
+        return default if self.userland_proxy is None else self.userland_proxy
+
+
 class Profile(BaseSettings):
     """An OmniVoIP deployment profile (omnivoip.toml)."""
 
@@ -246,11 +480,19 @@ class Profile(BaseSettings):
     capacity: Capacity = Field(description="How many calls the deployment carries.")
     rtp: Rtp = Field(default_factory=lambda: Rtp(), description="Asterisk RTP range.")
     ports: Ports = Field(default_factory=lambda: Ports(), description="Published host ports of SIP and the web UI.")
+    components: Components = Field(default_factory=lambda: Components(), description="Optional parts of the stack.")
     images: Images = Field(default_factory=lambda: Images(), description="Container images, each with a pinned tag.")
     build: Builds = Field(default_factory=lambda: Builds(), description="Optional build contexts for the OmniVoIP images.")
     database: Database = Field(default_factory=lambda: Database(), description="PostgreSQL names and users.")
     storage: Storage = Field(default_factory=lambda: Storage(), description="MinIO object storage.")
     workers: Workers = Field(default_factory=lambda: Workers(), description="Worker replica counts.")
+    hosts: tuple[ClusterHost, ...] = Field(
+        default=(),
+        description=(
+            "Several machines ([[hosts]]): builds stack.yml for Docker Swarm and one compose bundle per host "
+            "(docs/multi-host.md). Without it everything runs on one host."
+        ),
+    )
 
     _sources_note: ClassVar[str] = "environment variables override the TOML file"
 
@@ -270,7 +512,9 @@ class Profile(BaseSettings):
 
     @model_validator(mode="after")
     def _advertised_address(self) -> Profile:
-        if self.network.public_ip is None and self.network.bind_ip.is_unspecified:
+        # In a LAN mode Asterisk advertises its own LAN address unless public_ip says otherwise.
+        # With [[hosts]] every voice host advertises its own public_ip or address.
+        if not self.hosts and self.network.public_ip is None and self.network.bind_ip.is_unspecified and self.network.lan is None:
             raise ValueError(
                 "network: no address to advertise in SIP/SDP: in bridge mode phones cannot reach the container "
                 "address; set network.public_ip (behind NAT) or network.bind_ip (the host's own address)"
@@ -278,30 +522,73 @@ class Profile(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _rtp_fits(self) -> Profile:
-        rtp = asterisk_range(self.rtp.start, self.capacity.concurrent_calls, self.capacity.headroom_percent)
-        if rtp.end > MAX_PORT:
+    def _subnet_holds_containers(self) -> Profile:
+        needed = dynamic_addresses_needed(self.workers.celery, self.workers.dialer)
+        available = dynamic_addresses_available(self.network.subnet)
+        if needed > available:
             raise ValueError(
-                f"rtp: {self.capacity.concurrent_calls} calls need {rtp.size} RTP ports "
-                f"({rtp.ports_needed} + {rtp.headroom_percent}% headroom), so a range starting at {rtp.start} "
-                f"ends at {rtp.end}, past {MAX_PORT}; lower rtp.start to at most {MAX_PORT + 1 - rtp.size - (MAX_PORT + 1 - rtp.size) % 2}"
+                f"network.subnet: {self.network.subnet} leaves {available} addresses for Docker to assign "
+                f"(its upper half; the lower half holds fixed service addresses), but the stack runs {needed} "
+                "containers with assigned addresses; use a larger subnet (a /24 holds 127) or fewer worker replicas"
             )
-        for key, port in (("ports.sip", self.ports.sip), ("ports.http", self.ports.http), ("ports.https", self.ports.https)):
-            if rtp.start <= port <= rtp.end:
-                raise ValueError(
-                    f"rtp: the RTP range {rtp.start}-{rtp.end} contains {key} = {port}; move rtp.start or the port"
-                )
         return self
 
     @model_validator(mode="after")
-    def _ports_distinct(self) -> Profile:
-        published = {"ports.sip": self.ports.sip, "ports.http": self.ports.http, "ports.https": self.ports.https}
-        seen: dict[int, str] = {}
-        for key, port in published.items():
-            if port in seen:
-                raise ValueError(f"{key} and {seen[port]} both use host port {port}; give each its own port")
-            seen[port] = key
+    def _network_mode_fits_host(self) -> Profile:
+        if refusal := hostkinds.lan_mode_refusal(self.host.kind, self.network.mode):
+            raise ValueError(refusal)
         return self
+
+    @model_validator(mode="after")
+    def _ports_fit(self) -> Profile:
+        # Every range and port placed without overlap inside 1024-65535 (CapacityError is a
+        # ValueError), then the total held against the host kind's port budget.
+        # Multi-host profiles are laid out per host (_hosts_fit).
+        if self.hosts:
+            return self
+        layout = port_plan(self)
+        if problem := budget_problem(self, layout):
+            raise ValueError(problem)
+        return self
+
+    @model_validator(mode="after")
+    def _hosts_fit(self) -> Profile:
+        # [[hosts]]: the single-host settings that do not apply, then the placement of the roles,
+        # then each host's port layout and budget, then the public addresses hosts share.
+        if not self.hosts:
+            return self
+        if refusal := _cluster_refusal(self):
+            raise ValueError(refusal)
+        for misplaced in placement.placement_problems(self):
+            raise ValueError(misplaced)
+        layouts = {host.name: host_port_plan(self, index) for index, host in enumerate(self.hosts)}
+        for ports in layouts.values():
+            if over_budget := host_budget_problem(self, ports):
+                raise ValueError(over_budget)
+        if shared := shared_address_problem(self, layouts):
+            raise ValueError(shared)
+        return self
+
+
+def _cluster_refusal(profile: Profile) -> str | None:
+    """A single-host setting that a multi-host profile cannot honour, as a keyed message."""
+    network = profile.network
+    reasons = {
+        "network.mode": (network.mode != "bridge", "ipvlan/macvlan give one host's Asterisk a LAN address; multi-host profiles run bridge networks on every host and an overlay network in Swarm; remove it"),
+        "network.public_ip": (network.public_ip is not None, "each host has its own: set hosts[].public_ip instead"),
+        "network.bind_ip": (not network.bind_ip.is_unspecified, "each host publishes its public ports on all its addresses and its data services on hosts[].address; remove it"),
+        "network.expose_internal": (network.expose_internal, "the data host already publishes what other hosts need on its private address; remove it"),
+        "components.webrtc": (profile.components.webrtc, "Kamailio and rtpengine need fixed container addresses, which Swarm services cannot have; multi-host profiles do not support the WebRTC edge yet (docs/multi-host.md)"),
+    }
+    for key, (applies, why) in reasons.items():
+        if applies:
+            return f"{key}: not used with [[hosts]]: {why}"
+    if profile.host.kind not in CLUSTER_HOST_KINDS and any(host.kind is None for host in profile.hosts):
+        return (
+            f"host.kind: {profile.host.kind} cannot be a host of a multi-host deployment (no Swarm mode or overlay networks "
+            f"on rootless Docker; Docker Desktop is one development VM); use one of {', '.join(CLUSTER_HOST_KINDS)}"
+        )
+    return None
 
 
 class Secrets(Frozen):
@@ -314,6 +601,10 @@ class Secrets(Frozen):
     django_secret_key: str | None = Field(default=None, description="Django SECRET_KEY.")
     ami_password: str | None = Field(default=None, description="Asterisk Manager Interface password.")
     dialer_password: str | None = Field(default=None, description="Dialer API password.")
+    webrtc_auth_secret: str | None = Field(
+        default=None,
+        description="Shared secret of Kamailio's auth_ephemeral and the app that issues WebRTC SIP credentials (components.webrtc).",
+    )
 
     @field_validator("*")
     @classmethod
@@ -339,14 +630,22 @@ def secrets_path_for(profile_path: Path) -> Path:
     return profile_path.with_name(f"{profile_path.stem}.secrets.toml")
 
 
+MAX_TOML_BYTES = 1 << 20
+
+
 def read_toml(path: Path) -> tuple[dict[str, Any], str]:
     """Parse a TOML file, turning every failure into a located ProfileError."""
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_TOML_BYTES + 1)  # bounded: `omnigen build /dev/zero` must not eat the memory
     except FileNotFoundError:
         raise ProfileError([InputIssue(str(path), "", "file not found", hint="check the path")]) from None
     except OSError as exc:
         raise ProfileError([InputIssue(str(path), "", f"cannot read the file ({exc.strerror})")]) from None
+    if len(raw) > MAX_TOML_BYTES:
+        raise ProfileError(
+            [InputIssue(str(path), "", f"larger than {MAX_TOML_BYTES // 1024} KiB: not a profile or secrets file", hint="check the path")]
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -361,6 +660,8 @@ def read_toml(path: Path) -> tuple[dict[str, Any], str]:
         raise ProfileError(
             [InputIssue(str(path), "", f"malformed TOML: {message}", line=line, hint="fix the TOML syntax")]
         ) from None
+    except RecursionError:  # tomllib recurses into nested arrays and inline tables
+        raise ProfileError([InputIssue(str(path), "", "malformed TOML: arrays or tables nested too deeply")]) from None
 
 
 def _env_overrides(environ: dict[str, str]) -> dict[str, str]:
@@ -376,13 +677,28 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _model_class(annotation: Any) -> Any:
+    """The model inside an optional table (`Lan | None` -> Lan), so key walks reach its fields."""
+    for candidate in typing.get_args(annotation) if isinstance(annotation, types.UnionType) else ():
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return annotation
+
+
+# A validator message that names its key first ("network.lan.address: ..."), so the
+# error can point at that key's line instead of the table that holds it.
+# Array items are numbered ("hosts.1.calls"); a validator of an array item names its key
+# relative to the item ("calls: ..."), since it does not know its index.
+_KEYED_MESSAGE = re.compile(r"^([a-z_]+(?:\.(?:[a-z_]+|[0-9]+))*): (.+)$", re.S)
+
+
 def _allowed_keys(model: type[BaseModel], loc: tuple[str, ...]) -> list[str] | None:
     current: Any = model
     for part in loc:
         field = current.model_fields.get(part) if isinstance(current, type) and issubclass(current, BaseModel) else None
         if field is None:
             return None
-        current = field.annotation
+        current = _model_class(field.annotation)
     if isinstance(current, type) and issubclass(current, BaseModel):
         return sorted(current.model_fields)
     return None
@@ -416,6 +732,15 @@ def _issues_from(
             hint = "add it to the profile (see `omnigen schema`)"
         elif kind == "literal_error" and loc == ("schema_version",):
             hint = "run `omnigen migrate` on older profiles; a newer one needs a newer omnigen"
+        elif kind == "value_error" and (keyed := _KEYED_MESSAGE.match(message)):
+            named = tuple(keyed.group(1).split("."))
+            if named[: len(loc)] == loc:
+                loc, key, message = named, keyed.group(1), keyed.group(2)
+            elif loc and loc[-1].isdigit():
+                loc = (*loc, *named)
+                key, message = ".".join(loc), keyed.group(2)
+            if isinstance(error.get("input"), dict):
+                got = None  # a whole table: the message says what was wrong with it
         source = file
         line = None
         env_hits = [name for name in (_env_name(loc[:n]) for n in range(len(loc), 0, -1)) if name in env_upper]
@@ -443,6 +768,22 @@ def check_schema_version(data: dict[str, Any], file: str, text: str) -> None:
                     line=line,
                     got=str(version),
                     hint="upgrade omnigen",
+                )
+            ]
+        )
+    # Older formats are refused up front with one clear message instead of the
+    # unknown/missing key errors their renamed keys would cause. Pre-release
+    # (schema 0) profiles had no schema_version key at all (docs/releases.md).
+    if "schema_version" not in data or (isinstance(version, int) and not isinstance(version, bool) and 0 <= version < SCHEMA_VERSION):
+        found = "missing, so this is a pre-release (schema 0) profile" if version is None else f"{version} is an older format"
+        raise ProfileError(
+            [
+                InputIssue(
+                    file,
+                    "schema_version",
+                    f"{found}; this omnigen reads schema_version {SCHEMA_VERSION}",
+                    line=key_lines(text).get(("schema_version",)),
+                    hint=f"run `omnigen migrate {file}` to upgrade it in place (comments and layout are kept)",
                 )
             ]
         )
@@ -475,7 +816,7 @@ def _unknown_overrides(env: dict[str, str]) -> list[InputIssue]:
                     )
                 )
                 break
-            current = fields[part].annotation
+            current = _model_class(fields[part].annotation)
     return issues
 
 

@@ -11,12 +11,16 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 from pathlib import Path
 
 import jinja2
 
 from omnigen.formats.asteriskconf import conf_value
 from omnigen.formats.dotenv import encode_value
+from omnigen.formats.kamailiocfg import cfg_value
+from omnigen.formats.keyfile import keyfile_value
+from omnigen.formats.shellenv import encode_value as shell_env_value
 from omnigen.plan import Plan
 
 
@@ -29,12 +33,58 @@ def templates_dir() -> Path:
 def yaml_quote(value: object) -> str:
     """A YAML double-quoted scalar that Compose reads back as exactly `value`.
 
-    JSON string syntax is a subset of YAML's double-quoted style; `$` is doubled
-    because Compose interpolates every string in the file.
+    JSON string syntax is a subset of YAML's double-quoted style, except that
+    YAML has no surrogate pairs (Compose refuses `\\ud83d\\ude00`): characters
+    beyond U+FFFF are written as YAML's `\\UXXXXXXXX`. `$` is doubled because
+    Compose interpolates every string in the file.
     """
     if isinstance(value, bool) or value is None:
         raise TypeError(f"refusing to quote {value!r}: print booleans and nulls explicitly")
-    return json.dumps(str(value), ensure_ascii=True).replace("$", "$$")
+    text = str(value)
+    if any(0xD800 <= ord(char) <= 0xDFFF for char in text):
+        raise ValueError(f"refusing to quote {text!r}: a lone surrogate is not a character")
+    quoted = json.dumps(text, ensure_ascii=True)
+    if "\\ud" in quoted:
+        quoted = _SURROGATE_PAIR.sub(_astral_escape, quoted)
+    return quoted.replace("$", "$$")
+
+
+# An escaped backslash, or a JSON surrogate pair; the first alternative keeps `\\\\ud83d` (a literal
+# backslash followed by text) from being read as an escape.
+_SURROGATE_PAIR = re.compile(r"\\\\|\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})")
+
+
+def _astral_escape(match: re.Match[str]) -> str:
+    if match.group(1) is None:
+        return match.group(0)
+    high, low = int(match.group(1), 16), int(match.group(2), 16)
+    return f"\\U{0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00):08X}"
+
+
+# `${NAME}` / `${NAME:-default}` / `${NAME:?}`: the only `$` a deliberately interpolated value may hold.
+_INTERPOLATION = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*(?::[-?][A-Za-z0-9_.-]*)?\}")
+
+
+def yaml_quote_interpolated(value: object) -> str:
+    """`q` for a value that must be interpolated (a Swarm object name carrying deploy-stack.sh's
+    checksum): its `${...}` stay as they are; any other `$` is doubled like `q` does."""
+    text = str(value)
+    parts = _INTERPOLATION.split(text)
+    references = _INTERPOLATION.findall(text)
+    quoted = [yaml_quote(part)[1:-1] for part in parts]
+    body = "".join(piece + (references[index] if index < len(references) else "") for index, piece in enumerate(quoted))
+    return f'"{body}"'
+
+
+_SHELL_SAFE = re.compile(r"^[A-Za-z0-9_.,:/=@%+-]+$")
+
+
+def shell_word(value: object) -> str:
+    """A POSIX shell word: bare when it holds only safe characters, else single-quoted."""
+    text = str(value)
+    if "\x00" in text or "\n" in text:
+        raise ValueError(f"refusing to put {text!r} in a shell script")
+    return text if _SHELL_SAFE.match(text) else "'" + text.replace("'", "'\\''") + "'"
 
 
 def _bytecode_cache() -> jinja2.BytecodeCache | None:
@@ -68,10 +118,18 @@ def environment() -> jinja2.Environment:
     env.filters["q"] = yaml_quote
     env.filters["dotenv"] = encode_value
     env.filters["conf"] = conf_value
+    env.filters["kam"] = cfg_value
+    env.filters["keyfile"] = keyfile_value
+    env.filters["qi"] = yaml_quote_interpolated
+    env.filters["shenv"] = shell_env_value
+    env.filters["sh"] = shell_word
     return env
 
 
 def render(plan: Plan) -> dict[str, str]:
     """Render every output of the plan: relative path -> text, in plan order."""
     env = environment()
-    return {dest: env.get_template(template).render(plan=plan) for template, dest in plan.outputs}
+    files = {dest: env.get_template(template).render(plan=plan) for template, dest in plan.outputs}
+    for folder, part in plan.bundles:  # multi-host: each host's bundle, from a plan of its own
+        files.update({f"{folder}/{dest}": text for dest, text in render(part).items()})
+    return files

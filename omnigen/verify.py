@@ -47,13 +47,44 @@ def _plan_agreement(plan: Plan, files: dict[str, str], deployment: Deployment) -
     for service_name, service in deployment.services.items():
         if service.get("ports") and service_name not in plan.published:
             problems.append(f"docker-compose.yml: {service_name} publishes ports the plan does not have")
+    problems += _lan_agreement(plan, deployment)
+    return problems
+
+
+def _lan_agreement(plan: Plan, deployment: Deployment) -> list[str]:
+    """network.mode ipvlan/macvlan: the LAN network and Asterisk's address on it are exactly the plan's."""
+    networks = deployment.data.get("networks")
+    networks = networks if isinstance(networks, dict) else {}
+    attached = deployment.services.get("asterisk", {}).get("networks")
+    attached = attached if isinstance(attached, dict) else {}
+    lan = plan.network.lan
+    if lan is None:
+        extra = sorted(name for name, network in networks.items() if isinstance(network, dict) and network.get("driver") != "bridge")
+        return [f"docker-compose.yml: networks {extra} are not bridge networks, but network.mode is bridge"] if extra else []
+    network = networks.get(lan.name)
+    expected_network = {
+        "driver": lan.driver,
+        "driver_opts": {"parent": lan.parent, lan.mode_option: lan.mode_value},
+        "ipam": {"config": [{"subnet": lan.subnet, "gateway": lan.gateway, "ip_range": lan.ip_range}]},
+    }
+    problems = []
+    if network != expected_network:
+        problems.append(f"docker-compose.yml: network {lan.name} is {network}, plan says {expected_network}")
+    membership = attached.get(lan.name)
+    if not isinstance(membership, dict) or membership.get("ipv4_address") != lan.address:
+        problems.append(f"docker-compose.yml: asterisk joins {lan.name} as {membership}, plan says address {lan.address}")
     return problems
 
 
 def verify(plan: Plan, files: dict[str, str]) -> Deployment:
+    if plan.cluster is not None:  # multi-host: every bundle, the stack and the cross-host invariants
+        from omnigen.clusterverify import verify_cluster
+
+        return verify_cluster(plan, files)
     deployment = deployment_from_memory(files)
-    findings = run_rules(deployment, RuleContext(calls=plan.rtp.calls))
-    problems = [finding.render() for finding in findings]
+    report = run_rules(deployment, RuleContext(calls=plan.rtp.calls))
+    # Generated files carry no disable comments, so nothing can be suppressed here; count both to be sure.
+    problems = [finding.render() for finding in report.findings] + [finding.render() for finding, _ in report.suppressed]
     problems += _plan_agreement(plan, files, deployment)
     if problems:
         raise VerifyError(problems)

@@ -37,10 +37,14 @@ BAD_INPUTS = [
     pytest.param(GOOD.replace("concurrent_calls = 50", "concurrent_calls = 0"), "acme.toml:10: capacity.concurrent_calls: Input should be greater than or equal to 1 (got 0)", id="calls-zero"),
     pytest.param(GOOD.replace("concurrent_calls = 50", 'concurrent_calls = "many"'), "acme.toml:10: capacity.concurrent_calls", id="calls-type"),
     pytest.param(GOOD.replace("concurrent_calls = 50", "concurrent_calls = 50.5"), "capacity.concurrent_calls", id="calls-float"),
+    pytest.param(GOOD.replace("concurrent_calls = 50", "concurrent_calls = 50.0"), "capacity.concurrent_calls: must be a whole number", id="calls-whole-float"),
+    pytest.param(GOOD.replace("concurrent_calls = 50", "concurrent_calls = true"), "capacity.concurrent_calls: must be a whole number", id="calls-bool"),
+    pytest.param(GOOD + "[components]\nwebrtc = 1\n", "components.webrtc: must be true or false", id="switch-number"),
     pytest.param(GOOD.replace("start = 10000", "start = 10001"), "acme.toml:12: rtp.start: rtp.start must be even", id="odd-start"),
-    pytest.param(GOOD.replace("start = 10000", "start = 65400"), "ends at 65639, past 65535", id="range-past-65535"),
+    pytest.param(GOOD.replace("start = 10000", "start = 65400"), "ends at 65651, past 65535", id="range-past-65535"),
     pytest.param(GOOD.replace('subnet = "10.22.22.0/24"', 'subnet = "10.22.22.0/33"'), "acme.toml:6: network.subnet", id="bad-subnet"),
     pytest.param(GOOD.replace('subnet = "10.22.22.0/24"', 'subnet = "8.8.8.0/24"'), "private range", id="public-subnet"),
+    pytest.param(GOOD.replace('subnet = "10.22.22.0/24"', 'subnet = "10.22.22.0/27"'), "10.22.22.0/27 leaves 15 addresses", id="subnet-too-small"),
     pytest.param(GOOD.replace('public_ip = "203.0.113.10"', 'public_ip = "203.0.113.300"'), "acme.toml:7: network.public_ip", id="bad-ip"),
     pytest.param(GOOD.replace('mode = "bridge"', 'mode = "host"'), 'acme.toml:5: network.mode: network mode "host" is refused', id="host-mode"),
     pytest.param(GOOD.replace('name = "acme"', 'name = "Acme Corp"'), "acme.toml:3: project.name: String should match pattern", id="bad-name"),
@@ -64,8 +68,8 @@ def test_bad_profile_is_refused_with_exit_2(tmp_path: Path, text: str, expected:
 
 
 def test_environment_override_wins_over_file(tmp_path: Path) -> None:
-    profile = load_profile(_profile(tmp_path, GOOD), {"OMNIGEN_CAPACITY__CONCURRENT_CALLS": "300"})
-    assert profile.capacity.concurrent_calls == 300
+    profile = load_profile(_profile(tmp_path, GOOD), {"OMNIGEN_CAPACITY__CONCURRENT_CALLS": "60"})
+    assert profile.capacity.concurrent_calls == 60
 
 
 def test_bad_environment_override_names_the_variable(tmp_path: Path) -> None:

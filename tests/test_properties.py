@@ -9,6 +9,8 @@ from urllib.parse import unquote, urlsplit
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from omnigen import hostkinds
+from omnigen.capacity import max_calls_within
 from omnigen.formats import dotenv
 from omnigen.pipeline import compile_profile
 from omnigen.profile import SECRET_NAMES, Profile, Secrets, validate_profile
@@ -19,30 +21,53 @@ HOST_KINDS = ["vps", "bare-metal", "lxc-unprivileged", "lxc-privileged", "docker
 
 @st.composite
 def profiles(draw: st.DrawFn) -> dict[str, object]:
-    prefix = draw(st.sampled_from([16, 20, 24, 26, 28]))
+    prefix = draw(st.sampled_from([16, 20, 24, 26]))
     base = draw(st.sampled_from(["10.0.0.0", "172.16.0.0", "192.168.0.0"]))
-    calls = draw(st.integers(min_value=1, max_value=800))
     headroom = draw(st.integers(min_value=0, max_value=100))
-    start = draw(st.integers(min_value=6000 // 2, max_value=40000 // 2)) * 2
+    # Above the loopback debug ports (5432-9001) that network.expose_internal reserves.
+    start = draw(st.integers(min_value=10000 // 2, max_value=40000 // 2)) * 2
+    kind = draw(st.sampled_from(HOST_KINDS))
+    facts = hostkinds.facts(kind)
+    host: dict[str, object] = {"kind": kind}
+    if facts.userland_proxy_optional:
+        host["userland_proxy"] = draw(st.booleans())
+    if kind == "rootless":
+        host["low_ports"] = draw(st.sampled_from(["remap", "allow"]))
+    modes = ["bridge"] if facts.lan_modes == "refused" else ["bridge", "ipvlan", "macvlan"]
+    mode = draw(st.sampled_from(modes))
     data: dict[str, object] = {
         "schema_version": 1,
         "project": {"name": draw(st.from_regex(r"[a-z][a-z0-9-]{0,20}", fullmatch=True))},
-        "host": {"kind": draw(st.sampled_from(HOST_KINDS))},
+        "host": host,
         "network": {
             "subnet": f"{base}/{prefix}",
             "public_ip": draw(st.sampled_from(["203.0.113.10", "198.51.100.7", None])),
             "bind_ip": draw(st.sampled_from(["0.0.0.0", "127.0.0.1", "192.168.1.10"])),
             "expose_internal": draw(st.booleans()),
         },
-        "capacity": {"concurrent_calls": calls, "headroom_percent": headroom},
+        "capacity": {
+            "concurrent_calls": 1,
+            "headroom_percent": headroom,
+            "supervised_percent": draw(st.integers(min_value=0, max_value=100)),
+            "video": draw(st.booleans()),
+        },
         "rtp": {"start": start},
     }
     network = data["network"]
     assert isinstance(network, dict)
+    network["mode"] = mode
+    if mode != "bridge":
+        network["lan"] = {"parent": "eth0", "subnet": "198.18.5.0/24", "gateway": "198.18.5.1", "address": "198.18.5.50"}
     if network["public_ip"] is None:
         del network["public_ip"]
         if network["bind_ip"] == "0.0.0.0":
             network["bind_ip"] = "192.168.1.10"
+    # Calls up to what this host kind's port budget allows (larger ones are refused: tests/test_hostkinds.py).
+    one_call = _validate(data)
+    most = max_calls_within(one_call, hostkinds.effective_userland_proxy(kind, one_call.host.userland_proxy), upper=800)
+    capacity = data["capacity"]
+    assert isinstance(capacity, dict)
+    capacity["concurrent_calls"] = draw(st.integers(min_value=1, max_value=min(800, most)))
     return data
 
 

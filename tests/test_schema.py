@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
-import tomllib
 
 from omnigen.schema import profile_schema, schema_text
 from tests.conftest import EXAMPLES, ROOT, run_cli
@@ -52,3 +53,31 @@ def test_schema_rejects_unknown_keys_and_bad_values() -> None:
         jsonschema.validate({**base, "typo": 1}, schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**base, "capacity": {"concurrent_calls": 0}}, schema)
+
+
+def _taplo() -> str:
+    binary = ROOT / "node_modules" / ".bin" / "taplo"
+    if not binary.exists():
+        pytest.fail("taplo is missing: run .ci/install-node-tools.sh (npm ci)")
+    return str(binary)
+
+
+def test_taplo_validates_every_example_through_its_schema_directive() -> None:
+    """What an editor with Taplo / Even Better TOML does: follow `#:schema` and validate."""
+    result = subprocess.run([_taplo(), "check", *map(str, EXAMPLES)], capture_output=True, text=True, check=False, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_taplo_reports_typos_and_bad_values(tmp_path: Path) -> None:
+    schema_dir = tmp_path / "schema"
+    schema_dir.mkdir()
+    (schema_dir / "omnivoip.schema.json").write_text(COMMITTED.read_text())
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    bad = profiles / "bad.toml"
+    bad.write_text('#:schema ../schema/omnivoip.schema.json\nschema_version = 1\n[project]\nname = "acme"\n[capacity]\nconcurrent_calls = 0\ncolour = 1\n')
+    result = subprocess.run([_taplo(), "check", str(bad)], capture_output=True, text=True, check=False, cwd=tmp_path)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "'colour' was unexpected" in output
+    assert "concurrent_calls" in output or "minimum" in output.lower()

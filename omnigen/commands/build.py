@@ -27,17 +27,31 @@ def _summary(result: object) -> str:
 
     assert isinstance(result, BuildResult)
     plan = result.compiled.plan
-    text = (
-        f"{result.out_dir}: {len(result.report.written)} written, {len(result.report.unchanged)} unchanged; "
-        f"{plan.rtp.calls} calls, RTP {plan.rtp.start}-{plan.rtp.end} ({plan.rtp.size} ports)"
-    )
+    media = f"{plan.rtp.calls} calls, RTP {plan.rtp.start}-{plan.rtp.end} ({plan.rtp.size} ports)"
+    if plan.cluster is not None:  # multi-host: each voice host has its own share and range
+        shares = "; ".join(f"{voice.host} {voice.calls} calls, RTP {voice.rtp.start}-{voice.rtp.end}" for voice in plan.cluster.voice)
+        media = f"{len(plan.cluster.hosts)} hosts (stack.yml, hosts/<name>/); {shares}"
+    text = f"{result.out_dir}: {len(result.report.written)} written, {len(result.report.unchanged)} unchanged; {media}"
     for backup in result.report.backups:
         text += f"\n  kept your edited version as {result.out_dir / backup}"
+    if result.report.removed:
+        text += f"\n  removed (written by an earlier build, no longer produced): {', '.join(result.report.removed)}"
+    if result.report.modes_fixed:
+        text += f"\n  made private again (mode 0600): {', '.join(result.report.modes_fixed)}"
     if result.report.foreign:
         text += f"\n  left alone (not written by omnigen): {', '.join(result.report.foreign)}"
     if result.compiled.generated:
         text += f"\n  generated secrets {', '.join(result.compiled.generated)} in {result.secrets_path} (mode 0600)"
     return text
+
+
+def _print_warnings(result: object) -> None:
+    """Host-kind and network-mode caveats (omnigen/hostkinds.py): on stderr, even with --quiet."""
+    from omnigen.pipeline import BuildResult
+
+    assert isinstance(result, BuildResult)
+    for warning in result.compiled.plan.warnings:
+        print(f"{result.out_dir}: {warning.render()}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         result = build(args.profiles[0] if args.profiles else None, args.output, force=args.force)
         if not args.quiet:
             print(_summary(result))
+        _print_warnings(result)
         return 0
     return _batch(args)
 
@@ -64,6 +79,8 @@ def _batch(args: argparse.Namespace) -> int:
             result = build(path, force=args.force, out_root=args.output)
             if not args.quiet and progress is None:
                 print(_summary(result))
+            if progress is None:
+                _print_warnings(result)
         except OmnigenError as error:
             failures += 1
             worst = max(worst, error.exit_code)

@@ -1,17 +1,28 @@
-"""Asterisk .conf files: writing values safely and reading them back with lines.
+"""Asterisk .conf files (and rtpengine's GLib key files): writing values safely and
+reading them back with lines.
 
 Asterisk's config parser treats `;` as a comment, `[` at line start as a
 section, `#include`/`#exec`/`#tryinclude` as directives, and a newline as the
 end of a value. A value that contains any of them could add configuration, so
 the writer refuses such values instead of escaping them.
+
+rtpengine reads a GLib key file instead: only whole lines starting with `#` are
+comments and `;` is data (`interfaces = a;b` lists two interfaces), so it is
+parsed with the "keyfile" dialect.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Literal
 
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f;\[\]]|^\s*#|^\s|\s$")
+# \x85, U+2028 and U+2029 end a line for Python's splitlines (our verify parser),
+# though not for Asterisk: refused so both always see the same lines. A leading
+# `>` would turn `key=>value` into Asterisk's object syntax `key => value`.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029;\[\]]|^\s*#|^\s|\s$|^>")
+
+Dialect = Literal["asterisk", "keyfile"]
 
 
 class ConfValueError(ValueError):
@@ -41,10 +52,12 @@ class ConfSection:
     settings: list[ConfSetting] = field(default_factory=list)
 
     def get(self, key: str) -> ConfSetting | None:
+        """The effective (last) setting of a single-valued key in this section."""
+        found = None
         for setting in self.settings:
             if setting.key == key:
-                return setting
-        return None
+                found = setting
+        return found
 
     def get_all(self, key: str) -> list[ConfSetting]:
         return [setting for setting in self.settings if setting.key == key]
@@ -55,6 +68,7 @@ class ConfFile:
     sections: list[ConfSection]
     directives: list[tuple[int, str]]
     preamble: list[ConfSetting]
+    comments: list[tuple[int, str]] = field(default_factory=list)
 
     def section(self, name: str) -> ConfSection | None:
         for section in self.sections:
@@ -62,11 +76,35 @@ class ConfFile:
                 return section
         return None
 
+    def templates(self, name: str) -> list[ConfSection]:
+        return [section for section in self.sections if section.name == name and section.template]
+
+    def effective(self, section: ConfSection) -> ConfSection:
+        """The section with the settings of the templates it inherits from (Asterisk's `[name](template)`).
+
+        Inherited settings come first, so the section's own settings win in `get`.
+        """
+        inherited: list[ConfSetting] = []
+        seen: set[str] = set()
+
+        def collect(names: tuple[str, ...]) -> None:
+            for name in names:
+                if name in seen:
+                    continue
+                seen.add(name)
+                for template in self.templates(name):
+                    collect(template.inherits)
+                    inherited.extend(template.settings)
+
+        collect(section.inherits)
+        return ConfSection(section.name, section.line, section.template, section.inherits, inherited + section.settings)
+
 
 _SECTION = re.compile(r"^\[(?P<name>[^\]]+)\](?:\((?P<opts>[^)]*)\))?\s*$")
 
 
-def _strip_comment(line: str) -> str:
+def _strip_comment(line: str) -> tuple[str, str]:
+    """(content, comment) of an Asterisk line; `\\;` is a literal semicolon."""
     out = []
     index = 0
     while index < len(line):
@@ -76,26 +114,34 @@ def _strip_comment(line: str) -> str:
             index += 2
             continue
         if char == ";":
-            break
+            return "".join(out).strip(), line[index + 1 :].strip()
         out.append(char)
         index += 1
-    return "".join(out).strip()
+    return "".join(out).strip(), ""
 
 
-def parse_conf(text: str, *, separator: str = "=") -> ConfFile:
-    """Parse Asterisk (`key=value`) or rtpengine (`key = value`, `#` comments) files."""
+def parse_conf(text: str, *, dialect: Dialect = "asterisk") -> ConfFile:
+    """Parse Asterisk (`key=value`, `;` comments) or rtpengine (`key = value`, `#` comment lines) files."""
     sections: list[ConfSection] = []
     directives: list[tuple[int, str]] = []
     preamble: list[ConfSetting] = []
+    comments: list[tuple[int, str]] = []
     current: ConfSection | None = None
     for number, raw in enumerate(text.splitlines(), start=1):
         stripped = raw.strip()
         if stripped.startswith("#"):
             word = stripped.split(None, 1)[0].lower()
-            if word in {"#include", "#tryinclude", "#exec"}:
+            if dialect == "asterisk" and word in {"#include", "#tryinclude", "#exec"}:
                 directives.append((number, stripped))
+            else:
+                comments.append((number, stripped[1:].strip()))
             continue
-        line = _strip_comment(raw)
+        if dialect == "asterisk":
+            line, comment = _strip_comment(raw)
+            if comment:
+                comments.append((number, comment))
+        else:
+            line = stripped
         if not line:
             continue
         if match := _SECTION.match(line):
@@ -108,7 +154,7 @@ def parse_conf(text: str, *, separator: str = "=") -> ConfFile:
             )
             sections.append(current)
             continue
-        key, sep, value = line.partition(separator)
+        key, sep, value = line.partition("=")
         if not sep:
             continue
         key = key.strip().rstrip(">").strip()
@@ -117,4 +163,4 @@ def parse_conf(text: str, *, separator: str = "=") -> ConfFile:
             preamble.append(setting)
         else:
             current.settings.append(setting)
-    return ConfFile(sections, directives, preamble)
+    return ConfFile(sections, directives, preamble, comments)

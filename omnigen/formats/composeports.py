@@ -14,7 +14,7 @@ _SHORT = re.compile(
     r"^(?:(?P<ip>\[[^\]]+\]|[0-9.]+|[0-9a-fA-F:]+?):)??"
     r"(?:(?P<host>\d+(?:-\d+)?)?:)?"
     r"(?P<container>\d+(?:-\d+)?)"
-    r"(?:/(?P<proto>tcp|udp|sctp))?$"
+    r"(?:/(?P<proto>tcp|udp|sctp|TCP|UDP|SCTP))?$"
 )
 
 
@@ -28,13 +28,17 @@ class PortSpec:
     protocol: str
     raw: str
 
-    @property
-    def published(self) -> bool:
-        return True
+    def describe(self) -> str:
+        """The mapping in short syntax, whatever syntax it was written in."""
+        container = _range_text(self.container_start, self.container_end)
+        host = _range_text(self.host_start, self.host_end) if self.host_start is not None else ""
+        address = f"[{self.host_ip}]" if self.host_ip and ":" in self.host_ip else self.host_ip or ""
+        text = f"{address}:{host}:{container}" if address else f"{host}:{container}" if host else container
+        return f"{text}/{self.protocol}"
 
-    @property
-    def all_interfaces(self) -> bool:
-        return self.host_ip in (None, "", "::", "[::]")
+
+def _range_text(start: int | None, end: int | None) -> str:
+    return f"{start}-{end}" if end is not None and end != start else str(start)
 
 
 def _span(text: str) -> tuple[int, int]:
@@ -55,7 +59,7 @@ def parse_port(entry: Any) -> PortSpec | None:
         host = match.group("host")
         host_start, host_end = _span(host) if host else (None, None)
         container_start, container_end = _span(match.group("container"))
-        return PortSpec(ip, host_start, host_end, container_start, container_end, match.group("proto") or "tcp", entry)
+        return PortSpec(ip or None, host_start, host_end, container_start, container_end, (match.group("proto") or "tcp").lower(), entry)
     if isinstance(entry, dict):
         target = entry.get("target")
         if target is None:
@@ -65,12 +69,12 @@ def parse_port(entry: Any) -> PortSpec | None:
         host_start, host_end = _span(str(published)) if published not in (None, "") else (None, None)
         ip = entry.get("host_ip")
         return PortSpec(
-            str(ip) if ip else None,
+            str(ip).strip("[]") if ip else None,
             host_start,
             host_end,
             container_start,
             container_end,
-            str(entry.get("protocol") or "tcp"),
+            str(entry.get("protocol") or "tcp").lower(),
             str(entry),
         )
     return None

@@ -40,9 +40,16 @@ class EnvEntry:
     value: str
     line: int
     quoted: str  # '"', "'" or "" (unquoted)
+    end_line: int = 0  # last line of a multi-line quoted value (0: same as line)
+    comment: str = ""  # text of a trailing `# comment` on the entry's last line
 
 
-def _decode_double(body: str) -> str:
+def decode_escapes(body: str) -> str:
+    """A double-quoted body with its backslash escapes decoded but `$` left for interpolation."""
+    return _decode_double(body, dollars=False)
+
+
+def _decode_double(body: str, *, dollars: bool = True) -> str:
     out: list[str] = []
     index = 0
     while index < len(body):
@@ -51,7 +58,7 @@ def _decode_double(body: str) -> str:
             out.append(_DECODE[body[index + 1]])
             index += 2
             continue
-        if char == "$" and body.startswith("$$", index):
+        if dollars and char == "$" and body.startswith("$$", index):
             out.append("$")
             index += 2
             continue
@@ -108,12 +115,30 @@ def parse(text: str) -> list[EnvEntry]:
                 raise DotenvError(f"line {start_line}: unterminated {quote} quote")
             raw = body[:end]
             value = _decode_double(raw) if quote == '"' else raw
-            entries.append(EnvEntry(key, raw, value, start_line, quote))
+            trailing = body[end + 1 :].strip()
+            comment = trailing[1:].strip() if trailing.startswith("#") else ""
+            entries.append(EnvEntry(key, raw, value, start_line, quote, number, comment))
         else:
-            raw = re.split(r"\s+#", rest, maxsplit=1)[0].strip()
+            # An unquoted value ends at whitespace followed by `#` (Compose's inline comment).
+            marker = re.search(r"(^|\s+)#", rest)
+            raw = (rest[: marker.start()] if marker else rest).strip()
+            comment = rest[marker.end() :] if marker else ""
             value = raw.replace("$$", "$")
-            entries.append(EnvEntry(key, raw, value, start_line, ""))
+            entries.append(EnvEntry(key, raw, value, start_line, "", start_line, comment.strip()))
     return entries
+
+
+def comment_lines(text: str, entries: list[EnvEntry]) -> list[tuple[int, str]]:
+    """(line, text) of every comment: whole `#` lines outside values, and trailing comments."""
+    inside: set[int] = set()
+    for entry in entries:
+        inside.update(range(entry.line, max(entry.line, entry.end_line) + 1))
+    found = [(entry.end_line or entry.line, entry.comment) for entry in entries if entry.comment]
+    for number, line in enumerate(text.split("\n"), start=1):
+        stripped = line.strip()
+        if number not in inside and stripped.startswith("#"):
+            found.append((number, stripped[1:].strip()))
+    return sorted(found)
 
 
 def as_dict(entries: list[EnvEntry]) -> dict[str, str]:

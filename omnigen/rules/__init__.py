@@ -1,8 +1,10 @@
 """The rule set shared by `omnigen build` (its verify stage) and `omnigen lint`.
 
 A rule has a stable id, a severity, a one-line rationale and the benchmark it
-comes from. Its check reads a Deployment and yields Findings; it never reads
-files itself.
+comes from. Its check reads a Deployment and yields Hits; it never reads files
+itself. `run_rules` turns hits into Findings, applies the disables (command
+line and `omnigen: disable=...` comments) and returns a Report that keeps what
+was suppressed and by which disable, so nothing is hidden silently.
 """
 
 from __future__ import annotations
@@ -11,9 +13,19 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from omnigen.deployment import Deployment
+from omnigen.deployment import Deployment, Directive, Location
 
 Severity = Literal["error", "warning"]
+
+# Pseudo-rules for the input itself; they are not checks and cannot be disabled.
+INPUT_ERROR = "OV000"
+UNKNOWN_DISABLE = "OV001"
+INPUT_WARNING = "OV002"
+PSEUDO_RULES: dict[str, tuple[str, Severity, str]] = {
+    INPUT_ERROR: ("input-error", "error", "Compose would refuse this input (invalid YAML, duplicate key, bad interpolation, missing file)."),
+    UNKNOWN_DISABLE: ("unknown-disable", "warning", "A disable comment names a rule that does not exist, so it disables nothing."),
+    INPUT_WARNING: ("input-warning", "warning", "Part of the input was ignored or could not be followed (e.g. an override file Compose skips)."),
+}
 
 
 @dataclass(frozen=True, order=True)
@@ -24,12 +36,16 @@ class Finding:
     severity: str
     message: str
     service: str | None = field(default=None, compare=False)
-    related: tuple[tuple[str, int], ...] = field(default=(), compare=False)
+    related: tuple[Location, ...] = field(default=(), compare=False)
+
+    @property
+    def location(self) -> Location:
+        return Location(self.file, self.line)
 
     def render(self) -> str:
         text = f"{self.file}:{self.line}: [{self.severity}] {self.message} ({self.rule_id})"
-        for path, line in self.related:
-            text += f"\n    see {path}:{line}"
+        for location in self.related:
+            text += f"\n    see {location}"
         return text
 
 
@@ -37,11 +53,10 @@ class Finding:
 class Hit:
     """What a check reports; the runner adds the rule's id and severity."""
 
-    file: str
-    line: int | None
+    location: Location
     message: str
     service: str | None = None
-    related: tuple[tuple[str, int], ...] = ()
+    related: tuple[Location, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -62,6 +77,7 @@ class Rule:
     rationale: str
     reference: str
     check: Check
+    kind: Literal["policy", "drift"]
 
 
 RULES: dict[str, Rule] = {}
@@ -70,29 +86,120 @@ RULES: dict[str, Rule] = {}
 def rule(id: str, name: str, severity: Severity, rationale: str, reference: str) -> Callable[[Check], Check]:
     def register(check: Check) -> Check:
         assert id not in RULES, f"duplicate rule id {id}"
-        RULES[id] = Rule(id, name, severity, rationale, reference, check)
+        kind: Literal["policy", "drift"] = "policy" if id.startswith("OV1") else "drift"
+        RULES[id] = Rule(id, name, severity, rationale, reference, check, kind)
         return check
 
     return register
 
 
 def all_rules() -> list[Rule]:
-    from omnigen.rules import drift, policy  # noqa: F401  (registration side effect)
+    from omnigen.rules import drift, edge, policy  # noqa: F401  (registration side effect)
 
     return sorted(RULES.values(), key=lambda r: r.id)
 
 
-def run_rules(deployment: Deployment, context: RuleContext | None = None, disabled: Iterable[str] = ()) -> list[Finding]:
+def resolve_rule(name: str) -> str | None:
+    """A rule id from an id or a name (`OV109`, `ov109`, `port-all-interfaces`); None when unknown."""
+    for item in all_rules():
+        if name.upper() == item.id or name.lower() == item.name:
+            return item.id
+    if name.lower() == "all":
+        return "all"
+    return None
+
+
+@dataclass(frozen=True)
+class DisableUse:
+    """One disable (a comment, or --disable on the command line) and what it suppressed."""
+
+    source: Directive | None  # None: the command line
+    rules: tuple[str, ...]
+    suppressed: int
+
+    @property
+    def where(self) -> str:
+        return str(self.source.location) if self.source else "command line"
+
+
+@dataclass
+class Report:
+    findings: list[Finding]
+    suppressed: list[tuple[Finding, DisableUse]]
+    disables: list[DisableUse]
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for finding in self.findings if finding.severity == "error")
+
+    @property
+    def warnings(self) -> int:
+        return sum(1 for finding in self.findings if finding.severity == "warning")
+
+
+def _matches(directive: Directive, finding: Finding, rule_ids: set[str]) -> bool:
+    if finding.rule_id not in rule_ids and "all" not in rule_ids:
+        return False
+    if directive.kind == "file":
+        return finding.file == directive.location.file
+    if directive.kind == "service":
+        return finding.service == directive.service
+    wanted = Location(directive.location.file, directive.target_line)
+    return wanted in (finding.location, *finding.related)
+
+
+def run_rules(deployment: Deployment, context: RuleContext | None = None, disabled: Iterable[str] = ()) -> Report:
+    """Run every rule; `disabled` holds rule ids (already resolved) turned off for this run."""
     context = context or RuleContext()
-    skip = set(disabled)
+    run_disabled = tuple(sorted(set(disabled)))
     findings: set[Finding] = set()
     for problem in deployment.problems:
-        findings.add(Finding(problem.path, problem.line or 1, "OV000", "error", problem.message))
+        rule_id = INPUT_ERROR if problem.severity == "error" else INPUT_WARNING
+        findings.add(Finding(problem.location.file, problem.location.line, rule_id, problem.severity, problem.message))
     for item in all_rules():
-        if item.id in skip or item.name in skip:
-            continue
         for hit in item.check(deployment, context):
-            findings.add(
-                Finding(hit.file, hit.line or 1, item.id, item.severity, hit.message, hit.service, hit.related)
-            )
-    return sorted(findings)
+            findings.add(Finding(hit.location.file, hit.location.line, item.id, item.severity, hit.message, hit.service, hit.related))
+
+    directives: list[tuple[Directive, set[str]]] = []
+    for directive in deployment.directives:
+        resolved = {resolve_rule(name) for name in directive.rules}
+        for name in directive.rules:
+            if resolve_rule(name) is None:
+                findings.add(
+                    Finding(
+                        directive.location.file,
+                        directive.location.line,
+                        UNKNOWN_DISABLE,
+                        "warning",
+                        f"disable comment names unknown rule {name!r}; see `omnigen lint --list-rules`",
+                    )
+                )
+        directives.append((directive, {rule_id for rule_id in resolved if rule_id}))
+
+    active: list[Finding] = []
+    suppressed_by: dict[int, list[Finding]] = {}
+    for finding in sorted(findings):
+        if finding.rule_id in PSEUDO_RULES:
+            active.append(finding)
+            continue
+        if finding.rule_id in run_disabled or "all" in run_disabled:
+            suppressed_by.setdefault(-1, []).append(finding)
+            continue
+        for index, (directive, rule_ids) in enumerate(directives):
+            if _matches(directive, finding, rule_ids):
+                suppressed_by.setdefault(index, []).append(finding)
+                break
+        else:
+            active.append(finding)
+
+    disables: list[DisableUse] = []
+    suppressed: list[tuple[Finding, DisableUse]] = []
+    if run_disabled:
+        use = DisableUse(None, run_disabled, len(suppressed_by.get(-1, [])))
+        disables.append(use)
+        suppressed += [(finding, use) for finding in suppressed_by.get(-1, [])]
+    for index, (directive, _) in enumerate(directives):
+        use = DisableUse(directive, directive.rules, len(suppressed_by.get(index, [])))
+        disables.append(use)
+        suppressed += [(finding, use) for finding in suppressed_by.get(index, [])]
+    return Report(active, sorted(suppressed, key=lambda pair: pair[0]), disables)

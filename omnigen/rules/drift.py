@@ -1,38 +1,44 @@
 """Cross-file rules: values that several files must agree on, and the reference
-deployment's known consistency defects (DOMAIN.md sections 1 and 3)."""
+deployment's known consistency defects (DOMAIN.md sections 1 and 3).
+
+Every finding that involves two files names the other one in `related`, so
+the user sees both ends of the disagreement.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 import posixpath
 import re
+import shlex
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from omnigen.capacity import asterisk_ports_needed
-from omnigen.deployment import ASTERISK_CONFIG_DIR, Deployment, MountedConfig
-from omnigen.formats.composeports import PortSpec, parse_port
+from omnigen.deployment import ASTERISK_CONFIG_DIR, RTPENGINE_CONFIG, Deployment, Location, MountedConfig
+from omnigen.formats.asteriskconf import ConfSection
+from omnigen.formats.composeports import parse_port
+from omnigen.placeholders import PLACEHOLDER_PATTERN as PLACEHOLDER
 from omnigen.rules import Hit, RuleContext, rule
 
-PLACEHOLDER = re.compile(r"change[_-]?(me|this)|your[_-]|replace[_-]?me|placeholder|^x{3,}$|^(password|secret|changeme)$", re.I)
-ADDRESS_PLACEHOLDER = re.compile(r"\$\{?|PUBLIC_IP|PRIVATE_IP|EXTERNAL_IP|YOUR_|x\.x\.x\.x", re.I)
-SECRET_KEY = re.compile(r"PASSWORD|PASSWD|SECRET|_PASS$|TOKEN|API_KEY|PRIVATE_KEY|_SK$", re.I)
-DEFAULT_LISTEN = {"postgres": {5432}, "redis": {6379}, "minio": {9000, 9001}, "gearman": {4730}, "mysql": {3306}, "mariadb": {3306}}
-RTPENGINE_CONFIG = "/etc/rtpengine/rtpengine.conf"
+ADDRESS_PLACEHOLDER = re.compile(r"\$\{?|PUBLIC_IP|PRIVATE_IP|EXTERNAL_IP|LOCAL_IP|YOUR_|x\.x\.x\.x|^<.*>$", re.I)
+SECRET_KEY = re.compile(r"PASSWORD|PASSWD|_PASS$|SECRET|TOKEN|API_KEY|PRIVATE_KEY|_SK$", re.I)
+DEFAULT_LISTEN = {"postgres": {5432}, "redis": {6379}, "minio": {9000}, "gearman": {4730}, "mysql": {3306}, "mariadb": {3306}}
+# rtpengine defaults (daemon/main.c): port range 30000-40000, kernel table 0.
+RTPENGINE_DEFAULT_RANGE = (30000, 40000)
+# Asterisk's fallback when rtp.conf sets no range or an impossible one (res_rtp_asterisk.c).
+ASTERISK_DEFAULT_RANGE = (5000, 31000)
+SIP_PROTOCOLS = {"udp", "tcp", "tls"}
+RTPENGINE_PORTS_PER_CALL = 4  # two sides x (RTP + RTCP) without rtcp-mux
 
 
-def _service_env(service: dict[str, Any]) -> dict[str, str]:
-    env = service.get("environment")
-    if isinstance(env, dict):
-        return {str(key): "" if value is None else str(value) for key, value in env.items()}
-    if isinstance(env, list):
-        result = {}
-        for item in env:
-            key, _, value = str(item).partition("=")
-            result[key] = value
-        return result
-    return {}
+def _int(text: object) -> int | None:
+    try:
+        return int(str(text).strip()) if text is not None else None
+    except ValueError:
+        return None
 
 
 def _asterisk_service(deployment: Deployment) -> str | None:
@@ -40,184 +46,325 @@ def _asterisk_service(deployment: Deployment) -> str | None:
         if config.name in {"rtp.conf", "pjsip.conf"}:
             return config.service
     for name, service in deployment.services.items():
-        if "asterisk" in name.lower() or "asterisk" in str(service.get("image", "")).lower():
+        if "asterisk" in name.lower() or "asterisk" in str(service.get("image") or "").lower():
             return name
     return None
 
 
-def _rtp_ports(deployment: Deployment, service_name: str) -> list[tuple[int, PortSpec]]:
+def _rtpengine_service(deployment: Deployment) -> str | None:
+    config = deployment.config("rtpengine.conf")
+    if config:
+        return config.service
+    for name, service in deployment.services.items():
+        if "rtpengine" in name.lower() or "rtpengine" in str(service.get("image") or "").lower():
+            return name
+    return None
+
+
+@dataclass(frozen=True)
+class RangeSource:
+    """One file's statement of a port range, and where it is made."""
+
+    what: str
+    location: Location
+    start: int | None
+    end: int | None
+
+    def describe(self) -> str:
+        return f"{self.what} {self.start}-{self.end}"
+
+
+def _published_media_range(deployment: Deployment, service_name: str) -> RangeSource | None:
+    """The union of the UDP port ranges (more than one port) a service publishes, when it is one contiguous range."""
     service = deployment.services.get(service_name, {})
-    ports = service.get("ports")
-    found = []
-    if isinstance(ports, list):
-        for index, entry in enumerate(ports):
-            spec = parse_port(entry)
-            if spec and spec.protocol == "udp" and spec.container_end > spec.container_start:
-                found.append((index, spec))
-    return found
-
-
-def _int(text: str | None) -> int | None:
-    try:
-        return int(str(text).strip()) if text is not None else None
-    except ValueError:
+    spans: list[tuple[int, int, int]] = []
+    for index, entry in enumerate(service.get("ports") or []):
+        spec = parse_port(entry)
+        if spec and spec.protocol == "udp" and spec.container_end > spec.container_start:
+            spans.append((spec.container_start, spec.container_end, index))
+    if deployment.orchestrator == "swarm":
+        spans += _host_mode_runs(deployment, service_name)
+    if not spans:
         return None
+    spans.sort()
+    start, end, first_index = spans[0]
+    for span_start, span_end, _ in spans[1:]:
+        if span_start > end + 1:
+            location = deployment.where("services", service_name, "ports", first_index)
+            return RangeSource("compose ports (not one contiguous range)", location, None, None)
+        end = max(end, span_end)
+    return RangeSource("compose ports", deployment.where("services", service_name, "ports", first_index), start, end)
 
 
-def _rtp_conf_range(config: MountedConfig) -> tuple[int | None, int | None, int, int]:
+def _host_mode_runs(deployment: Deployment, service_name: str) -> list[tuple[int, int, int]]:
+    """Swarm publishes host-mode ports one entry each (no ranges in long syntax): runs of two or more
+    consecutive single UDP ports are a media range, a lone one (SIP) is not."""
+    singles = []
+    for index, entry in enumerate(deployment.services.get(service_name, {}).get("ports") or []):
+        spec = parse_port(entry)
+        if spec and spec.protocol == "udp" and spec.container_end == spec.container_start:
+            singles.append((spec.container_start, index))
+    singles.sort()
+    runs: list[tuple[int, int, int]] = []
+    for port, index in singles:
+        if runs and port == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], port, runs[-1][2])
+        else:
+            runs.append((port, port, index))
+    return [run for run in runs if run[1] > run[0]]
+
+
+def _asterisk_services(deployment: Deployment) -> list[tuple[str, MountedConfig | None]]:
+    """Each Asterisk service with the rtp.conf it mounts. A Swarm stack runs one per voice host,
+    each with its own range; a single-host deployment runs one."""
+    mounting = list(dict.fromkeys(config.service for config in deployment.configs if config.name in {"rtp.conf", "pjsip.conf"}))
+    if len(mounting) > 1:
+        return [(service, next((config for config in deployment.configs_named("rtp.conf") if config.service == service), None)) for service in mounting]
+    service = _asterisk_service(deployment)
+    return [(service, deployment.config("rtp.conf"))] if service is not None else []
+
+
+def _rtp_conf_range(config: MountedConfig) -> RangeSource:
     general = config.conf.section("general")
     start = general.get("rtpstart") if general else None
     end = general.get("rtpend") if general else None
-    return (
-        _int(start.value) if start else None,
-        _int(end.value) if end else None,
-        start.line if start else (general.line if general else 1),
-        end.line if end else (general.line if general else 1),
+    anchor = start or end
+    line = anchor.line if anchor else (general.line if general else 1)
+    start_value = _int(start.value) if start else ASTERISK_DEFAULT_RANGE[0]
+    end_value = _int(end.value) if end else ASTERISK_DEFAULT_RANGE[1]
+    label = "rtp.conf rtpstart-rtpend" if start and end else "rtp.conf (default range)"
+    return RangeSource(label, Location(config.path, line), start_value, end_value)
+
+
+def _rtpengine_range(config: MountedConfig) -> RangeSource:
+    section = config.conf.section("rtpengine")
+    low = section.get("port-min") if section else None
+    high = section.get("port-max") if section else None
+    anchor = low or high
+    line = anchor.line if anchor else (section.line if section else 1)
+    return RangeSource(
+        "rtpengine.conf port-min/port-max" if low and high else "rtpengine.conf (default range)",
+        Location(config.path, line),
+        _int(low.value) if low else RTPENGINE_DEFAULT_RANGE[0],
+        _int(high.value) if high else RTPENGINE_DEFAULT_RANGE[1],
     )
 
 
-@rule("OV201", "rtp-range-drift", "error", "The RTP range must be the same in compose, rtp.conf and .env, or media arrives on ports nobody listens on.", "DOMAIN.md s.1, s.3")
+def _env_range(deployment: Deployment, service: str | None, low_key: str, high_key: str) -> RangeSource | None:
+    """The range from the .env, or from the service's own environment when the .env does not set it."""
+    if low_key in deployment.env or high_key in deployment.env:
+        location = deployment.env_location(low_key) or deployment.env_location(high_key)
+        assert location is not None
+        return RangeSource(f".env {low_key}/{high_key}", location, _int(deployment.env.get(low_key)), _int(deployment.env.get(high_key)))
+    if service:
+        env = deployment.service_env(service)
+        if low_key in env or high_key in env:
+            location = deployment.where("services", service, "environment", low_key if low_key in env else high_key)
+            return RangeSource(f"{service} environment {low_key}/{high_key}", location, _int(env.get(low_key)), _int(env.get(high_key)))
+    return None
+
+
+def _disagreement(sources: list[RangeSource], family: str, service: str | None) -> Iterator[Hit]:
+    if len({(source.start, source.end) for source in sources}) > 1:
+        first, *others = sources
+        described = "; ".join(source.describe() for source in sources)
+        yield Hit(first.location, f"the {family} RTP range differs between files ({described})", service, tuple(source.location for source in others))
+
+
+@rule("OV201", "rtp-range-drift", "error", "The RTP range must be the same in compose, rtp.conf/rtpengine.conf and .env, or media arrives on ports nobody listens on.", "DOMAIN.md s.1, s.3")
 def rtp_range_drift(deployment: Deployment, _: RuleContext) -> Iterator[Hit]:
-    asterisk = _asterisk_service(deployment)
-    if asterisk is None:
-        return
-    sources: list[tuple[str, int, tuple[int | None, int | None]]] = []
-    for index, spec in _rtp_ports(deployment, asterisk):
-        line = deployment.line("services", asterisk, "ports", index) or 1
-        sources.append((deployment.compose_path, line, (spec.container_start, spec.container_end)))
-    rtp = deployment.config("rtp.conf")
-    if rtp:
-        start, end, start_line, _ = _rtp_conf_range(rtp)
-        sources.append((rtp.path, start_line, (start, end)))
-    if deployment.env_path and ("ACD_RTP_PORT_MIN" in deployment.env or "ACD_RTP_PORT_MAX" in deployment.env):
-        line = deployment.env_lines.get("ACD_RTP_PORT_MIN") or deployment.env_lines.get("ACD_RTP_PORT_MAX") or 1
-        sources.append(
-            (deployment.env_path, line, (_int(deployment.env.get("ACD_RTP_PORT_MIN")), _int(deployment.env.get("ACD_RTP_PORT_MAX"))))
-        )
-    ranges = {value for _, _, value in sources}
-    if len(ranges) > 1:
-        first = sources[0]
-        described = "; ".join(f"{path}: {lo}-{hi}" for path, _, (lo, hi) in sources)
-        yield Hit(first[0], first[1], f"the Asterisk RTP range differs between files ({described})", asterisk, tuple((p, l) for p, l, _ in sources[1:]))
+    for asterisk, rtp in _asterisk_services(deployment):
+        sources = [source for source in (_published_media_range(deployment, asterisk), _rtp_conf_range(rtp) if rtp else None) if source]
+        if sources:
+            env = _env_range(deployment, asterisk, "ACD_RTP_PORT_MIN", "ACD_RTP_PORT_MAX")
+            yield from _disagreement([*sources, *([env] if env else [])], "Asterisk", asterisk)
+    rtpengine = _rtpengine_service(deployment)
+    config = deployment.config("rtpengine.conf")
+    if rtpengine is not None:
+        sources = [source for source in (_published_media_range(deployment, rtpengine), _rtpengine_range(config) if config else None) if source]
+        if sources:
+            env = _env_range(deployment, rtpengine, "RTPENGINE_RTP_PORT_MIN", "RTPENGINE_RTP_PORT_MAX")
+            yield from _disagreement([*sources, *([env] if env else [])], "rtpengine", rtpengine)
 
 
 @rule("OV202", "rtp-range-parity", "error", "rtpstart must be even and rtpend odd (RTCP uses port+1); rtpstart >= rtpend makes Asterisk fall back to 5000-31000.", "res_rtp_asterisk.c; DOMAIN.md s.3")
 def rtp_parity(deployment: Deployment, _: RuleContext) -> Iterator[Hit]:
-    rtp = deployment.config("rtp.conf")
-    if rtp is None:
+    for rtp in deployment.configs_named("rtp.conf"):
+        yield from _rtp_parity(rtp)
+
+
+def _rtp_parity(rtp: MountedConfig) -> Iterator[Hit]:
+    general = rtp.conf.section("general")
+    if general is None:
         return
-    start, end, start_line, end_line = _rtp_conf_range(rtp)
-    if start is not None and start % 2:
-        yield Hit(rtp.path, start_line, f"rtpstart={start} is odd; Asterisk uses even RTP ports", rtp.service)
-    if end is not None and end % 2 == 0:
-        yield Hit(rtp.path, end_line, f"rtpend={end} is even; the last RTCP port (rtpend+1) falls outside the range", rtp.service)
-    if start is not None and end is not None and start >= end:
-        yield Hit(rtp.path, start_line, f"rtpstart={start} >= rtpend={end}; Asterisk silently falls back to 5000-31000", rtp.service)
+    start_setting, end_setting = general.get("rtpstart"), general.get("rtpend")
+    start = _int(start_setting.value) if start_setting else None
+    end = _int(end_setting.value) if end_setting else None
+    if start_setting and start is not None and start % 2:
+        yield Hit(Location(rtp.path, start_setting.line), f"rtpstart={start} is odd; Asterisk uses even RTP ports", rtp.service)
+    if end_setting and end is not None and end % 2 == 0:
+        yield Hit(Location(rtp.path, end_setting.line), f"rtpend={end} is even; the last RTCP port (rtpend+1) falls outside the range", rtp.service)
+    if start_setting and start is not None and end is not None and start >= end:
+        yield Hit(Location(rtp.path, start_setting.line), f"rtpstart={start} >= rtpend={end}; Asterisk silently falls back to 5000-31000", rtp.service)
+    for setting, value in ((start_setting, start), (end_setting, end)):
+        if setting and value is not None and not 1024 <= value <= 65535:
+            yield Hit(Location(rtp.path, setting.line), f"{setting.key}={value} is outside 1024-65535; Asterisk clamps it", rtp.service)
 
 
 @rule("OV203", "rtp-host-port-mismatch", "error", "SDP carries the container port; the published host port must be identical (external_media_address rewrites only the address).", "DOMAIN.md s.3; moby/moby#53384")
 def rtp_host_port(deployment: Deployment, _: RuleContext) -> Iterator[Hit]:
     for name, service in deployment.services.items():
-        ports = service.get("ports")
-        if not isinstance(ports, list):
-            continue
-        for index, entry in enumerate(ports):
+        for index, entry in enumerate(service.get("ports") or []):
             spec = parse_port(entry)
             if spec is None or spec.protocol != "udp" or spec.host_start is None:
                 continue
             if (spec.host_start, spec.host_end) != (spec.container_start, spec.container_end):
-                yield Hit(deployment.compose_path, deployment.line("services", name, "ports", index), f"UDP port mapping {spec.raw} changes the port number; media ports must publish host == container", name)
+                location = deployment.where("services", name, "ports", index)
+                yield Hit(location, f"UDP port mapping {spec.describe()} changes the port number; media and SIP ports must publish host == container", name)
 
 
-def _compose_subnets(deployment: Deployment) -> list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, int]]:
-    data = deployment.compose.data if isinstance(deployment.compose.data, dict) else {}
+def _compose_subnets(deployment: Deployment) -> list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, Location]]:
     subnets = []
-    networks = data.get("networks")
+    networks = deployment.data.get("networks")
     if isinstance(networks, dict):
         for net_name, network in networks.items():
-            if not isinstance(network, dict):
-                continue
-            ipam = network.get("ipam")
+            ipam = network.get("ipam") if isinstance(network, dict) else None
             configs = ipam.get("config") if isinstance(ipam, dict) else None
-            if not isinstance(configs, list):
-                continue
-            for index, config in enumerate(configs):
+            for index, config in enumerate(configs if isinstance(configs, list) else []):
                 if isinstance(config, dict) and config.get("subnet"):
                     try:
                         subnet = ipaddress.ip_network(str(config["subnet"]), strict=False)
                     except ValueError:
                         continue
-                    subnets.append((subnet, deployment.line("networks", net_name, "ipam", "config", index, "subnet") or 1))
+                    subnets.append((subnet, deployment.where("networks", net_name, "ipam", "config", index, "subnet")))
     return subnets
 
 
-def _transports(config: MountedConfig) -> Iterator[Any]:
+def _sip_transports(config: MountedConfig) -> Iterator[ConfSection]:
     for section in config.conf.sections:
-        kind = section.get("type")
-        if kind and kind.value == "transport":
-            yield section
-
-
-@rule("OV204", "local-net-subnet", "error", "pjsip local_net must cover the compose subnet, or Asterisk rewrites addresses for peers on its own network.", "DOMAIN.md s.3")
-def local_net(deployment: Deployment, _: RuleContext) -> Iterator[Hit]:
-    pjsip = deployment.config("pjsip.conf")
-    subnets = _compose_subnets(deployment)
-    if pjsip is None or not subnets:
-        return
-    for section in _transports(pjsip):
-        protocol = section.get("protocol")
-        if protocol and protocol.value not in {"udp", "tcp", "tls"}:
+        if section.template:
             continue
+        effective = config.conf.effective(section)
+        kind = effective.get("type")
+        protocol = effective.get("protocol")
+        if kind and kind.value == "transport" and (protocol is None or protocol.value.lower() in SIP_PROTOCOLS):
+            yield effective
+
+
+def _host_networked(deployment: Deployment, service: str) -> bool:
+    return str(deployment.services.get(service, {}).get("network_mode") or "").strip().lower() == "host"
+
+
+@rule("OV204", "local-net-subnet", "error", "In bridge mode pjsip local_net must cover the compose subnet, or Asterisk rewrites addresses for peers on its own network.", "DOMAIN.md s.3")
+def local_net(deployment: Deployment, _: RuleContext) -> Iterator[Hit]:
+    for pjsip in deployment.configs_named("pjsip.conf"):
+        if not _host_networked(deployment, pjsip.service):
+            yield from _local_net(deployment, pjsip)
+
+
+def _local_net(deployment: Deployment, pjsip: MountedConfig) -> Iterator[Hit]:
+    subnets = _compose_subnets(deployment)
+    for section in _sip_transports(pjsip):
         nets = []
         for setting in section.get_all("local_net"):
             try:
                 nets.append(ipaddress.ip_network(setting.value, strict=False))
             except ValueError:
-                yield Hit(pjsip.path, setting.line, f"[{section.name}] local_net={setting.value} is not a network", pjsip.service)
-        for subnet, line in subnets:
-            if not any(subnet.version == net.version and subnet.subnet_of(net) for net in nets):  # type: ignore[arg-type]
-                yield Hit(pjsip.path, section.line, f"[{section.name}] local_net does not cover the compose subnet {subnet}", pjsip.service, ((deployment.compose_path, line),))
-
-
-@rule("OV205", "external-address", "error", "In bridge mode SIP/SDP must advertise the host's reachable address; a missing or unfilled one gives one-way audio.", "DOMAIN.md s.1, s.3")
-def external_address(deployment: Deployment, _: RuleContext) -> Iterator[Hit]:
-    pjsip = deployment.config("pjsip.conf")
-    if pjsip is None:
-        return
-    service_env = _service_env(deployment.services.get(pjsip.service, {}))
-    for section in _transports(pjsip):
-        protocol = section.get("protocol")
-        if protocol and protocol.value not in {"udp", "tcp", "tls"}:
+                yield Hit(Location(pjsip.path, setting.line), f"[{section.name}] local_net={setting.value} is not a network", pjsip.service)
+        if not section.get_all("local_net"):
+            related = tuple(location for _, location in subnets)
+            yield Hit(Location(pjsip.path, section.line), f"[{section.name}] has no local_net; Asterisk treats the container network as external", pjsip.service, related)
             continue
+        for subnet, location in subnets:
+            if not any(subnet.version == net.version and subnet.subnet_of(net) for net in nets):  # type: ignore[arg-type]
+                yield Hit(Location(pjsip.path, section.line), f"[{section.name}] local_net does not cover the compose subnet {subnet}", pjsip.service, (location,))
+
+
+_VARIABLE_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _variables(value: str) -> list[str]:
+    """Names of the ${VAR} / $VAR references in a config value (filled by the container's entrypoint)."""
+    return [braced or bare for braced, bare in _VARIABLE_REFERENCE.findall(value)]
+
+
+@rule("OV205", "external-address", "error", "Behind Docker NAT, SIP and SDP must advertise the host's reachable address; a missing or unfilled one gives one-way audio.", "DOMAIN.md s.1, s.3 (rtpengine's interfaces: OV302)")
+def external_address(deployment: Deployment, _: RuleContext) -> Iterator[Hit]:
+    for pjsip in deployment.configs_named("pjsip.conf"):
+        if not _host_networked(deployment, pjsip.service):
+            yield from _external_address(deployment, pjsip)
+
+
+def _external_address(deployment: Deployment, pjsip: MountedConfig) -> Iterator[Hit]:
+    service_env = deployment.service_env(pjsip.service)
+    service_location = deployment.where("services", pjsip.service)
+    for section in _sip_transports(pjsip):
         for key in ("external_media_address", "external_signaling_address"):
             setting = section.get(key)
-            if setting is None:
-                yield Hit(pjsip.path, section.line, f"[{section.name}] has no {key}; phones outside the container network get the container address", pjsip.service)
+            if setting is None or not setting.value:
+                yield Hit(Location(pjsip.path, section.line), f"[{section.name}] has no {key}; phones outside the container network get the container address", pjsip.service)
                 continue
-            value = setting.value
-            variables = re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", value)
-            if variables:
-                missing = [var for var in variables if var not in service_env or not service_env[var]]
-                if missing:
-                    yield Hit(pjsip.path, setting.line, f"[{section.name}] {key}={value}: {', '.join(missing)} is not in the {pjsip.service!r} service environment, so it is never filled", pjsip.service)
-                continue
-            if ADDRESS_PLACEHOLDER.search(value):
-                yield Hit(pjsip.path, setting.line, f"[{section.name}] {key}={value} is a placeholder, not an address", pjsip.service)
+            missing = [name for name in _variables(setting.value) if not service_env.get(name)]
+            if missing:
+                yield Hit(
+                    Location(pjsip.path, setting.line),
+                    f"[{section.name}] {key}={setting.value}: {', '.join(missing)} is not in the {pjsip.service!r} service environment, so it is never filled",
+                    pjsip.service,
+                    (service_location,),
+                )
+            elif not _variables(setting.value) and ADDRESS_PLACEHOLDER.search(setting.value):
+                yield Hit(Location(pjsip.path, setting.line), f"[{section.name}] {key}={setting.value} is a placeholder, not an address", pjsip.service)
+    # rtpengine's `interface` addresses are judged by OV302 (rules/edge.py).
 
 
-@rule("OV206", "config-not-read", "error", "Asterisk reads /etc/asterisk/<name>.conf (rtpengine /etc/rtpengine/rtpengine.conf); a config mounted elsewhere is silently ignored.", "DOMAIN.md s.1")
-def config_not_read(deployment: Deployment, _: RuleContext) -> Iterator[Hit]:
+def _includes(deployment: Deployment) -> set[str]:
     included: set[str] = set()
     for config in deployment.configs:
         for _, directive in config.conf.directives:
             parts = directive.split(None, 1)
             if len(parts) == 2:
                 target = parts[1].strip().strip('"<>')
-                included.add(posixpath.normpath(posixpath.join(posixpath.dirname(config.target), target)))
+                included.add(posixpath.normpath(posixpath.join(ASTERISK_CONFIG_DIR, target)))
+    return included
+
+
+def _rtpengine_config_path(deployment: Deployment, service: str) -> str:
+    command = deployment.services.get(service, {}).get("command")
+    words = command if isinstance(command, list) else shlex.split(str(command)) if isinstance(command, str) else []
+    for index, word in enumerate(str(word) for word in words):
+        if word.startswith("--config-file="):
+            return word.split("=", 1)[1]
+        if word == "--config-file" and index + 1 < len(words):
+            return str(words[index + 1])
+    return RTPENGINE_CONFIG
+
+
+def _expected_path(deployment: Deployment, config: MountedConfig) -> str:
+    if config.name == "rtpengine.conf":
+        return _rtpengine_config_path(deployment, config.service)
+    return posixpath.join(ASTERISK_CONFIG_DIR, config.name)
+
+
+@rule("OV206", "config-not-read", "error", "Asterisk reads /etc/asterisk/<name>.conf (rtpengine /etc/rtpengine/rtpengine.conf); a config mounted elsewhere is silently ignored.", "DOMAIN.md s.1")
+def config_not_read(deployment: Deployment, _: RuleContext) -> Iterator[Hit]:
+    included = _includes(deployment)
+
+    def read_there(config: MountedConfig) -> bool:
+        expected = _expected_path(deployment, config)
+        target = posixpath.normpath(config.target)
+        return target == posixpath.normpath(expected) or target in included
+
+    # A file mounted twice counts as read when one of its mounts is where it is read.
+    effective = {(config.service, config.path) for config in deployment.configs if read_there(config)}
     for config in deployment.configs:
-        expected = RTPENGINE_CONFIG if config.name == "rtpengine.conf" else posixpath.join(ASTERISK_CONFIG_DIR, config.name)
-        if posixpath.normpath(config.target) != expected and posixpath.normpath(config.target) not in included:
-            yield Hit(config.path, 1, f"{config.name} is mounted at {config.target} in service {config.service!r}, where it is never read (expected {expected})", config.service)
+        expected = _expected_path(deployment, config)
+        if not read_there(config) and (config.service, config.path) not in effective:
+            yield Hit(
+                Location(config.path, 1),
+                f"{config.name} is mounted at {config.target} in service {config.service!r}, where it is never read (expected {expected}, or #include it)",
+                config.service,
+                (config.mount,),
+            )
 
 
 def _listen_ports(service: dict[str, Any]) -> set[int]:
@@ -230,26 +377,29 @@ def _listen_ports(service: dict[str, Any]) -> set[int]:
         spec = parse_port(entry if isinstance(entry, (int, str)) else None)
         if spec:
             ports.update(range(spec.container_start, spec.container_end + 1))
-    image = str(service.get("image", "")).lower()
-    for hint, defaults in DEFAULT_LISTEN.items():
-        if hint in image:
-            ports.update(defaults)
     command = service.get("command")
     text = " ".join(str(part) for part in command) if isinstance(command, list) else str(command or "")
-    for match in re.finditer(r"--(?:port|address)[ =]:?(\d+)", text):
-        ports.add(int(match.group(1)))
+    main = {int(match.group(1)) for match in re.finditer(r"--(?:port|address)[ =]\S*?:?(\d+)\b", text)}
+    extra = {int(match.group(1)) for match in re.finditer(r"--console-address[ =]\S*?:?(\d+)\b", text)}
+    ports.update(main | extra)
+    if not main:
+        # The image's default port, unless the command moves it (redis-server --port 6380).
+        image = str(service.get("image") or "").lower()
+        for hint, defaults in DEFAULT_LISTEN.items():
+            if hint in image:
+                ports.update(defaults)
     return ports
 
 
 def _client_targets(env: dict[str, str], services: dict[str, dict[str, Any]]) -> Iterator[tuple[str, str, int]]:
-    """(variable, server service, port) pairs a client is told."""
+    """(variable, server service, port) for every address a client is told."""
     for key, value in env.items():
         for suffix in ("_HOST", "_SERVER", "_HOSTNAME"):
             if key.endswith(suffix) and value in services:
-                port_value = env.get(key[: -len(suffix)] + "_PORT")
-                port = _int(port_value)
+                port_key = key[: -len(suffix)] + "_PORT"
+                port = _int(env.get(port_key))
                 if port is not None:
-                    yield key[: -len(suffix)] + "_PORT", value, port
+                    yield port_key, value, port
         if "://" in value:
             try:
                 parts = urlsplit(value)
@@ -258,7 +408,7 @@ def _client_targets(env: dict[str, str], services: dict[str, dict[str, Any]]) ->
                 continue
             if host in services and port is not None:
                 yield key, host, port
-        elif re.fullmatch(r"[a-z0-9-]+:\d+", value):
+        elif re.fullmatch(r"[A-Za-z0-9_.-]+:\d+", value):
             host, _, port_text = value.partition(":")
             if host in services:
                 yield key, host, int(port_text)
@@ -267,84 +417,259 @@ def _client_targets(env: dict[str, str], services: dict[str, dict[str, Any]]) ->
 @rule("OV207", "client-port-mismatch", "error", "A client must be told the port its server listens on inside the network, not a host-side port.", "DOMAIN.md s.1 (dialer DIALER_POSTGRES_PORT=5433)")
 def client_port(deployment: Deployment, _: RuleContext) -> Iterator[Hit]:
     services = deployment.services
-    for name, service in services.items():
-        env = _service_env(service)
+    for name in services:
+        env = deployment.service_env(name)
         for variable, server, port in _client_targets(env, services):
             listening = _listen_ports(services[server])
             if listening and port not in listening:
-                line = deployment.line("services", name, "environment", variable) or deployment.line("services", name, "environment")
-                related = ((deployment.env_path, deployment.env_lines[variable]),) if deployment.env_path and variable in deployment.env_lines else ()
-                yield Hit(deployment.compose_path, line, f"service {name!r} is told {variable}={port} for {server!r}, which listens on {', '.join(map(str, sorted(listening)))}", name, related)
+                location = deployment.where("services", name, "environment", variable)
+                raw = deployment.raw_strings.get(("services", name, "environment", variable), "")
+                sources = [deployment.env_location(var) for var in re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", raw)]
+                related = tuple(source for source in sources if source)
+                yield Hit(location, f"service {name!r} is told {variable}={port} for {server!r}, which listens on {', '.join(map(str, sorted(listening)))}", name, related)
+
+
+def _placeholder(key: str, value: str) -> bool:
+    return bool(SECRET_KEY.search(key) and value and PLACEHOLDER.search(value))
 
 
 @rule("OV208", "placeholder-secret", "error", "A placeholder password (CHANGE_ME...) is a published default: anyone can log in.", "CIS 4.10 (secrets); DOMAIN.md s.1")
 def placeholder_secret(deployment: Deployment, _: RuleContext) -> Iterator[Hit]:
-    if deployment.env_path:
-        for key, value in deployment.env.items():
-            if SECRET_KEY.search(key) and value and PLACEHOLDER.search(value):
-                yield Hit(deployment.env_path, deployment.env_lines.get(key), f"{key} holds a placeholder, not a secret")
-    for name, service in deployment.services.items():
-        for key, value in _service_env(service).items():
-            if SECRET_KEY.search(key) and value and PLACEHOLDER.search(value):
-                raw = deployment.line("services", name, "environment", key)
-                if deployment.env_path and any(deployment.env.get(k) == value for k in deployment.env):
-                    continue  # already reported at its .env line
-                yield Hit(deployment.compose_path, raw, f"service {name!r} sets {key} to a placeholder, not a secret", name)
+    reported_from_env: set[str] = set()
+    for key, value in deployment.env.items():
+        location = deployment.env_location(key)
+        if location and _placeholder(key, value):
+            reported_from_env.add(value)
+            yield Hit(location, f"{key} holds a placeholder, not a secret")
+    for name in deployment.services:
+        for key, value in deployment.service_env(name).items():
+            if not _placeholder(key, value):
+                continue
+            raw = deployment.raw_strings.get(("services", name, "environment", key), "")
+            if value in reported_from_env and "$" in raw:
+                continue  # the placeholder comes from the .env, reported there
+            yield Hit(deployment.where("services", name, "environment", key), f"service {name!r} sets {key} to a placeholder, not a secret", name)
+    for pjsip in deployment.configs_named("pjsip.conf"):
+        for section in pjsip.conf.sections:
+            for setting in section.get_all("password"):
+                if PLACEHOLDER.search(setting.value):
+                    yield Hit(Location(pjsip.path, setting.line), f"[{section.name}] password is a placeholder, not a secret", pjsip.service)
 
 
-_URL_USERINFO = re.compile(r"^[a-z][a-z0-9+.-]*://(?P<userinfo>[^/?#]*)@", re.I)
+_URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>.*)$", re.S)
+_HOST_PART = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+|\$\{?[A-Za-z_][A-Za-z0-9_]*\}?)(?::(?:\d+|\$\{?[A-Za-z_][A-Za-z0-9_]*\}?))?(?:[/?#]|$)")
+_UNENCODED = re.compile(r"[/?#\[\]@\s]|%(?![0-9A-Fa-f]{2})")
+_VARIABLE = re.compile(r"\$\{?[A-Za-z_]")
 
 
-def _raw_env_text(deployment: Deployment, key: str) -> str | None:
-    if not deployment.env_path:
+def _userinfo(url: str) -> str | None:
+    """The user:password part of a URL, read the way a person meant it.
+
+    A password with an unencoded `/`, `#` or `@` moves the authority's end, so
+    the credentials are taken up to the last `@` that is followed by a host.
+    """
+    match = _URL.match(url)
+    if not match:
         return None
-    text = deployment.texts.get(deployment.env_path, "")
-    line = deployment.env_lines.get(key)
-    if line is None:
+    rest = match.group("rest")
+    for index in range(len(rest) - 1, -1, -1):
+        if rest[index] == "@" and _HOST_PART.match(rest[index + 1 :]):
+            userinfo = rest[:index]
+            # `https://host/users/@me` has an @ in its path, not credentials.
+            return userinfo if ":" in userinfo or not re.search(r"[/?#]", userinfo) else None
+    return None
+
+
+def _url_problem(raw: str, value: str) -> str | None:
+    """Why the credentials in a URL are unsafe, or None. `raw` is the text before interpolation."""
+    raw_userinfo = _userinfo(raw)
+    if raw_userinfo and _VARIABLE.search(raw_userinfo):
+        return "interpolates a secret into a URL without percent-encoding it"
+    userinfo = _userinfo(value)
+    if not userinfo:
         return None
-    return text.split("\n")[line - 1]
+    user, _, password = userinfo.partition(":")
+    if _UNENCODED.search(password) or _UNENCODED.search(user) or ":" in password:
+        return "has unencoded reserved characters in its credentials"
+    return None
 
 
 @rule("OV209", "url-secret-unencoded", "error", "A credential inside a URL must be percent-encoded; '@ / : #' in a password break the URL.", "RFC 3986 s.3.2.1; DOMAIN.md s.6")
 def url_secret(deployment: Deployment, _: RuleContext) -> Iterator[Hit]:
-    if not deployment.env_path:
-        return
     for key, value in deployment.env.items():
-        raw = _raw_env_text(deployment, key) or ""
-        if re.search(r"://[^@\s]*\$\{?[A-Za-z_]", raw):
-            yield Hit(deployment.env_path, deployment.env_lines.get(key), f"{key} interpolates a secret into a URL without percent-encoding it")
-            continue
-        match = _URL_USERINFO.match(value)
-        if not match:
-            continue
-        userinfo = match.group("userinfo")
-        user, _, password = userinfo.partition(":")
-        bad = re.search(r"[@:/#?\[\]\s]|%(?![0-9A-Fa-f]{2})", password) or re.search(r"[@/#?\[\]\s]|%(?![0-9A-Fa-f]{2})", user)
-        if bad or value.count("@") > 1 and "@" not in value.split("@")[-1]:
-            yield Hit(deployment.env_path, deployment.env_lines.get(key), f"{key} has unencoded characters in its credentials")
+        location = deployment.env_location(key)
+        problem = _url_problem(deployment.env_raw.get(key, value), value)
+        if location and problem:
+            yield Hit(location, f"{key} {problem}")
+    for name in deployment.services:
+        for key, value in deployment.service_env(name).items():
+            raw = deployment.raw_strings.get(("services", name, "environment", key), value)
+            if re.fullmatch(r"\$\{?[A-Za-z_][A-Za-z0-9_]*\}?", raw.strip()):
+                continue  # the whole value is one .env variable: judged at its .env line
+            problem = _url_problem(raw, value)
+            if problem:
+                yield Hit(deployment.where("services", name, "environment", key), f"service {name!r}: {key} {problem}", name)
+
+
+def _shared_capacity(calls: int, needed: int, asterisks: list[tuple[str, MountedConfig]]) -> Iterator[Hit]:
+    """Several Asterisks (a Swarm stack: one per voice host) share the calls: their ranges add up."""
+    sources = [_rtp_conf_range(rtp) for _, rtp in asterisks]
+    total = sum(source.end - source.start + 1 for source in sources if source.start is not None and source.end is not None)
+    if total < needed:
+        yield Hit(
+            sources[0].location,
+            f"the {len(asterisks)} Asterisk RTP ranges hold {total} ports together; {calls} bridged calls need {needed} (4 per call) plus headroom",
+            asterisks[0][0],
+            tuple(source.location for source in sources[1:]),
+        )
 
 
 @rule("OV210", "rtp-capacity", "error", "A bridged call uses 2 channels x 2 ports; a smaller range refuses calls under load.", "res_rtp_asterisk.c; DOMAIN.md s.3")
 def rtp_capacity(deployment: Deployment, context: RuleContext) -> Iterator[Hit]:
     if context.calls is None:
         return
-    rtp = deployment.config("rtp.conf")
     needed = asterisk_ports_needed(context.calls)
-    if rtp:
-        start, end, line, _ = _rtp_conf_range(rtp)
-        if start is not None and end is not None and end - start + 1 < needed:
-            yield Hit(rtp.path, line, f"rtpstart-rtpend holds {end - start + 1} ports; {context.calls} bridged calls need {needed} (4 per call) plus headroom", rtp.service)
-        return
+    shared = [(service, rtp) for service, rtp in _asterisk_services(deployment) if rtp is not None]
+    rtp = deployment.config("rtp.conf")
     asterisk = _asterisk_service(deployment)
-    if asterisk:
-        for index, spec in _rtp_ports(deployment, asterisk):
-            size = spec.container_end - spec.container_start + 1
-            if size < needed:
-                yield Hit(deployment.compose_path, deployment.line("services", asterisk, "ports", index), f"the published RTP range holds {size} ports; {context.calls} bridged calls need {needed}", asterisk)
+    published = _published_media_range(deployment, asterisk) if asterisk else None
+    if len(shared) > 1:
+        yield from _shared_capacity(context.calls, needed, shared)
+    elif rtp:
+        source = _rtp_conf_range(rtp)
+        related = (published.location,) if published else ()
+        if source.start is not None and source.end is not None and source.end - source.start + 1 < needed:
+            size = source.end - source.start + 1
+            yield Hit(source.location, f"the RTP range holds {size} ports; {context.calls} bridged calls need {needed} (4 per call) plus headroom", rtp.service, related)
+    elif published and published.start is not None and published.end is not None and published.end - published.start + 1 < needed:
+        size = published.end - published.start + 1
+        yield Hit(published.location, f"the published RTP range holds {size} ports; {context.calls} bridged calls need {needed} (4 per call)", asterisk)
+    engine = deployment.config("rtpengine.conf")
+    if engine:
+        source = _rtpengine_range(engine)
+        engine_needed = context.calls * RTPENGINE_PORTS_PER_CALL
+        if source.start is not None and source.end is not None and source.end - source.start + 1 < engine_needed:
+            size = source.end - source.start + 1
+            yield Hit(source.location, f"rtpengine's range holds {size} ports; {context.calls} calls need {engine_needed} (4 per call)", engine.service)
 
 
 @rule("OV211", "undefined-variable", "error", "An unresolved ${VAR} becomes an empty string: a blank password, port or address.", "Compose interpolation")
 def undefined_variable(deployment: Deployment, _: RuleContext) -> Iterator[Hit]:
     where = f"not defined in {deployment.env_path}" if deployment.env_path else "not defined (no .env file found)"
-    for name, line, key in deployment.unresolved:
-        yield Hit(deployment.compose_path, line, f"${{{name}}} in {key} is {where}")
+    for item in deployment.unresolved:
+        if item.message is not None:
+            yield Hit(item.location, f"${{{item.name}}} in {item.key} is required ({item.message or 'no message'}) and {where}; Compose stops")
+        else:
+            yield Hit(item.location, f"${{{item.name}}} in {item.key} is {where}; Compose substitutes an empty string")
+
+
+_REDIS_AUTH = re.compile(r"(^|\s)(-a|--pass|--askpass|--user)(\s|=|$)|-u\s+\S*://\S*@|REDISCLI_AUTH")
+
+
+@rule("OV212", "healthcheck-auth", "error", "A healthcheck that cannot authenticate never reports healthy, so depends_on: service_healthy waits forever.", "CIS 5.27; DOMAIN.md s.1 (redis --requirepass, redis-cli without auth)")
+def healthcheck_auth(deployment: Deployment, _: RuleContext) -> Iterator[Hit]:
+    for name, service in deployment.services.items():
+        command = service.get("command")
+        command_text = " ".join(map(str, command)) if isinstance(command, list) else str(command or "")
+        if "--requirepass" not in command_text:
+            continue
+        check = service.get("healthcheck")
+        test = check.get("test") if isinstance(check, dict) else None
+        test_text = " ".join(map(str, test)) if isinstance(test, list) else str(test or "")
+        if "redis-cli" in test_text and not _REDIS_AUTH.search(test_text) and "REDISCLI_AUTH" not in deployment.service_env(name):
+            yield Hit(
+                deployment.where("services", name, "healthcheck", "test"),
+                f"service {name!r} runs redis-server --requirepass, but its healthcheck calls redis-cli without a password (set REDISCLI_AUTH)",
+                name,
+                (deployment.where("services", name, "command"),),
+            )
+
+
+@rule("OV213", "rtpengine-duplicate-key", "error", "rtpengine reads a GLib key file: a key given twice silently keeps only the last value.", "GLib GKeyFile; DOMAIN.md s.1 (listen-ng twice)")
+def rtpengine_duplicate(deployment: Deployment, _: RuleContext) -> Iterator[Hit]:
+    config = deployment.config("rtpengine.conf")
+    if config is None:
+        return
+    for section in config.conf.sections:
+        first: dict[str, int] = {}
+        for setting in section.settings:
+            if setting.key in first:
+                yield Hit(
+                    Location(config.path, setting.line),
+                    f"[{section.name}] {setting.key} is set again (first on line {first[setting.key]}); only this value is used",
+                    config.service,
+                    (Location(config.path, first[setting.key]),),
+                )
+            else:
+                first[setting.key] = setting.line
+
+
+@rule("OV214", "rtpengine-kernel-table", "error", "Kernel forwarding (table >= 0) needs the xt_RTPENGINE module and NET_ADMIN, which containers on LXC or rootless hosts never get; table = -1 forwards in userspace.", "rtpengine docs (table); DOMAIN.md s.1, s.3")
+def rtpengine_table(deployment: Deployment, _: RuleContext) -> Iterator[Hit]:
+    config = deployment.config("rtpengine.conf")
+    section = config.conf.section("rtpengine") if config else None
+    if config is None or section is None:
+        return
+    table = section.get("table")
+    if table is None:
+        yield Hit(Location(config.path, section.line), "rtpengine sets no table, so it tries kernel forwarding (table 0); set table = -1", config.service)
+    elif (_int(table.value) or 0) >= 0:
+        yield Hit(Location(config.path, table.line), f"table = {table.value} asks for kernel forwarding; set table = -1", config.service)
+
+
+@dataclass(frozen=True)
+class _Advertised:
+    """What one Asterisk tells peers: an address, its SIP port and its RTP range, and where each is said."""
+
+    service: str
+    address: str
+    location: Location
+    sip_port: int | None
+    rtp: RangeSource | None
+
+
+def _advertised(deployment: Deployment, service: str, rtp: MountedConfig | None) -> _Advertised | None:
+    pjsip = next((config for config in deployment.configs_named("pjsip.conf") if config.service == service), None)
+    if pjsip is None:
+        return None
+    for section in _sip_transports(pjsip):
+        address = section.get("external_media_address") or section.get("external_signaling_address")
+        if address is None or not address.value or _variables(address.value):
+            continue
+        port_setting = section.get("external_signaling_port")
+        port = _int(port_setting.value) if port_setting else None
+        if port is None and (bind := section.get("bind")):
+            port = _int(bind.value.rsplit(":", 1)[-1]) if ":" in bind.value else 5060
+        return _Advertised(service, address.value, Location(pjsip.path, address.line), port, _rtp_conf_range(rtp) if rtp else None)
+    return None
+
+
+@rule("OV215", "advertised-port-collision", "error", "Two Asterisks advertising one public address must not share its SIP port or RTP ports: a NAT forwards each port to one host, so calls of the other get no audio.", "DOMAIN.md s.3; docs/multi-host.md")
+def advertised_collision(deployment: Deployment, _: RuleContext) -> Iterator[Hit]:
+    seen: list[_Advertised] = []
+    for service, rtp in _asterisk_services(deployment):
+        current = _advertised(deployment, service, rtp)
+        if current is None:
+            continue
+        for earlier in seen:
+            if earlier.address != current.address:
+                continue
+            if current.sip_port is not None and current.sip_port == earlier.sip_port:
+                yield Hit(
+                    current.location,
+                    f"{service!r} and {earlier.service!r} both advertise {current.address} with SIP port {current.sip_port}; give each its own SIP port or address",
+                    service,
+                    (earlier.location,),
+                )
+            ranges = (current.rtp, earlier.rtp)
+            if all(item is not None and item.start is not None and item.end is not None for item in ranges):
+                assert current.rtp is not None and earlier.rtp is not None
+                if current.rtp.start <= earlier.rtp.end and earlier.rtp.start <= current.rtp.end:  # type: ignore[operator]
+                    yield Hit(
+                        current.rtp.location,
+                        f"{service!r} ({current.rtp.describe()}) and {earlier.service!r} ({earlier.rtp.describe()}) both advertise "
+                        f"{current.address} with overlapping RTP ports; give each its own range or address",
+                        service,
+                        (earlier.rtp.location,),
+                    )
+        seen.append(current)

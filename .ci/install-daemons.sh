@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The real daemons that judge the generated WebRTC edge (tests/test_edge_daemons.py):
+# Kamailio 5.6 with its websocket and auth_ephemeral modules, rtpengine, nginx, openssl.
+# Idempotent and quiet; services are never started (policy-rc.d answers 101 while installing).
+set -euo pipefail
+packages=(kamailio kamailio-websocket-modules kamailio-autheph-modules rtpengine-daemon nginx openssl)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+policy=/usr/sbin/policy-rc.d
+created_policy=no
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' > "$policy"
+  chmod 755 "$policy"
+  created_policy=yes
+fi
+trap '[ "$created_policy" = yes ] && rm -f "$policy"' EXIT
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=300 "${missing[@]}" >/dev/null

@@ -1,0 +1,473 @@
+"""The plan of a multi-host profile ([[hosts]]): stack.yml for Docker Swarm and one bundle per host.
+
+`make_cluster_plan` is what `plan.make_plan` returns for a multi-host profile: a
+top-level Plan for the files beside stack.yml (stack.yml, its .env,
+label-nodes.sh, deploy-stack.sh) whose `cluster` holds every host, and one
+ordinary Plan per host for `hosts/<name>/` (the same templates as a single-host
+build, restricted to the host's services, with other hosts' addresses filled in).
+Every per-host number comes from capacity.host_port_plan, the same layout
+profile validation checked. docs/multi-host.md explains the choices.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from omnigen import __version__, hostkinds, placement
+from omnigen.capacity import HostPorts, RtpRange, dynamic_address_range, host_port_plan
+from omnigen.errors import InputIssue, ProfileError
+from omnigen.formats.shellenv import unrepresentable
+from omnigen.hostkinds import PlanWarning
+from omnigen.plan import (
+    LISTEN,
+    NETWORK_NAME,
+    OUTPUTS,
+    Endpoint,
+    EnvSection,
+    Limits,
+    NetworkPlan,
+    Plan,
+    ServiceImage,
+    _env,
+    _https_port_suffix,
+    _limits,
+    _nth_host,
+    _published,
+    local_endpoints,
+    profile_hash,
+)
+from omnigen.profile import ClusterHost, Profile, Secrets
+from omnigen.tomlpos import key_lines
+
+# The files beside stack.yml. `.env` there is single-quoted so that both `sh` (deploy-stack.sh
+# sources it: `docker stack deploy` reads no .env) and Compose/omnigen lint read the same bytes.
+STACK_OUTPUTS: tuple[tuple[str, str], ...] = (
+    ("stack.yml.j2", "stack.yml"),
+    ("stack.env.j2", ".env"),
+    ("label-nodes.sh.j2", "label-nodes.sh"),
+    ("deploy-stack.sh.j2", "deploy-stack.sh"),
+)
+# A bundle holds the single-host outputs of its roles.
+ROLE_OUTPUTS: dict[str, tuple[str, ...]] = {"voice": ("asterisk/rtp.conf", "asterisk/pjsip.conf"), "edge": ("nginx/nginx.conf",)}
+COMMON_OUTPUTS = ("docker-compose.yml", ".env")
+# Swarm configs and secrets cannot change in place, so their names carry a version: the
+# profile and omnigen version for generated files, the certificate's checksum for TLS (set by
+# deploy-stack.sh; lint and `docker stack config` see the default).
+TLS_ID_VARIABLE = "OMNIVOIP_TLS_ID"
+TLS_CERTIFICATE_FILE = "./certs/fullchain.pem"
+TLS_KEY_FILE = "./certs/privkey.pem"
+MAX_SWARM_OBJECT_NAME = 64  # swarmkit refuses longer config and secret names
+# DNS round-robin, not a virtual IP: IPVS drops idle TCP connections after 900 s (PostgreSQL, Redis
+# and AMI connections are long-lived; moby/moby#31208, docker-library/postgres#1110) and needs the
+# ip_vs kernel module, which LXC hosts cannot load. Every port is published in host mode, which
+# dnsrr allows (the routing mesh would need a virtual IP).
+ENDPOINT_MODE = "dnsrr"
+ASTERISK_VOLUMES = ("logs", "sounds", "spool")
+ASTERISK_VOLUME_TARGETS = {"logs": "/var/log/asterisk", "sounds": "/var/lib/asterisk/sounds", "spool": "/var/spool/asterisk"}
+
+
+@dataclass(frozen=True)
+class BundleHost:
+    """What a bundle's docker-compose.yml declares about its host (`x-omnivoip-host`): rule OV110
+    accepts a data service published on this private address and nowhere else."""
+
+    name: str
+    address: str
+    roles: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StackPort:
+    """One stack.yml `ports:` entry in long syntax, host mode (media must bypass the routing mesh)."""
+
+    target: int
+    published: int
+    protocol: str
+    purpose: str
+
+
+@dataclass(frozen=True)
+class SwarmObject:
+    """A Swarm config or secret: its key in stack.yml, its name in the swarm, the file it is read from."""
+
+    key: str
+    name: str
+    file: str
+    target: str
+    interpolated: bool = False  # the name ends in ${OMNIVOIP_TLS_ID:-0}, filled by deploy-stack.sh
+
+
+@dataclass(frozen=True)
+class VoiceHost:
+    """One Asterisk of stack.yml: its host, share of the calls, ports and advertised address."""
+
+    host: str
+    service: str
+    calls: int
+    rtp: RtpRange
+    sip_port: int
+    advertised_ip: str
+    pjsip: SwarmObject
+    rtp_conf: SwarmObject
+    volumes: tuple[tuple[str, str], ...]  # (volume name, target)
+
+    @property
+    def env_literals(self) -> tuple[tuple[str, str], ...]:
+        """The per-host Asterisk variables written into its stack.yml service (with ACD_HOSTNAME, its
+        service name: placement.PER_VOICE_HOST_ENV_KEYS)."""
+        return (
+            ("ACD_RTP_PORT_MAX", str(self.rtp.end)),
+            ("ACD_RTP_PORT_MIN", str(self.rtp.start)),
+            ("ACD_SIP_PORT", str(self.sip_port)),
+            ("EXTERNAL_IP", self.advertised_ip),
+        )
+
+
+@dataclass(frozen=True)
+class StackService:
+    """Where one stack.yml service runs and what it publishes there."""
+
+    name: str
+    base: str  # its service in a bundle (and in a single-host build): asterisk-voice1 -> asterisk
+    host: str
+    role: str
+    constraints: tuple[str, ...]
+    ports: tuple[StackPort, ...]
+    replicas: int
+    limits: Limits
+
+
+@dataclass(frozen=True)
+class HostBundle:
+    """One host: its address, roles, the Swarm labels that place services there, and its bundle's plan."""
+
+    name: str
+    index: int
+    address: str
+    public_ip: str | None
+    advertised_ip: str
+    roles: tuple[str, ...]
+    services: tuple[str, ...]
+    kind: str
+    userland_proxy: bool
+    labels: tuple[str, ...]
+    ports: HostPorts
+    plan: Plan
+    calls: int | None = None
+    peers: tuple[str, ...] = ()  # data services published on `address` for clients on other hosts
+
+
+@dataclass(frozen=True)
+class ClusterPlan:
+    """Everything about the hosts that stack.yml, label-nodes.sh and deploy-stack.sh print.
+
+    Per-host values live here (`voice`: each Asterisk's range, SIP port and address; `hosts`:
+    each bundle's plan). The top-level Plan's single-host fields that have no cluster-wide value
+    (`rtp`, `sip_port`, `network.advertised_ip`) carry the first voice host's; read `voice` instead.
+    """
+
+    stack_name: str
+    overlay_name: str
+    subnet: str
+    hosts: tuple[HostBundle, ...]
+    voice: tuple[VoiceHost, ...]
+    services: tuple[StackService, ...]
+    volumes: tuple[str, ...]
+    configs: tuple[SwarmObject, ...]
+    secrets: tuple[SwarmObject, ...]
+    tls_id_variable: str = TLS_ID_VARIABLE
+    endpoint_mode: str = ENDPOINT_MODE
+
+    def service(self, name: str) -> StackService:
+        return next(service for service in self.services if service.name == name)
+
+    def host(self, name: str) -> HostBundle:
+        return next(host for host in self.hosts if host.name == name)
+
+    def config(self, key: str) -> SwarmObject:
+        return next(config for config in (*self.configs, *self.secrets) if config.key == key)
+
+    @property
+    def tls_files(self) -> tuple[str, ...]:
+        """The certificate and key whose checksum deploy-stack.sh puts in their Swarm objects' names."""
+        return tuple(item.file for item in (*self.configs, *self.secrets) if item.interpolated)
+
+
+def _object_name(profile: Profile, key: str) -> str:
+    """A Swarm config name that changes whenever the generated file can: profile, omnigen version."""
+    digest = hashlib.sha256(f"{profile_hash(profile)}:{__version__}:{key}".encode()).hexdigest()[:8]
+    prefix = profile.project.name[: MAX_SWARM_OBJECT_NAME - len(key) - len(digest) - 2]
+    return f"{prefix}-{key}-{digest}"
+
+
+def _endpoints(profile: Profile, host: ClusterHost) -> dict[str, Endpoint]:
+    """Where this host's clients reach each service: by name when it runs here, else at the data host's address."""
+    endpoints = local_endpoints()
+    here = placement.services_of(host.roles)
+    data = placement.hosts_with(profile, "data")[0]
+    for service in placement.PEER_PORTS:
+        if service not in here:
+            endpoints[service] = Endpoint(str(data.address), placement.PEER_PORTS[service])
+    return endpoints
+
+
+def _allowed_hosts(profile: Profile) -> str:
+    """Django's ALLOWED_HOSTS: the names browsers use for the edge host."""
+    edge = placement.hosts_with(profile, "edge")[0]
+    names = ["localhost", "127.0.0.1"]
+    if profile.project.domain:
+        names.append(profile.project.domain)
+    names += [str(address) for address in (edge.public_ip, edge.address) if address is not None]
+    return ",".join(dict.fromkeys(names))
+
+
+def _only(sections: tuple[EnvSection, ...], keys: set[str]) -> tuple[EnvSection, ...]:
+    kept = (EnvSection(section.title, tuple(var for var in section.variables if var.key in keys)) for section in sections)
+    return tuple(section for section in kept if section.variables)
+
+
+def _images(profile: Profile) -> dict[str, ServiceImage]:
+    images, builds = profile.images, profile.build
+    return {
+        "postgres": ServiceImage(images.postgres, None),
+        "redis": ServiceImage(images.redis, None),
+        "minio": ServiceImage(images.minio, None),
+        "gearman": ServiceImage(images.gearman, None),
+        "backend": ServiceImage(images.backend, builds.backend),
+        "websockets": ServiceImage(images.websockets, builds.websockets),
+        "asterisk": ServiceImage(images.asterisk, builds.asterisk),
+        "dialer_api": ServiceImage(images.dialer_api, builds.dialer_api),
+        "dialer_worker": ServiceImage(images.dialer_worker, builds.dialer_worker),
+        "frontend": ServiceImage(images.frontend, builds.frontend),
+        "nginx": ServiceImage(images.nginx, None),
+    }
+
+
+def _network(profile: Profile, advertised_ip: str, public_ip: str | None) -> NetworkPlan:
+    subnet = profile.network.subnet
+    return NetworkPlan(
+        name=NETWORK_NAME,
+        subnet=str(subnet),
+        asterisk_ip=_nth_host(subnet, 10),
+        local_nets=(str(subnet),),
+        public_ip=public_ip,
+        bind_ip="0.0.0.0",
+        advertised_ip=advertised_ip,
+        dynamic_range=str(dynamic_address_range(subnet)),
+    )
+
+
+def _bundle_plan(profile: Profile, secrets: Secrets, host: ClusterHost, ports: HostPorts, fallback: RtpRange) -> Plan:
+    """The plan of hosts/<name>/: a single-host plan of this host's services only."""
+    services = placement.services_of(host.roles)
+    rtp = ports.bundle.ranges.get("asterisk", fallback)
+    sip_port = ports.bundle.sip_port or _fallback_sip(profile)
+    advertised_ip = str(placement.advertised(host))
+    env = _env(profile, secrets, rtp, sip_port, _endpoints(profile, host), advertised_ip, _allowed_hosts(profile))
+    keys = {key for service in services for key in placement.SERVICE_ENV_KEYS[service]}
+    wanted = set(COMMON_OUTPUTS) | {dest for role in host.roles for dest in ROLE_OUTPUTS.get(role, ())}
+    return Plan(
+        version=__version__,
+        profile_hash=profile_hash(profile),
+        project=profile.project.name,
+        host_kind=host.host_kind(profile.host.kind),
+        timezone=profile.project.timezone,
+        network=_network(profile, advertised_ip, str(host.public_ip) if host.public_ip else None),
+        rtp=rtp,
+        sip_port=sip_port,
+        https_port_suffix=_https_port_suffix(profile.ports.https),
+        listen=dict(LISTEN),
+        images=_images(profile),
+        limits=_limits(profile, host.calls or 0),
+        published=_published(ports.bundle),
+        env=_only(env, keys),
+        workers={"celery": profile.workers.celery, "celery_concurrency": profile.workers.celery_concurrency, "dialer": profile.workers.dialer},
+        outputs=tuple((template, dest) for template, dest in OUTPUTS if dest in wanted),
+        services=services,
+        bundle=BundleHost(host.name, str(host.address), tuple(host.roles)),
+    )
+
+
+def _fallback_sip(profile: Profile) -> int:
+    """The first voice host's SIP port: what a plan without a voice host of its own carries (see Plan.rtp)."""
+    first = placement.hosts_with(profile, "voice")[0]
+    return first.sip_port or profile.ports.sip
+
+
+def _stack_ports(ports: HostPorts, service: str) -> tuple[StackPort, ...]:
+    entries = []
+    for use in ports.stack.uses:
+        if use.service != service:
+            continue
+        target_start = LISTEN[use.listen] if use.listen else use.start
+        for offset in range(use.count):
+            entries.append(StackPort(target_start + offset, use.start + offset, use.protocol, use.purpose))
+    return tuple(entries)
+
+
+def _constraints(role: str, host: str) -> tuple[str, ...]:
+    return (f"node.labels.{placement.role_label(role)} == true", f"node.labels.{placement.host_label(host)} == true")
+
+
+def _warnings(profile: Profile, layouts: dict[str, HostPorts]) -> tuple[PlanWarning, ...]:
+    """Each host's host-kind caveats (hostkinds.plan_warnings, as for a single host of that kind), and Swarm's."""
+    found: list[PlanWarning] = []
+    for index, host in enumerate(profile.hosts):
+        kind = host.host_kind(profile.host.kind)
+        # The host as a single-host profile of its own kind: the caveats are the same.
+        own = profile.host.model_copy(update={"kind": kind, "userland_proxy": host.proxy(profile.host.userland_proxy)})
+        view = profile.model_copy(update={"host": own})
+        for warning in hostkinds.plan_warnings(view, layouts[host.name].bundle):
+            key = f"hosts.{index}.{warning.key.removeprefix('host.')}" if warning.key.startswith("host.") and host.kind else warning.key
+            found.append(PlanWarning(key, f"{host.name}: {warning.message}"))
+        if kind in {"lxc-unprivileged", "lxc-privileged"}:
+            found.append(
+                PlanWarning(
+                    f"hosts.{index}.kind" if host.kind else "host.kind",
+                    f"{host.name} is {hostkinds.facts(kind).label}: Swarm's overlay network needs the vxlan kernel module "
+                    "loaded on the LXC host (a container cannot load it) and UDP 4789 open between the hosts",
+                )
+            )
+    return tuple(found)
+
+
+def make_cluster_plan(profile: Profile, secrets: Secrets) -> Plan:
+    """Everything stack.yml and the per-host bundles print. Raises nothing: the profile is valid."""
+    layouts = {host.name: host_port_plan(profile, index) for index, host in enumerate(profile.hosts)}
+    voice_hosts = placement.hosts_with(profile, "voice")
+    first_voice = layouts[voice_hosts[0].name].bundle.ranges["asterisk"]
+    edge = placement.hosts_with(profile, "edge")[0]
+    base_limits = _limits(profile)
+    replicas = {"celery-worker": profile.workers.celery, "dialer-worker": profile.workers.dialer}
+
+    voice: list[VoiceHost] = []
+    services: list[StackService] = []
+    for host in voice_hosts:
+        ports = layouts[host.name]
+        service = placement.asterisk_service(host.name)
+        folder = f"./hosts/{host.name}/asterisk"
+        voice.append(
+            VoiceHost(
+                host=host.name,
+                service=service,
+                calls=host.calls or 0,
+                rtp=ports.stack.ranges["asterisk"],
+                sip_port=ports.stack.sip_port,
+                advertised_ip=str(placement.advertised(host)),
+                pjsip=SwarmObject(f"{service}-pjsip", _object_name(profile, f"{host.name}-pjsip"), f"{folder}/pjsip.conf", "/etc/asterisk/pjsip.conf"),
+                rtp_conf=SwarmObject(f"{service}-rtp", _object_name(profile, f"{host.name}-rtp"), f"{folder}/rtp.conf", "/etc/asterisk/rtp.conf"),
+                volumes=tuple((f"asterisk_{host.name}_{volume}", ASTERISK_VOLUME_TARGETS[volume]) for volume in ASTERISK_VOLUMES),
+            )
+        )
+        services.append(
+            StackService(
+                service, "asterisk", host.name, "voice", _constraints("voice", host.name), _stack_ports(ports, "asterisk"), 1,
+                _limits(profile, host.calls)["asterisk"],
+            )
+        )  # fmt: skip
+    for role in placement.SINGLE_HOST_ROLES:
+        holder = placement.hosts_with(profile, role)[0]
+        for name in placement.ROLE_SERVICES[role]:
+            services.append(
+                StackService(
+                    name, name, holder.name, role, _constraints(role, holder.name), _stack_ports(layouts[holder.name], name),
+                    replicas.get(name, 1), base_limits[name],
+                )
+            )  # fmt: skip
+    services.sort(key=lambda service: service.name)
+
+    hosts: list[HostBundle] = []
+    for index, host in enumerate(profile.hosts):
+        kind = host.host_kind(profile.host.kind)
+        labels = (*(placement.role_label(role) for role in host.roles), placement.host_label(host.name))
+        hosts.append(
+            HostBundle(
+                name=host.name,
+                index=index,
+                address=str(host.address),
+                public_ip=str(host.public_ip) if host.public_ip else None,
+                advertised_ip=str(placement.advertised(host)),
+                roles=tuple(host.roles),
+                services=tuple(sorted(service.name for service in services if service.host == host.name)),
+                kind=kind,
+                userland_proxy=hostkinds.effective_userland_proxy(kind, host.proxy(profile.host.userland_proxy)),
+                labels=labels,
+                ports=layouts[host.name],
+                plan=_bundle_plan(profile, secrets, host, layouts[host.name], first_voice),
+                calls=host.calls,
+                peers=placement.peer_published(profile, host),
+            )
+        )
+
+    stack_keys = {key for service in services for key in placement.SERVICE_ENV_KEYS[service.base]} - set(placement.PER_VOICE_HOST_ENV_KEYS)
+    env = _env(profile, secrets, first_voice, _fallback_sip(profile), None, str(placement.advertised(voice_hosts[0])), _allowed_hosts(profile))
+    volumes = sorted(
+        {"dialer_postgres_data", "django_logs", "django_media", "django_static", "minio_data", "postgres_data", "redis_data"}
+        | {name for host in voice for name, _ in host.volumes}
+    )
+    tls_version = f"${{{TLS_ID_VARIABLE}:-0}}"
+    tls_prefix = profile.project.name[: MAX_SWARM_OBJECT_NAME - len("-tls-certificate-") - 12]
+    cluster = ClusterPlan(
+        stack_name=profile.project.name,
+        overlay_name=NETWORK_NAME,
+        subnet=str(profile.network.subnet),
+        hosts=tuple(hosts),
+        voice=tuple(voice),
+        services=tuple(services),
+        volumes=tuple(volumes),
+        configs=(
+            SwarmObject("nginx", _object_name(profile, "nginx"), f"./hosts/{edge.name}/nginx/nginx.conf", "/etc/nginx/nginx.conf"),
+            SwarmObject("tls-certificate", f"{tls_prefix}-tls-certificate-{tls_version}", TLS_CERTIFICATE_FILE, "/etc/nginx/certs/fullchain.pem", True),
+        ),
+        secrets=(SwarmObject("tls-key", f"{tls_prefix}-tls-key-{tls_version}", TLS_KEY_FILE, "/etc/nginx/certs/privkey.pem", True),),
+    )
+    first = voice[0]
+    return Plan(
+        version=__version__,
+        profile_hash=profile_hash(profile),
+        project=profile.project.name,
+        host_kind=profile.host.kind,
+        timezone=profile.project.timezone,
+        network=_network(profile, first.advertised_ip, None),
+        # The first voice host's: every host's own is in cluster.voice (see ClusterPlan).
+        rtp=first_voice,
+        sip_port=first.sip_port,
+        https_port_suffix=_https_port_suffix(profile.ports.https),
+        listen=dict(LISTEN),
+        images=_images(profile),
+        limits=base_limits,
+        published={},
+        env=_only(env, stack_keys),
+        workers={"celery": profile.workers.celery, "celery_concurrency": profile.workers.celery_concurrency, "dialer": profile.workers.dialer},
+        outputs=STACK_OUTPUTS,
+        warnings=_warnings(profile, layouts),
+        cluster=cluster,
+    )
+
+
+def check_stack_secrets(profile: Profile, secrets: Secrets, sidecar: str) -> None:
+    """The stack's .env is single-quoted for sh and Compose alike; a secret it cannot carry is refused
+    here (exit 2, at its sidecar key) rather than written wrongly. Generated secrets always fit."""
+    if not profile.hosts:
+        return
+    try:
+        with open(sidecar, encoding="utf-8") as handle:
+            lines = key_lines(handle.read())
+    except OSError:
+        lines = {}
+    issues = []
+    for name in type(secrets).model_fields:
+        value = getattr(secrets, name)
+        if value is not None and (why := unrepresentable(value)):
+            issues.append(
+                InputIssue(
+                    sidecar,
+                    name,
+                    f"a multi-host profile writes secrets single-quoted into the stack's .env, which deploy-stack.sh sources with sh: {why}",
+                    line=lines.get((name,)),
+                    hint="choose a secret without it, or delete the key to have one generated",
+                )
+            )
+    if issues:
+        raise ProfileError(issues)

@@ -1,0 +1,159 @@
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from omnigen.write import Manifest
+
+HELP = "exit 0 when an output folder is exactly what build would write, 1 when it is stale or edited"
+EPILOG = """examples:
+  omnigen check site.toml                 check out/<project.name>
+  omnigen check site.toml -o deploy/      check another folder
+  omnigen check site.toml --format json   machine-readable list of files and their state
+
+exit codes: 0 up to date, 1 stale/edited/missing files or missing secrets, 2 bad input.
+Nothing is written. When the manifest proves the folder current (same profile,
+secrets, OMNIGEN_* variables and omnigen code, every file unchanged) the answer
+comes without compiling; otherwise check compiles in memory and compares.
+
+pre-commit (.pre-commit-config.yaml):
+  - repo: local
+    hooks:
+      - id: omnigen-check
+        name: deployment matches omnivoip.toml
+        entry: omnigen check omnivoip.toml -o deploy
+        language: system
+        pass_filenames: false
+"""
+
+# Same rule as profile.Project.name; only used to find the default folder without pydantic.
+_PROJECT_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("profile", type=Path, help="profile TOML")
+    parser.add_argument("-o", "--output", type=Path, help="output folder (default: out/<project.name>)")
+    parser.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
+
+
+def fast_default_out_dir(profile_bytes: bytes, environ: dict[str, str]) -> Path | None:
+    """out/<project.name> read with tomllib alone; None when only full validation can tell."""
+    import tomllib
+
+    if any(key.upper().startswith("OMNIGEN_PROJECT") for key in environ):
+        return None
+    try:
+        name = tomllib.loads(profile_bytes.decode("utf-8"))["project"]["name"]
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError, RecursionError):
+        return None
+    return Path("out") / name if isinstance(name, str) and _PROJECT_NAME.match(name) else None
+
+
+def fast_check(profile: Path, output: Path | None, environ: dict[str, str]) -> tuple[Path, Manifest] | None:
+    """(folder, manifest) when the manifest proves the folder current; None otherwise.
+
+    Imports nothing beyond the standard library and omnigen.write/fingerprint.
+    """
+    from omnigen.fingerprint import fingerprint, read_optional, sidecar_path
+    from omnigen.write import recorded_files_match
+
+    try:
+        profile_bytes = read_optional(profile)
+        sidecar = read_optional(sidecar_path(profile))
+    except OSError:
+        return None  # the full path reports it with the usual message
+    if profile_bytes is None:
+        return None
+    out_dir = output if output is not None else fast_default_out_dir(profile_bytes, environ)
+    if out_dir is None:
+        return None
+    manifest = recorded_files_match(out_dir, fingerprint(profile_bytes, sidecar, environ))
+    return (out_dir, manifest) if manifest is not None else None
+
+
+def run(args: argparse.Namespace) -> int:
+    environ = dict(os.environ)
+    fast = fast_check(args.profile, args.output, environ)
+    if fast is not None:
+        from omnigen.write import unrecorded_files
+
+        out_dir, manifest = fast
+        if args.format == "json":
+            files = [{"path": path, "state": "up-to-date", "detail": "matches the manifest"} for path in sorted(manifest.files)]
+            _print_json(
+                {
+                    "out_dir": str(out_dir),
+                    "profile": str(args.profile),
+                    "up_to_date": True,
+                    "fast_path": True,
+                    "files": files,
+                    "missing_secrets": [],
+                    "foreign": unrecorded_files(out_dir, manifest),
+                }
+            )
+        else:
+            print(f"{out_dir}: up to date with {args.profile} ({len(manifest.files)} files)")
+        return 0
+    return _full_check(args, environ)
+
+
+def _full_check(args: argparse.Namespace, environ: dict[str, str]) -> int:
+    from omnigen.pipeline import expected_outputs
+    from omnigen.write import State, survey
+
+    expected = expected_outputs(args.profile, args.output, environ=environ)
+    state = survey(expected.out_dir, expected.compiled.files, expected.compiled.plan.secret_files)
+    changes = state.changes
+    up_to_date = not changes and not expected.missing_secrets
+    if args.format == "json":
+        _print_json(
+            {
+                "out_dir": str(expected.out_dir),
+                "profile": str(args.profile),
+                "up_to_date": up_to_date,
+                "fast_path": False,
+                "files": [{"path": status.path, "state": status.state.value, "detail": status.detail} for status in state.files],
+                "missing_secrets": list(expected.missing_secrets),
+                "secrets_file": str(expected.secrets_path),
+                "foreign": list(state.foreign),
+            }
+        )
+        return 0 if up_to_date else 1
+    out = expected.out_dir
+    if up_to_date:
+        print(f"{out}: up to date with {args.profile} ({len(state.files)} files)")
+        if state.manifest is None or state.manifest.fingerprint == "" or not state.manifest.complete:
+            print(f"  note: the manifest is missing or from an interrupted build; `omnigen build {args.profile} -o {out}` refreshes it")
+        return 0
+    if not state.exists:
+        print(f"{out}: does not exist; `omnigen build {args.profile} -o {out}` creates it")
+        return 1
+    print(f"{out}: not what `omnigen build {args.profile}` would write:")
+    width = max((len(status.path) for status in changes), default=0)
+    for status in changes:
+        print(f"  {status.state.value:<10} {status.path:<{width}}  {status.detail}")
+    if expected.missing_secrets:
+        print(
+            f"  secrets missing from {expected.secrets_path}: {', '.join(expected.missing_secrets)}; "
+            "the folder cannot match until `omnigen build` generates them (check never writes secrets)"
+        )
+    if state.foreign:
+        print(f"  not written by omnigen (ignored): {', '.join(state.foreign)}")
+    edited = any(status.state is State.EDITED for status in changes)
+    advice = f"see `omnigen diff {args.profile} -o {out}`; update with `omnigen build {args.profile} -o {out}`"
+    if edited:
+        advice += " (edited files: move the change into the profile, or add --force to overwrite them keeping a .bak)"
+    print(f"  {advice}")
+    return 1
+
+
+def _print_json(data: dict[str, Any]) -> None:
+    import json
+
+    json.dump(data, sys.stdout, indent=2)
+    sys.stdout.write("\n")

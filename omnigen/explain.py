@@ -1,0 +1,504 @@
+"""What a deployment publishes and costs, computed before anything runs (`omnigen explain`).
+
+`explain_data` returns plain JSON-ready data (it is what `--format json` prints
+and what the snapshots pin); `explain_tables` lays the same data out as titled
+tables for the terminal. Every number comes from the plan, capacity.py or the
+measured figures in costs.py; nothing is computed twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from omnigen import costs, hostkinds
+from omnigen.capacity import DEFAULT_OPUS_KBPS, PACKET_MS, PortPlan, codecs, describe_cost
+from omnigen.plan import Plan
+from omnigen.profile import Profile
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+ESTIMATE_NOTE = (
+    "estimates from the measured figures of {source} ({date}; {setup}); "
+    "another daemon version, kernel or storage driver changes the numbers"
+)
+
+
+def _round(value: float, digits: int = 1) -> float:
+    return round(value + 0.0, digits)
+
+
+def _media(layout: PortPlan) -> list[dict[str, Any]]:
+    rows = []
+    for need in layout.needs:
+        placed = layout.ranges[need.component]
+        rows.append(
+            {
+                "component": need.component,
+                "label": need.label,
+                "calls": need.calls,
+                "channels": need.channels,
+                "channels_reason": need.channels_reason,
+                "streams_per_channel": need.streams_per_channel,
+                "ports_needed": need.ports_needed,
+                "headroom_percent": need.headroom_percent,
+                "ports": placed.size,
+                "ports_per_call": _round(placed.size / need.calls, 2),
+                "start": placed.start,
+                "end": placed.end,
+                "published": need.component in layout.published_media,
+                "arithmetic": need.arithmetic,
+            }
+        )
+    return rows
+
+
+def _span(start: int, end: int) -> str:
+    return str(start) if start == end else f"{start}-{end}"
+
+
+def _published(plan: Plan) -> list[dict[str, Any]]:
+    return [
+        {
+            "service": port.service,
+            "purpose": port.purpose,
+            "host_ip": port.host_ip,
+            "host_ports": _span(port.host_start, port.host_end),
+            "container_ports": _span(port.container_start, port.container_end),
+            "protocol": port.protocol,
+            "count": port.count,
+        }
+        for port in plan.all_published
+    ]
+
+
+def _costs(profile: Profile, plan: Plan) -> dict[str, Any]:
+    kind = profile.host.kind
+    facts = hostkinds.facts(kind)
+    explicit = sum(port.count for port in plan.all_published if port.host_ip)
+    implicit = sum(port.count for port in plan.all_published) - explicit
+    declared = profile.host.userland_proxy
+    settings = []
+    for proxy in (True, False):
+        effective = hostkinds.effective_userland_proxy(kind, proxy)
+        cost = costs.publishing_cost(explicit, implicit, effective)
+        budget = hostkinds.port_budget(kind, proxy)
+        note = ""
+        if proxy != effective:
+            note = facts.userland_proxy_reason
+        settings.append(
+            {
+                "userland_proxy": proxy,
+                "declared": proxy == declared,
+                "possible": hostkinds.userland_proxy_refusal(kind, proxy) is None,
+                "docker_proxy_processes": cost.proxies,
+                "memory_mib": _round(cost.memory_mib),
+                "start_seconds": _round(cost.start_seconds),
+                "summary": describe_cost(cost),
+                "budget_ports": budget.ports,
+                "within_budget": hostkinds.within(kind, cost),
+                "note": note,
+            }
+        )
+    source = {row.source for row in costs.MEASUREMENTS if row.setup == costs.PLANNING_SETUP}
+    dates = sorted({row.measured for row in costs.MEASUREMENTS if row.setup == costs.PLANNING_SETUP})
+    return {
+        "host_kind": kind,
+        "limits": {
+            "docker_proxy_memory_mib": facts.proxy_memory_mib,
+            "start_seconds": facts.start_seconds,
+            "reason": facts.budget_reason,
+        },
+        "mib_per_docker_proxy": _round(costs.mib_per_proxy(), 2),
+        "note": ESTIMATE_NOTE.format(source="; ".join(sorted(source)), date=", ".join(dates), setup=costs.PLANNING_SETUP),
+        "settings": settings,
+    }
+
+
+def _bandwidth(layout: PortPlan, opus_kbps: float) -> dict[str, Any]:
+    asterisk = next(need for need in layout.needs if need.component == "asterisk")
+    legs = 2 * asterisk.calls  # each bridged call: caller leg + agent leg
+    channels = asterisk.channels  # plus a leg per supervisor listening in
+    rows = []
+    for codec in codecs(opus_kbps):
+        per_stream = codec.stream_kbps()
+        rows.append(
+            {
+                "codec": codec.name,
+                "payload_kbps": _round(codec.payload_kbps),
+                "stream_kbps": _round(per_stream),
+                "calls_mbps": _round(legs * per_stream / 1000, 2),
+                "with_supervisors_mbps": _round(channels * per_stream / 1000, 2),
+            }
+        )
+    return {
+        "packet_ms": PACKET_MS,
+        "legs": legs,
+        "legs_with_supervisors": channels,
+        "note": (
+            "each direction (in and out at the same time), per stream: RTP/UDP/IPv4 headers and Ethernet framing "
+            f"included, {PACKET_MS} ms packets, no RTCP or VAD"
+            + ("; video is not included (it depends on resolution and bitrate)" if asterisk.streams_per_channel > 1 else "")
+        ),
+        "codecs": rows,
+    }
+
+
+def explain_data(profile: Profile, plan: Plan, layout: PortPlan | None, opus_kbps: float = DEFAULT_OPUS_KBPS) -> dict[str, Any]:
+    """What explain prints. `layout` is the single-host port layout; a multi-host plan carries one per host."""
+    if plan.cluster is not None:
+        return _cluster_data(profile, plan, opus_kbps)
+    assert layout is not None, "a single-host profile has one port layout"
+    lan = plan.network.lan
+    return {
+        "project": plan.project,
+        "host": {
+            "kind": profile.host.kind,
+            "label": hostkinds.facts(profile.host.kind).label,
+            "userland_proxy": profile.host.userland_proxy,
+        },
+        "network": {
+            "mode": plan.network.mode,
+            "bind_ip": plan.network.bind_ip,
+            "advertised_ip": plan.network.advertised_ip,
+            "lan": None if lan is None else {"driver": lan.driver, "parent": lan.parent, "subnet": lan.subnet, "address": lan.address},
+        },
+        "capacity": {
+            "concurrent_calls": profile.capacity.concurrent_calls,
+            "headroom_percent": profile.capacity.headroom_percent,
+            "supervised_percent": profile.capacity.supervised_percent,
+            "video": profile.capacity.video,
+        },
+        "media": _media(layout),
+        "published": _published(plan),
+        "published_total": sum(port.count for port in plan.all_published),
+        "publishing_cost": _costs(profile, plan),
+        "bandwidth": _bandwidth(layout, opus_kbps),
+        "warnings": [{"key": warning.key, "message": warning.message} for warning in plan.warnings],
+    }
+
+
+@dataclass(frozen=True)
+class Table:
+    title: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    notes: tuple[str, ...] = ()
+
+
+def _yes(value: bool) -> str:
+    return "yes" if value else "no"
+
+
+def explain_tables(data: dict[str, Any]) -> tuple[Table, ...]:
+    """The same data as titled tables, in the order a reader needs it."""
+    if "placement" in data:
+        return _cluster_tables(data)
+    host, network, capacity = data["host"], data["network"], data["capacity"]
+    lan = network["lan"]
+    mode = network["mode"] + (f" ({lan['address']} on {lan['parent']}, {lan['subnet']})" if lan else "")
+    summary = Table(
+        f"omnigen explain: {data['project']}",
+        ("", ""),
+        (
+            ("host", f"{host['kind']}: {host['label']}"),
+            ("userland-proxy (daemon.json)", "on" if host["userland_proxy"] else "off"),
+            ("network mode", mode),
+            ("advertised in SIP/SDP", network["advertised_ip"]),
+            (
+                "calls",
+                f"{capacity['concurrent_calls']} concurrent, {capacity['supervised_percent']}% supervised, "
+                f"video {_yes(capacity['video'])}, {capacity['headroom_percent']}% headroom",
+            ),
+        ),
+    )
+    media = Table(
+        "Calls -> media ports per component",
+        ("component", "channels", "ports needed", "+ headroom", "range", "per call", "published"),
+        tuple(
+            (
+                row["label"],
+                str(row["channels"]),
+                str(row["ports_needed"]),
+                str(row["ports"]),
+                f"{row['start']}-{row['end']}",
+                f"{row['ports_per_call']:g}",
+                _yes(row["published"]),
+            )
+            for row in data["media"]
+        ),
+        tuple(row["arithmetic"] for row in data["media"]),
+    )
+    published = Table(
+        f"Published ports ({data['published_total']} host ports)",
+        ("host address", "host port(s)", "container", "protocol", "service", "purpose"),
+        tuple(
+            (row["host_ip"], row["host_ports"], row["container_ports"], row["protocol"], row["service"], row["purpose"])
+            for row in data["published"]
+        ),
+    )
+    cost = data["publishing_cost"]
+    limits = cost["limits"]
+    publishing = Table(
+        f"Estimated publishing cost on {cost['host_kind']} (budget: {limits['docker_proxy_memory_mib']:g} MiB of docker-proxy, "
+        f"{limits['start_seconds']:g} s to start)",
+        ("userland-proxy", "docker-proxy processes", "memory (MiB PSS)", "start (s)", "budget (ports)", "fits", "profile"),
+        tuple(
+            (
+                "on" if row["userland_proxy"] else "off",
+                str(row["docker_proxy_processes"]),
+                f"{row['memory_mib']:g}",
+                f"{row['start_seconds']:g}",
+                str(row["budget_ports"]),
+                _yes(row["within_budget"]) if row["possible"] else "impossible",
+                "declared" if row["declared"] else "",
+            )
+            for row in cost["settings"]
+        ),
+        (
+            cost["note"],
+            f"about {cost['mib_per_docker_proxy']:g} MiB PSS per docker-proxy; {limits['reason']}",
+            *(row["note"] for row in cost["settings"] if row["note"]),
+        ),
+    )
+    bandwidth_data = data["bandwidth"]
+    bandwidth = Table(
+        f"Media bandwidth ({bandwidth_data['legs']} call legs, {bandwidth_data['legs_with_supervisors']} with supervisors)",
+        ("codec", "payload kbit/s", "per stream kbit/s", "calls Mbit/s", "with supervisors Mbit/s"),
+        tuple(
+            (row["codec"], f"{row['payload_kbps']:g}", f"{row['stream_kbps']:g}", f"{row['calls_mbps']:g}", f"{row['with_supervisors_mbps']:g}")
+            for row in bandwidth_data["codecs"]
+        ),
+        (bandwidth_data["note"],),
+    )
+    warnings = Table(
+        f"Warnings ({len(data['warnings'])})",
+        ("key", "warning"),
+        tuple((row["key"], row["message"]) for row in data["warnings"]) or (("", "none"),),
+    )
+    return (summary, media, published, publishing, bandwidth, warnings)
+
+
+def _host_cost(kind: str, proxy: bool, layout: PortPlan) -> dict[str, Any]:
+    cost = layout.cost(proxy)
+    return {
+        "published": layout.published,
+        "docker_proxy_processes": cost.proxies,
+        "memory_mib": _round(cost.memory_mib),
+        "start_seconds": _round(cost.start_seconds),
+        "summary": describe_cost(cost),
+        "within_budget": hostkinds.within(kind, cost),
+    }
+
+
+def _published_rows(layout: PortPlan) -> list[dict[str, Any]]:
+    from omnigen.plan import LISTEN
+
+    rows = []
+    for use in layout.uses:
+        container = LISTEN[use.listen] if use.listen else use.start
+        rows.append(
+            {
+                "service": use.service,
+                "purpose": use.purpose,
+                "host_ip": use.host_ip,
+                "host_ports": _span(use.start, use.end),
+                "container_ports": _span(container, container + use.count - 1),
+                "protocol": use.protocol,
+                "count": use.count,
+            }
+        )
+    return rows
+
+
+def _cluster_data(profile: Profile, plan: Plan, opus_kbps: float) -> dict[str, Any]:
+    """explain for a multi-host profile: where everything runs, and each host's ports and cost."""
+    cluster = plan.cluster
+    assert cluster is not None
+    placement: list[dict[str, Any]] = []
+    media: list[dict[str, Any]] = []
+    bandwidth: list[dict[str, Any]] = []
+    for host in cluster.hosts:
+        budget = hostkinds.port_budget(host.kind, host.userland_proxy)
+        bundle = _host_cost(host.kind, host.userland_proxy, host.ports.bundle)
+        stack = _host_cost(host.kind, host.userland_proxy, host.ports.stack)
+        placement.append(
+            {
+                "host": host.name,
+                "address": host.address,
+                "public_ip": host.public_ip,
+                "advertised_ip": host.advertised_ip,
+                "roles": list(host.roles),
+                "services": list(host.services),
+                "swarm_labels": list(host.labels),
+                "calls": host.calls,
+                "kind": host.kind,
+                "userland_proxy": host.userland_proxy,
+                "published_for_peers": list(host.peers),
+                "published": _published_rows(host.ports.bundle),
+                "cost": {
+                    "bundle": bundle,
+                    "stack": stack,
+                    "budget_ports": budget.ports,
+                    "within_budget": bundle["within_budget"] and stack["within_budget"],
+                },
+            }
+        )
+        for row in _media(host.ports.bundle):
+            media.append({"host": host.name, **row})
+        if host.ports.bundle.needs:
+            bandwidth.append({"host": host.name, **_bandwidth(host.ports.bundle, opus_kbps)})
+    return {
+        "project": plan.project,
+        "host": {
+            "kind": profile.host.kind,
+            "label": hostkinds.facts(profile.host.kind).label,
+            "userland_proxy": profile.host.userland_proxy,
+        },
+        "network": {"mode": "bridge", "subnet": cluster.subnet, "overlay": cluster.overlay_name},
+        "capacity": {
+            "concurrent_calls": profile.capacity.concurrent_calls,
+            "headroom_percent": profile.capacity.headroom_percent,
+            "supervised_percent": profile.capacity.supervised_percent,
+            "video": profile.capacity.video,
+        },
+        "placement": placement,
+        "media": media,
+        "published_total": sum(host.ports.bundle.published for host in cluster.hosts),
+        "bandwidth": bandwidth,
+        "note": (
+            "per host: its bundle (hosts/NAME/) names an address on every port; stack.yml's host-mode ports cannot, "
+            "so docker-proxy runs for IPv4 and IPv6 there; the budget must hold both"
+        ),
+        "warnings": [{"key": warning.key, "message": warning.message} for warning in plan.warnings],
+    }
+
+
+def _cluster_tables(data: dict[str, Any]) -> tuple[Table, ...]:
+    capacity = data["capacity"]
+    summary = Table(
+        f"omnigen explain: {data['project']} ({len(data['placement'])} hosts)",
+        ("", ""),
+        (
+            ("outputs", "stack.yml (Docker Swarm), label-nodes.sh, deploy-stack.sh; hosts/NAME/ per host (plain compose)"),
+            ("networks", f"overlay {data['network']['overlay']} {data['network']['subnet']} (Swarm); the same subnet on each host's bridge"),
+            (
+                "calls",
+                f"{capacity['concurrent_calls']} concurrent, {capacity['supervised_percent']}% supervised, "
+                f"video {_yes(capacity['video'])}, {capacity['headroom_percent']}% headroom",
+            ),
+        ),
+    )
+    placement = Table(
+        "Placement",
+        ("host", "address", "advertised", "roles", "calls", "services", "Swarm labels"),
+        tuple(
+            (
+                row["host"],
+                row["address"],
+                row["advertised_ip"],
+                ", ".join(row["roles"]),
+                str(row["calls"] or ""),
+                ", ".join(row["services"]),
+                ", ".join(row["swarm_labels"]),
+            )
+            for row in data["placement"]
+        ),
+    )
+    media = Table(
+        "Calls -> media ports per voice host",
+        ("host", "calls", "channels", "ports needed", "+ headroom", "range", "per call"),
+        tuple(
+            (row["host"], str(row["calls"]), str(row["channels"]), str(row["ports_needed"]), str(row["ports"]), f"{row['start']}-{row['end']}", f"{row['ports_per_call']:g}")
+            for row in data["media"]
+        ),
+        tuple(f"{row['host']}: {row['arithmetic']}" for row in data["media"]),
+    )
+    published = Table(
+        f"Published ports per host ({data['published_total']} host ports in the bundles)",
+        ("host", "host address", "host port(s)", "container", "protocol", "service", "purpose"),
+        tuple(
+            (host["host"], row["host_ip"], row["host_ports"], row["container_ports"], row["protocol"], row["service"], row["purpose"])
+            for host in data["placement"]
+            for row in host["published"]
+        ),
+    )
+    cost = Table(
+        "Estimated publishing cost per host (bundle / stack.yml)",
+        ("host", "kind", "userland-proxy", "ports", "docker-proxy", "memory (MiB PSS)", "start (s)", "budget (ports)", "fits"),
+        tuple(
+            (
+                row["host"],
+                row["kind"],
+                "on" if row["userland_proxy"] else "off",
+                f"{row['cost']['bundle']['published']} / {row['cost']['stack']['published']}",
+                f"{row['cost']['bundle']['docker_proxy_processes']} / {row['cost']['stack']['docker_proxy_processes']}",
+                f"{row['cost']['bundle']['memory_mib']:g} / {row['cost']['stack']['memory_mib']:g}",
+                f"{row['cost']['bundle']['start_seconds']:g} / {row['cost']['stack']['start_seconds']:g}",
+                str(row["cost"]["budget_ports"]),
+                _yes(row["cost"]["within_budget"]),
+            )
+            for row in data["placement"]
+        ),
+        (data["note"],),
+    )
+    bandwidth = Table(
+        "Media bandwidth per voice host (Mbit/s each direction)",
+        ("host", "codec", "per stream kbit/s", "calls Mbit/s", "with supervisors Mbit/s"),
+        tuple(
+            (host["host"], row["codec"], f"{row['stream_kbps']:g}", f"{row['calls_mbps']:g}", f"{row['with_supervisors_mbps']:g}")
+            for host in data["bandwidth"]
+            for row in host["codecs"]
+        ),
+        tuple(dict.fromkeys(host["note"] for host in data["bandwidth"])),
+    )
+    warnings = Table(
+        f"Warnings ({len(data['warnings'])})",
+        ("key", "warning"),
+        tuple((row["key"], row["message"]) for row in data["warnings"]) or (("", "none"),),
+    )
+    return (summary, placement, media, published, cost, bandwidth, warnings)
+
+
+def render_plain(tables: tuple[Table, ...]) -> str:
+    """Aligned columns without colour or box drawing: for pipes, logs and diffs."""
+    blocks = []
+    for table in tables:
+        widths = [max(len(cell) for cell in column) for column in zip(table.columns, *table.rows, strict=True)]
+        lines = [table.title, "=" * len(table.title)]
+        header_shown = any(table.columns)
+        if header_shown:
+            lines.append("  ".join(name.ljust(width) for name, width in zip(table.columns, widths, strict=True)).rstrip())
+            lines.append("  ".join("-" * width for width in widths))
+        for row in table.rows:
+            lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+        lines += [f"  * {note}" for note in table.notes]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n"
+
+
+# Cells a terminal colours: verdicts in the cost table, and every warning.
+VERDICT_STYLES = {"yes": "green", "no": "red", "impossible": "red"}
+
+
+def print_rich(tables: tuple[Table, ...], console: Console) -> None:
+    """The tables for a terminal (rich); colour follows the console (NO_COLOR turns it off)."""
+    from rich import box
+    from rich.table import Table as RichTable
+    from rich.text import Text
+
+    for table in tables:
+        shown = RichTable(title=table.title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, show_header=any(table.columns))
+        for index, column in enumerate(table.columns):
+            # Numbers and addresses never wrap; the last column (purpose, warning text) takes the rest.
+            last = index == len(table.columns) - 1
+            shown.add_column(column, overflow="fold", no_wrap=not last)
+        warnings = table.columns == ("key", "warning")
+        for row in table.rows:
+            # Text, not markup: cells hold "[...]" that rich would read as style tags.
+            shown.add_row(*(Text(cell, style="yellow" if warnings and cell != "none" else VERDICT_STYLES.get(cell, "")) for cell in row))
+        console.print(shown)
+        for note in table.notes:
+            console.print(Text(f"  * {note}", style="dim"))
+        console.print()

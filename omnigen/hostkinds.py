@@ -1,0 +1,290 @@
+"""What each kind of host can and cannot do, and how many ports it can afford to publish.
+
+Facts come from DOMAIN.md section 5; the port budgets are derived from the
+measured publishing costs in omnigen/costs.py, never typed in as port counts:
+a budget is the largest number of published ports whose estimated docker-proxy
+memory and start time stay within what that kind of host can spare.
+
+Profile validation (profile.py, capacity.py) turns the hard limits into exit-2
+errors; `plan_warnings` turns the soft ones into warnings the plan carries, so
+`omnigen build` and `omnigen explain` print the same list.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from omnigen import costs
+
+if TYPE_CHECKING:
+    from omnigen.capacity import PortPlan
+    from omnigen.profile import Profile
+
+# Rootless Docker binds host ports as an ordinary user: below the host's
+# net.ipv4.ip_unprivileged_port_start (1024 by default) that needs a host sysctl.
+UNPRIVILEGED_PORT_START = 1024
+# host.low_ports = "remap" moves a port below 1024 up by this much: 80 -> 8080, 443 -> 8443.
+REMAP_OFFSET = 8000
+
+LanSupport = Literal["works", "warn", "refused"]
+LAN_MODES = ("ipvlan", "macvlan")
+
+
+@dataclass(frozen=True)
+class HostKindFacts:
+    kind: str
+    label: str
+    # What this host can spare for publishing ports; the port budget follows from costs.py.
+    proxy_memory_mib: float
+    start_seconds: float
+    budget_reason: str
+    # False: the daemon cannot run without docker-proxy (or an equivalent forwarder).
+    userland_proxy_optional: bool
+    userland_proxy_reason: str
+    # Host ports below this need a host-side change.
+    unprivileged_port_start: int
+    lan_modes: LanSupport
+    lan_reason: str
+    kernel_modules: bool
+
+
+HOST_KINDS: dict[str, HostKindFacts] = {
+    "vps": HostKindFacts(
+        kind="vps",
+        label="VPS / cloud VM",
+        proxy_memory_mib=256,
+        start_seconds=120,
+        budget_reason="a VPS has 1-4 GB of RAM: a 1001-port range already failed on a 2 GB VPS (moby/moby#22614)",
+        userland_proxy_optional=True,
+        userland_proxy_reason="",
+        unprivileged_port_start=0,
+        lan_modes="warn",
+        lan_reason=(
+            "most VPS providers drop frames from unknown MAC addresses (macvlan) and route only the addresses "
+            "they assigned: network.lan.address must be an additional IP the provider routes to this VM"
+        ),
+        kernel_modules=True,
+    ),
+    "bare-metal": HostKindFacts(
+        kind="bare-metal",
+        label="bare-metal server",
+        proxy_memory_mib=512,
+        start_seconds=120,
+        budget_reason="a dedicated server can spare more memory, but a restart of the media container must stay under two minutes",
+        userland_proxy_optional=True,
+        userland_proxy_reason="",
+        unprivileged_port_start=0,
+        lan_modes="works",
+        lan_reason="",
+        kernel_modules=True,
+    ),
+    "lxc-privileged": HostKindFacts(
+        kind="lxc-privileged",
+        label="privileged LXC container",
+        proxy_memory_mib=256,
+        start_seconds=120,
+        budget_reason="an LXC container is sized like a small VM and shares the host kernel's firewall",
+        userland_proxy_optional=True,
+        userland_proxy_reason="",
+        unprivileged_port_start=0,
+        lan_modes="warn",
+        lan_reason=(
+            "the parent must be the container's own interface and the host bridge must pass the extra address "
+            "(and, for macvlan, the extra MAC address)"
+        ),
+        kernel_modules=False,
+    ),
+    "lxc-unprivileged": HostKindFacts(
+        kind="lxc-unprivileged",
+        label="unprivileged LXC container (e.g. Proxmox CT with nesting=1)",
+        proxy_memory_mib=256,
+        start_seconds=120,
+        budget_reason="an LXC container is sized like a small VM and shares the host kernel's firewall",
+        userland_proxy_optional=True,
+        userland_proxy_reason="",
+        unprivileged_port_start=0,
+        lan_modes="warn",
+        lan_reason=(
+            "macvlan/ipvlan are usually unavailable in an unprivileged container: the parent is a veth whose host "
+            "bridge rarely passes extra addresses; run `omnigen doctor` and test `docker network create -d ipvlan` first"
+        ),
+        kernel_modules=False,
+    ),
+    "rootless": HostKindFacts(
+        kind="rootless",
+        label="rootless Docker",
+        proxy_memory_mib=256,
+        start_seconds=120,
+        budget_reason="every published port runs through rootlesskit and docker-proxy in the user's session",
+        userland_proxy_optional=False,
+        userland_proxy_reason="rootless Docker cannot run without the userland proxy: rootlesskit forwards every published port through it",
+        unprivileged_port_start=UNPRIVILEGED_PORT_START,
+        lan_modes="refused",
+        lan_reason=(
+            "rootless Docker cannot create macvlan/ipvlan networks: its daemon runs in a user namespace "
+            "without CAP_NET_ADMIN on the host's interfaces"
+        ),
+        kernel_modules=False,
+    ),
+    "docker-desktop": HostKindFacts(
+        kind="docker-desktop",
+        label="Docker Desktop (development only)",
+        proxy_memory_mib=128,
+        start_seconds=30,
+        budget_reason="Docker Desktop forwards every port from its VM and fails at 500 UDP ports (docker/for-mac#1852)",
+        userland_proxy_optional=False,
+        userland_proxy_reason=(
+            "Docker Desktop forwards every published port from its VM to the host whatever the daemon's "
+            "userland-proxy setting, so the budget assumes the forwarding cost"
+        ),
+        unprivileged_port_start=0,
+        lan_modes="refused",
+        lan_reason=(
+            "Docker Desktop runs containers in a VM: a macvlan/ipvlan interface attaches to the VM's virtual NIC, "
+            "not to your LAN"
+        ),
+        kernel_modules=False,
+    ),
+}
+
+
+def facts(kind: str) -> HostKindFacts:
+    return HOST_KINDS[kind]
+
+
+def effective_userland_proxy(kind: str, declared: bool) -> bool:
+    """The setting costs are computed with: hosts that cannot drop the proxy pay for it anyway."""
+    return declared or not facts(kind).userland_proxy_optional
+
+
+@dataclass(frozen=True)
+class Budget:
+    kind: str
+    userland_proxy: bool
+    ports: int  # the largest number of published ports within the limits
+    memory_mib: float
+    start_seconds: float
+
+    def describe(self) -> str:
+        return f"{self.ports} ports ({self.memory_mib:g} MiB of docker-proxy, {self.start_seconds:g} s to start)"
+
+
+def within(kind: str, cost: costs.PublishingCost) -> bool:
+    limits = facts(kind)
+    return cost.memory_mib <= limits.proxy_memory_mib and cost.start_seconds <= limits.start_seconds
+
+
+@functools.cache
+def port_budget(kind: str, userland_proxy: bool, host_ip_explicit: bool = True) -> Budget:
+    """The most ports a host of this kind can publish with this daemon setting (binary search: costs grow with ports)."""
+    proxy = effective_userland_proxy(kind, userland_proxy)
+
+    def fits(ports: int) -> bool:
+        explicit, implicit = (ports, 0) if host_ip_explicit else (0, ports)
+        return within(kind, costs.publishing_cost(explicit, implicit, proxy))
+
+    low, high = 0, 65536  # fits(low) holds; fits(high) does not (more ports than exist)
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if fits(middle) else (low, middle)
+    limits = facts(kind)
+    return Budget(kind, proxy, low, limits.proxy_memory_mib, limits.start_seconds)
+
+
+def lan_mode_refusal(kind: str, mode: str) -> str | None:
+    """Why `network.mode` cannot be used on this host kind, or None."""
+    limits = facts(kind)
+    if mode in LAN_MODES and limits.lan_modes == "refused":
+        return f'network.mode: "{mode}" does not work on {kind}: {limits.lan_reason} (got "{mode}"); use mode = "bridge"'
+    return None
+
+
+def userland_proxy_refusal(kind: str, declared: bool) -> str | None:
+    limits = facts(kind)
+    if not declared and kind == "rootless":
+        return f"host.userland_proxy: {limits.userland_proxy_reason} (got false); set host.userland_proxy = true"
+    return None
+
+
+@dataclass(frozen=True)
+class PlanWarning:
+    """A fact about the deployment that does not stop the build but that the user must know."""
+
+    key: str  # the profile key it is about
+    message: str
+
+    def render(self) -> str:
+        return f"warning: {self.key}: {self.message}"
+
+
+def plan_warnings(profile: Profile, ports: PortPlan) -> tuple[PlanWarning, ...]:
+    """Every non-fatal host-kind and network-mode caveat for this profile, in a stable order."""
+    kind = profile.host.kind
+    limits = facts(kind)
+    mode = profile.network.mode
+    found: list[PlanWarning] = []
+    publishes_udp = any(use.protocol == "udp" for use in ports.uses)
+    if kind == "rootless":
+        if publishes_udp:
+            found.append(
+                PlanWarning(
+                    "host.kind",
+                    "rootless Docker loses UDP source addresses: rootlesskit's builtin port driver forwards from its own "
+                    "address, so pjsip identify-by-IP and ACLs see the proxy, not the phone or trunk; authenticate "
+                    "peers by username/password",
+                )
+            )
+        found.append(PlanWarning("host.userland_proxy", limits.userland_proxy_reason + "; the port budget assumes its cost"))
+    if kind == "docker-desktop":
+        found.append(
+            PlanWarning(
+                "host.kind",
+                "Docker Desktop is for development: UDP publishing is unreliable and NAT bindings are dropped after "
+                "120 s of silence, so calls can lose audio mid-call; keep capacity small and deploy on a server",
+            )
+        )
+        if not profile.host.userland_proxy:
+            found.append(PlanWarning("host.userland_proxy", limits.userland_proxy_reason))
+    if kind == "lxc-unprivileged":
+        found.append(
+            PlanWarning(
+                "host.kind",
+                "unprivileged LXC cannot load kernel modules: media relays must forward in userspace "
+                "(rtpengine table = -1), which costs CPU per call",
+            )
+        )
+    if kind in {"lxc-unprivileged", "lxc-privileged"}:
+        found.append(
+            PlanWarning(
+                "host.kind",
+                "if even `docker run hello-world` fails with `open sysctl net.ipv4.ip_unprivileged_port_start file: "
+                "reopen fd 8: permission denied`, the fix is on the LXC host, not in this deployment: run `omnigen doctor`",
+            )
+        )
+    if kind != "rootless" and profile.host.low_ports != "refuse":
+        found.append(PlanWarning("host.low_ports", f'"{profile.host.low_ports}" only applies to host.kind = "rootless"; it has no effect on {kind}'))
+    for use in ports.uses:
+        if use.remapped_from is not None:
+            found.append(
+                PlanWarning(
+                    use.key,
+                    f"{use.remapped_from} is below {UNPRIVILEGED_PORT_START}, so it is published as {use.start} "
+                    f'(host.low_ports = "remap"); clients must use port {use.start}',
+                )
+            )
+    if mode in LAN_MODES:
+        if limits.lan_modes == "warn":
+            found.append(PlanWarning("network.mode", f'"{mode}" on {kind}: {limits.lan_reason}'))
+        lan = profile.network.lan
+        address = lan.address if lan else "the media address"
+        found.append(
+            PlanWarning(
+                "network.lan.address",
+                f"the host itself cannot reach {address} through its own {mode} parent interface (the kernel isolates "
+                f"{mode} children from their parent); phones and trunks can, and the other services reach Asterisk over "
+                "the compose network",
+            )
+        )
+    return tuple(found)

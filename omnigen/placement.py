@@ -1,0 +1,197 @@
+"""Which service runs on which host of a multi-host profile (`[[hosts]]`), and who talks to whom.
+
+A multi-host profile gives each host roles; a role is a fixed set of services.
+Everything here is a constant or a pure function of the validated profile, so
+capacity.py (ports per host), plan.py/cluster.py (per-host plans) and the
+verify stage agree on one placement. docs/multi-host.md explains the choices.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from omnigen.profile import ClusterHost, Profile
+
+Role = Literal["data", "web", "voice", "edge"]
+ROLES: tuple[Role, ...] = ("data", "web", "voice", "edge")
+
+# The compose services of each role. Asterisk runs once per voice host.
+ROLE_SERVICES: dict[Role, tuple[str, ...]] = {
+    "data": ("dialer-postgresql", "gearman", "minio", "postgresql", "redis"),
+    "web": ("celery-beat", "celery-worker", "dialer-api", "dialer-worker", "django-app", "frontend", "websockets"),
+    "voice": ("asterisk",),
+    "edge": ("nginx",),
+}
+# Roles held by exactly one host: one PostgreSQL, one app, one entry point.
+SINGLE_HOST_ROLES: tuple[Role, ...] = ("data", "web", "edge")
+ROLE_DESCRIPTIONS: dict[Role, str] = {
+    "data": "PostgreSQL (main and dialer), Redis, MinIO, Gearman",
+    "web": "Django app, websockets, front-end, Celery, dialer API and workers",
+    "voice": "one Asterisk per voice host, with its own share of the calls and its own RTP range",
+    "edge": "nginx: the web UI's HTTP/HTTPS entry point",
+}
+
+# The data services a client connects to (from the variables each service is given in
+# docker-compose.yml.j2). A data service is published on the data host's private address
+# only when one of its clients runs on another host.
+CLIENT_NEEDS: dict[str, tuple[str, ...]] = {
+    "asterisk": ("postgresql",),
+    "celery-beat": ("redis",),
+    "celery-worker": ("postgresql", "redis"),
+    "dialer-api": ("dialer-postgresql", "redis"),
+    "dialer-worker": ("gearman",),
+    "django-app": ("gearman", "minio", "postgresql", "redis"),
+    "websockets": ("redis",),
+}
+
+# Host port each data service is published on when peers need it; clients on other hosts are
+# told the data host's address and this port. Both PostgreSQL servers listen on 5432 inside
+# their containers, so the dialer's is published on 5433 of the same address.
+PEER_PORTS: dict[str, int] = {"postgresql": 5432, "dialer-postgresql": 5433, "redis": 6379, "minio": 9000, "gearman": 4730}
+
+# The .env variables each service's compose definition reads (`${VAR}` in docker-compose.yml.j2 and
+# stack.yml.j2). A host's bundle .env holds only what its services read, so a voice host never holds
+# the Django secret key; the verify stage checks that every `${VAR}` resolves and every .env key is read.
+SERVICE_ENV_KEYS: dict[str, tuple[str, ...]] = {
+    "asterisk": (
+        "ACD_AMI_PASSWORD", "ACD_AMI_PORT", "ACD_AMI_USER", "ACD_HOSTNAME", "ACD_LOG_LEVEL", "ACD_RTP_PORT_MAX",
+        "ACD_RTP_PORT_MIN", "ACD_SIP_PORT", "EXTERNAL_IP", "POSTGRES_DB", "POSTGRES_HOSTNAME", "POSTGRES_PASSWORD",
+        "POSTGRES_PORT", "POSTGRES_USER", "TZ",
+    ),
+    "celery-beat": ("CELERY_BROKER_URL", "DJANGO_SECRET_KEY", "TZ"),
+    "celery-worker": (
+        "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "DATABASE_URL", "DJANGO_SECRET_KEY", "POSTGRES_DB", "POSTGRES_HOSTNAME",
+        "POSTGRES_PASSWORD", "POSTGRES_PORT", "POSTGRES_USER", "REDIS_HOSTNAME", "REDIS_PASSWORD", "REDIS_PORT", "TZ",
+    ),
+    "dialer-api": (
+        "DIALER_API_PORT", "DIALER_PASSWORD", "DIALER_POSTGRES_DB", "DIALER_POSTGRES_PASSWORD", "DIALER_POSTGRES_PORT",
+        "DIALER_POSTGRES_SERVER", "DIALER_POSTGRES_USER", "DIALER_REDIS_URL", "REDIS_HOSTNAME", "REDIS_PORT", "TZ",
+    ),
+    "dialer-postgresql": ("DIALER_POSTGRES_DB", "DIALER_POSTGRES_PASSWORD", "DIALER_POSTGRES_USER", "TZ"),
+    "dialer-worker": (
+        "DIALER_API_HOST", "DIALER_CAPS", "DIALER_GEARMAN_JOBS", "DIALER_PASSWORD", "DIALER_PYTHON_LOGLEVEL", "GEARMAN_HOSTNAME",
+        "GEARMAN_PORT", "TZ",
+    ),
+    "django-app": (
+        "BUCKET_ENDPOINT_MINIO", "BUCKET_NAME", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "DATABASE_URL", "DJANGO_ALLOWED_HOSTS",
+        "DJANGO_DEBUG", "DJANGO_PORT", "DJANGO_SECRET_KEY", "GEARMAN_HOSTNAME", "GEARMAN_PORT", "MINIO_ROOT_PASSWORD",
+        "MINIO_ROOT_USER", "POSTGRES_DB", "POSTGRES_HOSTNAME", "POSTGRES_PASSWORD", "POSTGRES_PORT", "POSTGRES_USER",
+        "REDIS_HOSTNAME", "REDIS_PASSWORD", "REDIS_PORT", "S3_STORAGE_ENABLED", "TZ",
+    ),
+    "frontend": ("TZ",),
+    "gearman": ("TZ",),
+    "minio": ("MINIO_ROOT_PASSWORD", "MINIO_ROOT_USER", "TZ"),
+    "nginx": ("TZ",),
+    "postgresql": ("POSTGRES_DB", "POSTGRES_PASSWORD", "POSTGRES_USER", "TZ"),
+    "redis": ("REDIS_PASSWORD", "TZ"),
+    "websockets": ("REDIS_URL", "TZ", "WEBSOCKET_PORT"),
+}  # fmt: skip
+
+# Asterisk's per-host values: in stack.yml each Asterisk service carries them as literals (they
+# differ per voice host), so the stack's shared .env does not hold them.
+PER_VOICE_HOST_ENV_KEYS = ("ACD_HOSTNAME", "ACD_RTP_PORT_MAX", "ACD_RTP_PORT_MIN", "ACD_SIP_PORT", "EXTERNAL_IP")
+
+# Swarm node labels (label-nodes.sh sets them, stack.yml constrains on them). One key per role and
+# per host, each "true": a label key holds one value, and one node may hold several roles or hosts.
+LABEL_PREFIX = "omnivoip"
+# Swarm service names are DNS labels: stack name + "_" + service name must fit in 63 characters.
+MAX_SWARM_SERVICE_NAME = 63
+
+
+def role_label(role: str) -> str:
+    return f"{LABEL_PREFIX}.role.{role}"
+
+
+def host_label(name: str) -> str:
+    return f"{LABEL_PREFIX}.host.{name}"
+
+
+def asterisk_service(host_name: str) -> str:
+    """The Asterisk service of a voice host in stack.yml (per-host bundles call it `asterisk`)."""
+    return f"asterisk-{host_name}"
+
+
+def services_of(roles: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(sorted({service for role in roles for service in ROLE_SERVICES[role]}))  # type: ignore[index]
+
+
+def host_index(profile: Profile, name: str) -> int:
+    return next(index for index, host in enumerate(profile.hosts) if host.name == name)
+
+
+def hosts_with(profile: Profile, role: str) -> tuple[ClusterHost, ...]:
+    return tuple(host for host in profile.hosts if role in host.roles)
+
+
+def peer_published(profile: Profile, host: ClusterHost) -> tuple[str, ...]:
+    """The data services this host publishes on its private address because a client runs elsewhere."""
+    if "data" not in host.roles:
+        return ()
+    remote_clients = [service for other in profile.hosts if other.name != host.name for service in services_of(other.roles)]
+    needed = {need for client in remote_clients for need in CLIENT_NEEDS.get(client, ())}
+    return tuple(service for service in PEER_PORTS if service in needed)
+
+
+def advertised(host: ClusterHost) -> ipaddress.IPv4Address:
+    """What a voice host puts in SIP/SDP and what browsers reach on the edge host: its public address, else its own."""
+    return host.public_ip or host.address
+
+
+def placement_problems(profile: Profile) -> Iterator[str]:
+    """Why the hosts cannot carry the deployment, each message keyed by the profile key to change."""
+    hosts = profile.hosts
+    seen_names: dict[str, int] = {}
+    seen_addresses: dict[ipaddress.IPv4Address, int] = {}
+    for index, host in enumerate(hosts):
+        if host.name in seen_names:
+            yield f"hosts.{index}.name: {host.name!r} is already the name of hosts.{seen_names[host.name]}; give every host its own name"
+        seen_names.setdefault(host.name, index)
+        if host.address in seen_addresses:
+            yield (
+                f"hosts.{index}.address: {host.address} is already the address of hosts.{seen_addresses[host.address]}; every host "
+                "needs its own private address (Swarm tells the nodes apart by it, and each host publishes its services there)"
+            )
+        seen_addresses.setdefault(host.address, index)
+        if host.address in profile.network.subnet:
+            yield (
+                f"hosts.{index}.address: {host.address} is inside network.subnet {profile.network.subnet}, the containers' network "
+                "on every host; move network.subnet to a private range the hosts do not use"
+            )
+        longest = len(profile.project.name) + 1 + len(asterisk_service(host.name))
+        if "voice" in host.roles and longest > MAX_SWARM_SERVICE_NAME:
+            yield (
+                f"hosts.{index}.name: the Swarm service {profile.project.name}_{asterisk_service(host.name)} would be {longest} "
+                f"characters, over Swarm's {MAX_SWARM_SERVICE_NAME} (got {host.name!r}); use a shorter host or project name"
+            )
+    for role in ROLES:
+        holders = hosts_with(profile, role)
+        if not holders:
+            yield (
+                f"hosts: no host has the role {role!r} ({ROLE_DESCRIPTIONS[role]}); add {role!r} to the roles of one host "
+                f"(roles: {', '.join(ROLES)})"
+            )
+        elif role in SINGLE_HOST_ROLES and len(holders) > 1:
+            second = host_index(profile, holders[1].name)
+            yield (
+                f"hosts.{second}.roles: the role {role!r} is on {', '.join(host.name for host in holders)}, but it runs once "
+                f"({ROLE_DESCRIPTIONS[role]}); keep it on one host"
+            )
+    web, edge = hosts_with(profile, "web"), hosts_with(profile, "edge")
+    if len(web) == 1 and len(edge) == 1 and web[0].name != edge[0].name:
+        index = host_index(profile, edge[0].name)
+        yield (
+            f"hosts.{index}.roles: the role 'edge' (nginx) is on {edge[0].name} but 'web' is on {web[0].name}; nginx serves the "
+            "app's static and media files from volumes it shares with django-app and celery-worker, and a Docker volume does "
+            "not span hosts; give 'edge' to the host with 'web'"
+        )
+    voice = hosts_with(profile, "voice")
+    total = sum(host.calls or 0 for host in voice)
+    if voice and total != profile.capacity.concurrent_calls:
+        shares = " + ".join(f"{host.name} {host.calls}" for host in voice)
+        yield (
+            f"hosts: the voice hosts carry {shares} = {total} calls, but capacity.concurrent_calls is "
+            f"{profile.capacity.concurrent_calls}; make the voice hosts' calls add up to capacity.concurrent_calls"
+        )

@@ -1,0 +1,599 @@
+"""Probes of the machine `omnigen doctor` runs on: no root, no running Docker needed.
+
+Each probe reads a few files (under a root that tests point at a fixture tree),
+runs a CLI through an injected runner, or binds a socket through an injected
+binder, and returns a Probe. A probe never raises: whatever it cannot find out
+is reported as "unknown" with the reason. `diagnose` combines the probes into a
+suggested host kind, the problems found and their fixes.
+
+The runc/AppArmor condition (DOMAIN.md section 2): runc releases carrying the
+CVE-2025-52881 fix (1.2.8, 1.3.3, 1.4.0-rc.3 and later) reopen /proc/sys files
+through a private procfs mount, which AppArmor inside a nested system container
+denies, so every container fails with `open sysctl
+net.ipv4.ip_unprivileged_port_start file: reopen fd 8: permission denied`. The
+fix is on the LXC host (opencontainers/runc#4968); no compose edit helps.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import json
+import re
+import shutil
+import socket
+import subprocess
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from omnigen.profile import Profile
+
+Status = Literal["ok", "info", "unknown", "problem"]
+BindOutcome = Literal["free", "busy", "denied", "no-address", "error"]
+
+COMMAND_TIMEOUT_SECONDS = 5
+MAX_PORTS_LISTED = 8
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    returncode: int
+    stdout: str
+    stderr: str = ""
+
+
+# argv -> result, or None when the program is not installed.
+Runner = Callable[[Sequence[str]], CommandResult | None]
+# (IPv4 address, port, "tcp" | "udp") -> what binding it did.
+Binder = Callable[[str, int, str], BindOutcome]
+
+
+def system_runner(argv: Sequence[str]) -> CommandResult | None:
+    """Run a CLI of this machine, briefly, never through a shell."""
+    if shutil.which(argv[0]) is None:
+        return None
+    try:
+        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=COMMAND_TIMEOUT_SECONDS, check=False)
+    except subprocess.TimeoutExpired:
+        return CommandResult(124, "", f"no answer within {COMMAND_TIMEOUT_SECONDS} s")
+    except OSError as exc:
+        return CommandResult(126, "", exc.strerror or str(exc))
+    return CommandResult(done.returncode, done.stdout, done.stderr)
+
+
+def socket_binder(address: str, port: int, protocol: str) -> BindOutcome:
+    """Try to bind the port as this (unprivileged) user, then let it go."""
+    kind = socket.SOCK_DGRAM if protocol == "udp" else socket.SOCK_STREAM
+    try:
+        with socket.socket(socket.AF_INET, kind) as probe:
+            probe.bind((address, port))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            return "busy"
+        if exc.errno == errno.EACCES:
+            return "denied"
+        if exc.errno == errno.EADDRNOTAVAIL:
+            return "no-address"
+        return "error"
+    return "free"
+
+
+@dataclass(frozen=True)
+class HostView:
+    """The machine as the probes see it; every way in is injectable for tests."""
+
+    root: Path = Path("/")
+    run: Runner | None = system_runner  # None: do not run commands (e.g. --root points at another system)
+    environ: Mapping[str, str] = field(default_factory=dict)
+    system: str = "Linux"  # platform.system()
+    bind: Binder = socket_binder
+
+    def path(self, absolute: str) -> Path:
+        return self.root / absolute.lstrip("/")
+
+    def read(self, absolute: str) -> str:
+        """File text under the root; OSError when missing or unreadable."""
+        return self.path(absolute).read_text(encoding="utf-8", errors="replace")
+
+    @property
+    def home(self) -> str | None:
+        return self.environ.get("HOME")
+
+
+@dataclass(frozen=True)
+class Probe:
+    name: str
+    status: Status
+    summary: str
+    facts: Mapping[str, str] = field(default_factory=dict)
+
+    def render(self) -> str:
+        return f"{self.status:<8} {self.name:<22} {self.summary}"
+
+
+def _why(exc: OSError) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return "not present"
+    if isinstance(exc, PermissionError):
+        return "permission denied (needs root)"
+    return exc.strerror or type(exc).__name__
+
+
+def _command(view: HostView, argv: Sequence[str]) -> tuple[CommandResult | None, str]:
+    """(result, reason when there is none)."""
+    if view.run is None:
+        return None, "commands are not run when --root examines another filesystem"
+    result = view.run(argv)
+    if result is None:
+        return None, f"`{argv[0]}` is not installed"
+    return result, ""
+
+
+# --- Container, virtualisation, user namespace ----------------------------------------------------
+
+_CGROUP_HINTS = (("lxc.payload", "lxc"), ("/lxc/", "lxc"), ("/docker/", "docker"), ("/kubepods", "kubernetes"), ("/libpod-", "podman"))
+
+
+def probe_container(view: HostView) -> Probe:
+    evidence: dict[str, str] = {}
+    unknown: list[str] = []
+    try:
+        text = view.read("/run/systemd/container").strip()
+        if text:
+            evidence["/run/systemd/container"] = text
+    except OSError as exc:
+        if not isinstance(exc, FileNotFoundError):
+            unknown.append(f"/run/systemd/container: {_why(exc)}")
+    try:
+        entries = view.read("/proc/1/environ").split("\0")
+        for entry in entries:
+            if entry.startswith("container="):
+                evidence["/proc/1/environ"] = entry.partition("=")[2]
+    except OSError as exc:
+        unknown.append(f"/proc/1/environ: {_why(exc)}")
+    try:
+        for line in view.read("/proc/self/cgroup").splitlines():
+            hint = next((name for marker, name in _CGROUP_HINTS if marker in line), None)
+            if hint:
+                evidence["/proc/self/cgroup"] = hint
+                break
+    except OSError as exc:
+        unknown.append(f"/proc/self/cgroup: {_why(exc)}")
+    if view.path("/.dockerenv").exists():
+        evidence["/.dockerenv"] = "docker"
+    result, reason = _command(view, ("systemd-detect-virt", "--container"))
+    if result is not None and result.stdout.strip():
+        evidence["systemd-detect-virt"] = result.stdout.strip()
+    elif reason:
+        unknown.append(reason)
+    kinds = [value for value in evidence.values() if value and value != "none"]
+    if kinds:
+        kind = kinds[0]
+        sources = ", ".join(source for source, value in evidence.items() if value == kind)
+        return Probe("container", "info", f"inside a container: {kind} ({sources})", {"container": kind})
+    if evidence:
+        return Probe("container", "info", f"not in a container ({', '.join(evidence)})", {"container": "none"})
+    if unknown and len(unknown) >= 3:
+        return Probe("container", "unknown", "; ".join(unknown), {})
+    return Probe("container", "info", "not in a container (no container markers found)", {"container": "none"})
+
+
+def probe_user_namespace(view: HostView) -> Probe:
+    try:
+        first = view.read("/proc/self/uid_map").split()
+    except OSError as exc:
+        return Probe("user namespace", "unknown", f"/proc/self/uid_map: {_why(exc)}")
+    if len(first) < 3 or not all(part.isdigit() for part in first[:3]):
+        return Probe("user namespace", "unknown", f"/proc/self/uid_map: unreadable content {' '.join(first)[:40]!r}")
+    inside, outside, count = (int(part) for part in first[:3])
+    if inside == 0 and outside == 0 and count == 4294967295:
+        return Probe("user namespace", "info", "initial user namespace: root here is root on the host", {"userns": "initial"})
+    return Probe(
+        "user namespace", "info", f"root here is uid {outside} on the host (unprivileged user namespace)", {"userns": "mapped", "host_uid": str(outside)}
+    )
+
+
+_VM_VENDORS = ("qemu", "kvm", "vmware", "xen", "microsoft corporation", "amazon ec2", "google", "digitalocean", "hetzner", "innotek", "openstack", "ovh", "linode", "vultr", "bochs")
+
+
+def probe_virtualization(view: HostView) -> Probe:
+    result, reason = _command(view, ("systemd-detect-virt", "--vm"))
+    if result is not None and result.stdout.strip():
+        vm = result.stdout.strip()
+        return Probe("virtualization", "info", "bare metal (systemd-detect-virt)" if vm == "none" else f"{vm} virtual machine (systemd-detect-virt)", {"vm": vm})
+    clues: list[str] = []
+    try:
+        vendor = " ".join(view.read(f"/sys/class/dmi/id/{name}").strip() for name in ("sys_vendor", "product_name")).strip()
+        if any(name in vendor.lower() for name in _VM_VENDORS):
+            return Probe("virtualization", "info", f"virtual machine ({vendor}, /sys/class/dmi/id)", {"vm": "vm"})
+        clues.append(f"DMI says {vendor!r}")
+    except OSError as exc:
+        clues.append(f"/sys/class/dmi/id: {_why(exc)}")
+    try:
+        flags = next((line for line in view.read("/proc/cpuinfo").splitlines() if line.startswith("flags")), "")
+        if " hypervisor" in flags:
+            return Probe("virtualization", "info", "virtual machine (the CPU reports the hypervisor flag)", {"vm": "vm"})
+        if flags:
+            return Probe("virtualization", "info", "bare metal (no hypervisor CPU flag; " + "; ".join(clues) + ")", {"vm": "none"})
+    except OSError as exc:
+        clues.append(f"/proc/cpuinfo: {_why(exc)}")
+    return Probe("virtualization", "unknown", "; ".join([reason, *clues] if reason else clues))
+
+
+# --- AppArmor and the container runtime ----------------------------------------------------------
+
+
+def probe_apparmor(view: HostView) -> Probe:
+    facts: dict[str, str] = {}
+    try:
+        enabled = view.read("/sys/module/apparmor/parameters/enabled").strip()
+        facts["enabled"] = "yes" if enabled.upper().startswith("Y") else "no"
+    except OSError as exc:
+        if not view.path("/sys/module/apparmor").exists() and view.path("/sys/module").exists():
+            facts["enabled"] = "no"
+        elif not view.path("/sys/module").exists():
+            return Probe("apparmor", "unknown", f"/sys/module: {_why(exc)}")
+    label = None
+    for path in ("/proc/self/attr/apparmor/current", "/proc/self/attr/current"):
+        try:
+            label = view.read(path).strip().strip("\0")
+            break
+        except OSError:
+            continue
+    if facts.get("enabled") == "no":
+        return Probe("apparmor", "info", "AppArmor is not enabled in this kernel", facts)
+    if label is None:
+        return Probe("apparmor", "unknown", "AppArmor is enabled but this process's label is unreadable (/proc/self/attr)", facts)
+    facts["label"] = label
+    confined = bool(label) and label != "unconfined"
+    facts["confined"] = "yes" if confined else "no"
+    # A stacked label ("outer//&:namespace:inner") is an AppArmor namespace: LXC/Incus nesting.
+    facts["nested"] = "yes" if "//&:" in label else "no"
+    if not confined:
+        return Probe("apparmor", "info", "enabled; this process is unconfined", facts)
+    nested = ", stacked namespace (container nesting)" if facts["nested"] == "yes" else ""
+    return Probe("apparmor", "info", f"this process is confined by {label!r}{nested}", facts)
+
+
+def runc_reopens_procfs(version: str) -> bool | None:
+    """Whether this runc carries the CVE-2025-52881 fix that AppArmor in nested containers breaks:
+    1.2.8+, 1.3.3+, 1.4.0-rc.3+ and every later release. None when the version cannot be read."""
+    match = re.match(r"^v?(\d+)\.(\d+)\.(\d+)(?:-rc\.?(\d+))?", version)
+    if match is None:
+        return None
+    major, minor, patch = (int(part) for part in match.groups()[:3])
+    rc = match.group(4)
+    if (major, minor) == (1, 2):
+        return patch >= 8
+    if (major, minor) == (1, 3):
+        return patch >= 3
+    if (major, minor) == (1, 4):
+        return patch > 0 or rc is None or int(rc) >= 3
+    return (major, minor) > (1, 4)
+
+
+_VERSION_PATTERNS = {
+    "runc": (("runc", "--version"), re.compile(r"runc version\s+(\S+)")),
+    "containerd": (("containerd", "--version"), re.compile(r"containerd\s+\S+\s+v?(\d[\w.+~-]*)")),
+    "docker": (("docker", "--version"), re.compile(r"Docker version\s+([^,\s]+)")),
+}
+
+
+def probe_runtime(view: HostView, name: str) -> Probe:
+    argv, pattern = _VERSION_PATTERNS[name]
+    result, reason = _command(view, argv)
+    if result is None:
+        return Probe(name, "unknown", reason)
+    match = pattern.search(result.stdout)
+    if result.returncode != 0 or match is None:
+        said = (result.stderr or result.stdout).strip().splitlines()
+        return Probe(name, "unknown", f"`{' '.join(argv)}` gave no version (exit {result.returncode}: {said[0][:80] if said else 'no output'})")
+    version = match.group(1)
+    facts = {"version": version}
+    if name == "runc":
+        affected = runc_reopens_procfs(version)
+        facts["procfs_reopen"] = "unknown" if affected is None else "yes" if affected else "no"
+        if affected:
+            return Probe(name, "info", f"{version} (reopens /proc/sys through a private procfs: CVE-2025-52881 fix)", facts)
+    return Probe(name, "info", version, facts)
+
+
+# --- Docker daemon flavour and settings ----------------------------------------------------------
+
+
+def _context(view: HostView) -> str | None:
+    result, _ = _command(view, ("docker", "context", "show"))
+    return result.stdout.strip() if result is not None and result.returncode == 0 and result.stdout.strip() else None
+
+
+def probe_rootless(view: HostView) -> Probe:
+    evidence = []
+    docker_host = view.environ.get("DOCKER_HOST", "")
+    if "/run/user/" in docker_host:
+        evidence.append(f"DOCKER_HOST={docker_host}")
+    context = _context(view)
+    if context == "rootless":
+        evidence.append("docker context 'rootless'")
+    home = view.home
+    if home and view.path(f"{home}/.config/systemd/user/docker.service").exists():
+        evidence.append("~/.config/systemd/user/docker.service")
+    hints = []
+    if home and view.path(f"{home}/.config/docker/daemon.json").exists():
+        hints.append("~/.config/docker/daemon.json")
+    kit, _ = _command(view, ("rootlesskit", "--version"))
+    if kit is not None and kit.returncode == 0:
+        hints.append("rootlesskit installed")
+    if evidence:
+        return Probe("rootless docker", "info", "yes: " + ", ".join(evidence + hints), {"rootless": "yes"})
+    detail = f" ({', '.join(hints)}, but no rootless daemon configured)" if hints else ""
+    return Probe("rootless docker", "info", f"no{detail}", {"rootless": "no"})
+
+
+def probe_docker_desktop(view: HostView) -> Probe:
+    evidence = []
+    if view.system in {"Darwin", "Windows"}:
+        evidence.append(f"{view.system} runs Docker in a VM")
+    docker_host = view.environ.get("DOCKER_HOST", "")
+    if "/.docker/desktop/" in docker_host or "docker_engine" in docker_host:
+        evidence.append(f"DOCKER_HOST={docker_host}")
+    context = _context(view)
+    if context and context.startswith("desktop-"):
+        evidence.append(f"docker context {context!r}")
+    home = view.home
+    if home and view.path(f"{home}/.docker/desktop").is_dir():
+        evidence.append("~/.docker/desktop")
+    if evidence:
+        return Probe("docker desktop", "info", "yes: " + ", ".join(evidence), {"desktop": "yes"})
+    return Probe("docker desktop", "info", "no", {"desktop": "no"})
+
+
+def probe_daemon_json(view: HostView, rootless: bool = False, desktop: bool = False) -> Probe:
+    # Each flavour of daemon reads its own file: rootless dockerd the user's, Docker Desktop ~/.docker/daemon.json.
+    path, shown = "/etc/docker/daemon.json", "/etc/docker/daemon.json"
+    if view.home and (rootless or desktop):
+        relative = ".config/docker/daemon.json" if rootless else ".docker/daemon.json"
+        path, shown = f"{view.home}/{relative}", f"~/{relative}"
+    try:
+        text = view.read(path)
+    except FileNotFoundError:
+        return Probe("daemon.json", "info", f"{shown} not present: userland-proxy is on (the default)", {"userland_proxy": "on", "path": shown})
+    except OSError as exc:
+        return Probe("daemon.json", "unknown", f"{shown}: {_why(exc)}")
+    try:
+        settings = json.loads(text) if text.strip() else {}
+    except json.JSONDecodeError as exc:
+        return Probe(
+            "daemon.json",
+            "problem",
+            f"{shown} is not valid JSON (line {exc.lineno}: {exc.msg}): dockerd refuses to start with it; fix the file",
+            {"path": shown, "invalid": "yes"},
+        )
+    if not isinstance(settings, dict):
+        return Probe("daemon.json", "problem", f"{shown} is not a JSON object: dockerd refuses to start with it", {"path": shown, "invalid": "yes"})
+    value = settings.get("userland-proxy", True)
+    if not isinstance(value, bool):
+        return Probe("daemon.json", "problem", f"{shown}: userland-proxy must be true or false (got {value!r})", {"path": shown, "invalid": "yes"})
+    state = "on" if value else "off"
+    origin = "" if "userland-proxy" in settings else " (not set: the default)"
+    return Probe("daemon.json", "info", f"{shown}: userland-proxy {state}{origin}", {"userland_proxy": state, "path": shown})
+
+
+def probe_unprivileged_port_start(view: HostView) -> Probe:
+    path = "/proc/sys/net/ipv4/ip_unprivileged_port_start"
+    try:
+        text = view.read(path).strip()
+    except OSError as exc:
+        return Probe("unprivileged ports", "unknown", f"{path}: {_why(exc)}")
+    if not text.isdigit():
+        return Probe("unprivileged ports", "unknown", f"{path}: unexpected content {text[:20]!r}")
+    return Probe("unprivileged ports", "info", f"ports from {text} up can be bound without root ({path})", {"start": text})
+
+
+# --- The profile's ports -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PortCheck:
+    address: str
+    port: int
+    protocol: str
+    key: str
+    outcome: BindOutcome
+
+
+def _spans(checks: Iterable[PortCheck]) -> str:
+    shown = [f"{check.address}:{check.port}/{check.protocol} ({check.key})" for check in checks]
+    more = f" and {len(shown) - MAX_PORTS_LISTED} more" if len(shown) > MAX_PORTS_LISTED else ""
+    return ", ".join(shown[:MAX_PORTS_LISTED]) + more
+
+
+def probe_ports(view: HostView, profile: Profile) -> Probe:
+    from omnigen.capacity import port_plan
+
+    checks = [
+        PortCheck(use.host_ip, port, use.protocol, use.key, view.bind(use.host_ip, port, use.protocol))
+        for use in port_plan(profile).uses
+        for port in range(use.start, use.end + 1)
+    ]
+    busy = [check for check in checks if check.outcome == "busy"]
+    missing = [check for check in checks if check.outcome == "no-address"]
+    unsure = [check for check in checks if check.outcome in {"denied", "error"}]
+    facts = {"checked": str(len(checks)), "busy": str(len(busy)), "unchecked": str(len(unsure))}
+    if missing:
+        address = missing[0].address
+        return Probe(
+            "profile ports",
+            "problem",
+            f"{address} is not an address of this machine, so Docker cannot publish on it (network.bind_ip); "
+            "use one of this machine's addresses or 0.0.0.0",
+            facts,
+        )
+    if busy:
+        return Probe(
+            "profile ports",
+            "problem",
+            f"{len(busy)} of {len(checks)} ports are in use: {_spans(busy)}; stop what holds them (`ss -lntup`) or move them in the profile "
+            "(if this deployment is already running, its own docker-proxy holds them)",
+            facts,
+        )
+    if unsure:
+        return Probe(
+            "profile ports",
+            "unknown",
+            f"{len(checks) - len(unsure)} ports free; {len(unsure)} could not be tried without root: {_spans(unsure)}",
+            facts,
+        )
+    return Probe("profile ports", "ok", f"all {len(checks)} published ports are free", facts)
+
+
+# --- Diagnosis -----------------------------------------------------------------------------------
+
+SYSCTL_ERROR = "open sysctl net.ipv4.ip_unprivileged_port_start file: reopen fd 8: permission denied"
+HOST_SIDE_FIX = (
+    "fix it on the LXC host, not in the deployment: Proxmox VE: update lxc-pve to 6.0.5-2 or later "
+    "(`apt update && apt install lxc-pve` on the node) and restart the container; Incus: 6.19 or later; "
+    "LXD: a release with the AppArmor fix; plain LXC: see lxc/lxc#4609; workaround until then: "
+    "`lxc.apparmor.profile: unconfined` in the container's config (/etc/pve/lxc/<id>.conf), which drops its "
+    "AppArmor confinement. Never edit docker-compose.yml for this: privileged, security_opt or sysctls do not fix it "
+    "(opencontainers/runc#4968)"
+)
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    probes: tuple[Probe, ...]
+    suggested_kind: str | None
+    kind_reason: str
+    problems: tuple[str, ...]
+    notes: tuple[str, ...]
+
+    @property
+    def healthy(self) -> bool:
+        return not self.problems
+
+
+def _safely(name: str, probe: Callable[[], Probe]) -> Probe:
+    try:
+        return probe()
+    except Exception as exc:  # noqa: BLE001 - one broken probe must not hide the others' answers
+        return Probe(name, "unknown", f"the probe failed: {type(exc).__name__}: {exc}")
+
+
+def _fact(probes: Mapping[str, Probe], name: str, key: str) -> str | None:
+    probe = probes.get(name)
+    return probe.facts.get(key) if probe else None
+
+
+def _suggest(found: Mapping[str, Probe]) -> tuple[str | None, str]:
+    if _fact(found, "docker desktop", "desktop") == "yes":
+        return "docker-desktop", found["docker desktop"].summary.removeprefix("yes: ")
+    if _fact(found, "rootless docker", "rootless") == "yes":
+        return "rootless", found["rootless docker"].summary.removeprefix("yes: ")
+    container = _fact(found, "container", "container")
+    if container in {"lxc", "lxc-libvirt", "incus", "lxd"}:
+        userns = _fact(found, "user namespace", "userns")
+        if userns == "initial":
+            return "lxc-privileged", f"{found['container'].summary}; {found['user namespace'].summary}"
+        detail = found["user namespace"].summary if "user namespace" in found else "user namespace unknown"
+        return "lxc-unprivileged", f"{found['container'].summary}; {detail}"
+    if container and container != "none":
+        return None, f"{found['container'].summary}: run `omnigen doctor` on the machine whose Docker daemon runs the deployment"
+    vm = _fact(found, "virtualization", "vm")
+    if vm and vm != "none":
+        return "vps", found["virtualization"].summary
+    if vm == "none":
+        return "bare-metal", found["virtualization"].summary
+    return None, "not enough evidence (see the unknown probes)"
+
+
+def diagnose(view: HostView, profile: Profile | None = None) -> Diagnosis:
+    """Probe the machine; compare it with the profile when one is given."""
+    probes: list[Probe] = [
+        _safely("container", lambda: probe_container(view)),
+        _safely("user namespace", lambda: probe_user_namespace(view)),
+        _safely("virtualization", lambda: probe_virtualization(view)),
+        _safely("apparmor", lambda: probe_apparmor(view)),
+    ]
+    for runtime in ("runc", "containerd", "docker"):
+        probes.append(_safely(runtime, functools.partial(probe_runtime, view, runtime)))
+    probes += [
+        _safely("rootless docker", lambda: probe_rootless(view)),
+        _safely("docker desktop", lambda: probe_docker_desktop(view)),
+    ]
+    rootless = any(probe.facts.get("rootless") == "yes" for probe in probes)
+    desktop = any(probe.facts.get("desktop") == "yes" for probe in probes)
+    probes.append(_safely("daemon.json", lambda: probe_daemon_json(view, rootless, desktop)))
+    probes.append(_safely("unprivileged ports", lambda: probe_unprivileged_port_start(view)))
+    if profile is not None:
+        probes.append(_safely("profile ports", lambda: probe_ports(view, profile)))
+    found = {probe.name: probe for probe in probes}
+    kind, reason = _suggest(found)
+
+    problems = [f"{probe.name}: {probe.summary}" for probe in probes if probe.status == "problem"]
+    notes: list[str] = []
+    container = _fact(found, "container", "container")
+    in_system_container = container in {"lxc", "lxc-libvirt", "incus", "lxd"}
+    confined = _fact(found, "apparmor", "confined") == "yes"
+    runc_affected = _fact(found, "runc", "procfs_reopen")
+    if in_system_container and confined:
+        label = _fact(found, "apparmor", "label")
+        if runc_affected == "yes":
+            problems.append(
+                f"runc {_fact(found, 'runc', 'version')} inside this {container} container under the AppArmor profile {label!r}: "
+                f"Docker fails to start any container (even hello-world) with `{SYSCTL_ERROR}`; {HOST_SIDE_FIX}"
+            )
+        elif runc_affected is None or runc_affected == "unknown":
+            notes.append(
+                f"this {container} container is confined by AppArmor ({label!r}) and the runc version is unknown: if containers fail "
+                f"with `{SYSCTL_ERROR}`, {HOST_SIDE_FIX}"
+            )
+    if kind == "docker-desktop":
+        notes.append("Docker Desktop is for development: UDP publishing is unreliable and small port ranges are all it carries")
+    if profile is not None:
+        problems += _profile_problems(profile, found, kind, reason)
+        notes += _profile_notes(profile, found, kind, reason)
+    return Diagnosis(tuple(probes), kind, reason, tuple(problems), tuple(notes))
+
+
+def _profile_problems(profile: Profile, found: Mapping[str, Probe], kind: str | None, reason: str) -> list[str]:
+    problems = []
+    declared = profile.host.kind
+    # vps and bare-metal differ only in how much the budget assumes the host can spare: a note, not a problem.
+    if kind is not None and kind != declared and {kind, declared} != {"vps", "bare-metal"}:
+        problems.append(
+            f'host.kind: the profile says "{declared}" but this machine looks like {kind} ({reason}); '
+            f'set host.kind = "{kind}" so its rules, port budget and warnings apply'
+        )
+    daemon = _fact(found, "daemon.json", "userland_proxy")
+    if daemon == "on" and not profile.host.userland_proxy:
+        path = _fact(found, "daemon.json", "path")
+        problems.append(
+            f"host.userland_proxy: the profile declares false but {path} leaves docker-proxy on, so every published port costs "
+            f'a process the budget did not count; set "userland-proxy": false there and restart dockerd, or set host.userland_proxy = true'
+        )
+    start = _fact(found, "unprivileged ports", "start")
+    if profile.host.kind == "rootless" and profile.host.low_ports == "allow" and start is not None:
+        low = sorted({port for port in (profile.ports.sip, profile.ports.http, profile.ports.https) if port < int(start)})
+        if low:
+            problems.append(
+                f'host.low_ports = "allow", but net.ipv4.ip_unprivileged_port_start is {start}, so rootless Docker cannot publish '
+                f"{', '.join(map(str, low))}; lower it on the host (`sysctl net.ipv4.ip_unprivileged_port_start={low[0]}`) "
+                'or set host.low_ports = "remap"'
+            )
+    return problems
+
+
+def _profile_notes(profile: Profile, found: Mapping[str, Probe], kind: str | None, reason: str) -> list[str]:
+    notes = []
+    if kind is not None and kind != profile.host.kind and {kind, profile.host.kind} == {"vps", "bare-metal"}:
+        notes.append(f'the profile says host.kind = "{profile.host.kind}"; this machine looks like {kind} ({reason})')
+    daemon = _fact(found, "daemon.json", "userland_proxy")
+    if daemon == "off" and profile.host.userland_proxy and profile.host.kind != "rootless":
+        notes.append(
+            "the daemon runs without docker-proxy but the profile declares host.userland_proxy = true: "
+            "set it to false for the larger port budget"
+        )
+    return notes
