@@ -28,9 +28,9 @@ from omnigen.plan import (
     Limits,
     NetworkPlan,
     Plan,
-    ServiceImage,
     _env,
     _https_port_suffix,
+    _images,
     _limits,
     _nth_host,
     _published,
@@ -225,23 +225,6 @@ def _allowed_hosts(profile: Profile) -> str:
 def _only(sections: tuple[EnvSection, ...], keys: set[str]) -> tuple[EnvSection, ...]:
     kept = (EnvSection(section.title, tuple(var for var in section.variables if var.key in keys)) for section in sections)
     return tuple(section for section in kept if section.variables)
-
-
-def _images(profile: Profile) -> dict[str, ServiceImage]:
-    images, builds = profile.images, profile.build
-    return {
-        "postgres": ServiceImage(images.postgres, None),
-        "redis": ServiceImage(images.redis, None),
-        "minio": ServiceImage(images.minio, None),
-        "gearman": ServiceImage(images.gearman, None),
-        "backend": ServiceImage(images.backend, builds.backend),
-        "websockets": ServiceImage(images.websockets, builds.websockets),
-        "asterisk": ServiceImage(images.asterisk, builds.asterisk),
-        "dialer_api": ServiceImage(images.dialer_api, builds.dialer_api),
-        "dialer_worker": ServiceImage(images.dialer_worker, builds.dialer_worker),
-        "frontend": ServiceImage(images.frontend, builds.frontend),
-        "nginx": ServiceImage(images.nginx, None),
-    }
 
 
 def _network(profile: Profile, advertised_ip: str, public_ip: str | None) -> NetworkPlan:

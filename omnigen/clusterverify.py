@@ -23,20 +23,20 @@ Any problem is an omnigen bug: VerifyError, exit 3, nothing written.
 from __future__ import annotations
 
 import ipaddress
-import posixpath
 import re
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 from omnigen import placement
-from omnigen.deployment import Deployment, load_deployment
+from omnigen.deployment import Deployment
 from omnigen.errors import VerifyError
 from omnigen.formats import dotenv
 from omnigen.formats.composeports import parse_port
 from omnigen.plan import Plan
 from omnigen.rules import RuleContext, run_rules
 from omnigen.rules.drift import _listen_ports, _published_media_range, _rtp_conf_range
+from omnigen.verify import deployment_from_memory
 
 STACK_FILE = "stack.yml"
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")
@@ -54,15 +54,7 @@ def _folder_files(files: dict[str, str], folder: str) -> dict[str, str]:
 
 
 def load_stack(files: dict[str, str]) -> Deployment:
-    def read(path: str) -> str | None:
-        return files.get(posixpath.normpath(path))
-
-    def list_dir(path: str) -> list[str] | None:
-        prefix = posixpath.normpath(path) + "/"
-        names = sorted({name[len(prefix) :].split("/", 1)[0] for name in files if name.startswith(prefix)})
-        return names or None
-
-    return load_deployment(STACK_FILE, read, list_dir)
+    return deployment_from_memory(files, STACK_FILE)
 
 
 def _references(deployment: Deployment) -> set[str]:

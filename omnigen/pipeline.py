@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from omnigen.cluster import check_stack_secrets
 from omnigen.credentials import TokenFactory, random_token, resolve, sidecar_text
 from omnigen.errors import OutputError
 from omnigen.fingerprint import fingerprint, read_optional
@@ -29,6 +28,14 @@ class Compiled:
     files: dict[str, str]
     secrets: Secrets
     generated: tuple[str, ...]
+
+
+def _check_stack_secrets(profile: Profile, loaded: Secrets, secrets_path: Path) -> None:
+    # Single-host builds never load the multi-host modules: they are most of a cold start's own time.
+    if profile.hosts:
+        from omnigen.cluster import check_stack_secrets
+
+        check_stack_secrets(profile, loaded, str(secrets_path))
 
 
 def compile_profile(profile: Profile, loaded_secrets: Secrets, token: TokenFactory = random_token) -> Compiled:
@@ -109,7 +116,7 @@ def build(
     destination = out_dir if out_dir is not None else default_out_dir(profile, out_root)
     secrets_path = secrets_location(path, out_dir, packaged)
     loaded = load_secrets(secrets_path)
-    check_stack_secrets(profile, loaded, str(secrets_path))
+    _check_stack_secrets(profile, loaded, secrets_path)
     compiled = compile_profile(profile, loaded, token)
 
     existing_sidecar = read_optional(secrets_path)
@@ -151,6 +158,6 @@ def expected_outputs(profile_path: Path, out_dir: Path | None, *, environ: Mappi
     destination = out_dir if out_dir is not None else default_out_dir(profile)
     secrets_path = secrets_path_for(profile_path)
     loaded = load_secrets(secrets_path)
-    check_stack_secrets(profile, loaded, str(secrets_path))
+    _check_stack_secrets(profile, loaded, secrets_path)
     compiled = compile_profile(profile, loaded, random_token)
     return Expected(compiled, destination, secrets_path, compiled.generated)

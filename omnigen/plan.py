@@ -631,6 +631,23 @@ def _with_webrtc(plan: Plan, profile: Profile, secrets: Secrets, layout: PortPla
     )
 
 
+def _images(profile: Profile) -> dict[str, ServiceImage]:
+    images, builds = profile.images, profile.build
+    return {
+        "postgres": ServiceImage(images.postgres, None),
+        "redis": ServiceImage(images.redis, None),
+        "minio": ServiceImage(images.minio, None),
+        "gearman": ServiceImage(images.gearman, None),
+        "backend": ServiceImage(images.backend, builds.backend),
+        "websockets": ServiceImage(images.websockets, builds.websockets),
+        "asterisk": ServiceImage(images.asterisk, builds.asterisk),
+        "dialer_api": ServiceImage(images.dialer_api, builds.dialer_api),
+        "dialer_worker": ServiceImage(images.dialer_worker, builds.dialer_worker),
+        "frontend": ServiceImage(images.frontend, builds.frontend),
+        "nginx": ServiceImage(images.nginx, None),
+    }
+
+
 def make_plan(profile: Profile, secrets: Secrets) -> Plan:
     """Compute everything the templates print. Raises nothing: the profile is valid."""
     if profile.hosts:
@@ -646,8 +663,6 @@ def make_plan(profile: Profile, secrets: Secrets) -> Plan:
     # In a LAN mode phones on that LAN reach Asterisk's own address directly.
     local_nets = (str(subnet),) + ((lan.subnet,) if lan else ())
     advertised = _asterisk_advertised(profile)
-    images = profile.images
-    builds = profile.build
     plan = Plan(
         version=__version__,
         profile_hash=profile_hash(profile),
@@ -670,19 +685,7 @@ def make_plan(profile: Profile, secrets: Secrets) -> Plan:
         sip_port=layout.sip_port,
         https_port_suffix=_https_port_suffix(layout.https_port),
         listen=dict(LISTEN),
-        images={
-            "postgres": ServiceImage(images.postgres, None),
-            "redis": ServiceImage(images.redis, None),
-            "minio": ServiceImage(images.minio, None),
-            "gearman": ServiceImage(images.gearman, None),
-            "backend": ServiceImage(images.backend, builds.backend),
-            "websockets": ServiceImage(images.websockets, builds.websockets),
-            "asterisk": ServiceImage(images.asterisk, builds.asterisk),
-            "dialer_api": ServiceImage(images.dialer_api, builds.dialer_api),
-            "dialer_worker": ServiceImage(images.dialer_worker, builds.dialer_worker),
-            "frontend": ServiceImage(images.frontend, builds.frontend),
-            "nginx": ServiceImage(images.nginx, None),
-        },
+        images=_images(profile),
         limits=_limits(profile),
         published=_published(layout),
         env=_env(profile, secrets, rtp, layout.sip_port),

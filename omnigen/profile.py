@@ -13,7 +13,7 @@ import re
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -43,7 +43,7 @@ from omnigen.capacity import (
     port_plan,
     shared_address_problem,
 )
-from omnigen.errors import InputIssue, ProfileError
+from omnigen.errors import InputIssue, ProfileError, UsageError
 from omnigen.placeholders import PLACEHOLDER_PATTERN
 from omnigen.tomlpos import key_lines
 
@@ -625,9 +625,29 @@ class Secrets(Frozen):
 SECRET_NAMES: tuple[str, ...] = tuple(Secrets.model_fields)
 
 
+SECRETS_SUFFIX = ".secrets.toml"
+
+
 def secrets_path_for(profile_path: Path) -> Path:
     """The sidecar beside the profile: `acme.toml` -> `acme.secrets.toml`."""
-    return profile_path.with_name(f"{profile_path.stem}.secrets.toml")
+    return profile_path.with_name(f"{profile_path.stem}{SECRETS_SUFFIX}")
+
+
+def profile_arguments(paths: Sequence[Path]) -> list[Path]:
+    """The profiles among command-line paths: `profiles/*.toml` also matches the sidecars builds write.
+
+    A sidecar whose profile is listed too is skipped; a sidecar on its own is a mistake worth naming.
+    """
+    listed = {path.resolve() for path in paths}
+    profiles = []
+    for path in paths:
+        if not path.name.endswith(SECRETS_SUFFIX):
+            profiles.append(path)
+            continue
+        owner = path.with_name(path.name.removesuffix(SECRETS_SUFFIX) + ".toml")
+        if owner.resolve() not in listed:
+            raise UsageError(f"{path}: this is the secrets sidecar of {owner}, not a profile; pass {owner} instead")
+    return profiles
 
 
 MAX_TOML_BYTES = 1 << 20

@@ -18,7 +18,9 @@ from omnigen.plan import Plan
 from omnigen.rules import RuleContext, run_rules
 
 
-def deployment_from_memory(files: dict[str, str]) -> Deployment:
+def deployment_from_memory(files: dict[str, str], compose_file: str = "docker-compose.yml") -> Deployment:
+    """The deployment the rendered files make, read the way `omnigen lint` reads one on disk."""
+
     def read(path: str) -> str | None:
         return files.get(posixpath.normpath(path))
 
@@ -27,7 +29,7 @@ def deployment_from_memory(files: dict[str, str]) -> Deployment:
         names = sorted({name[len(prefix) :].split("/", 1)[0] for name in files if name.startswith(prefix)})
         return names or None
 
-    return load_deployment("docker-compose.yml", read, list_dir)
+    return load_deployment(compose_file, read, list_dir)
 
 
 def _plan_agreement(plan: Plan, files: dict[str, str], deployment: Deployment) -> list[str]:

@@ -78,3 +78,86 @@ def test_output_is_deterministic_across_environments(tmp_path: Path) -> None:
         assert modes[".env"] == 0o600
         assert all(mode == 0o644 for rel, mode in modes.items() if rel != ".env"), modes
     assert outputs[0] == outputs[1]
+
+
+def _batch_folder(tmp_path: Path, names: tuple[str, ...]) -> Path:
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    for name in names:
+        text = (ROOT / "profiles" / "lan-office.toml").read_text().replace('name = "lan-office"', f'name = "{name}"')
+        assert f'name = "{name}"' in text
+        (folder / f"{name}.toml").write_text(text)
+    return folder
+
+
+def test_batch_builds_one_folder_per_profile_and_rebuilds_from_the_same_glob(tmp_path: Path) -> None:
+    folder = _batch_folder(tmp_path, ("alpha", "bravo", "charlie"))
+    out = tmp_path / "sites"
+    command = f"exec {sys.executable} -m omnigen build {folder}/*.toml -o {out}"
+    first = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=False)
+    assert first.returncode == 0, first.stderr
+    assert "3 of 3 profiles built" in first.stderr
+    for name in ("alpha", "bravo", "charlie"):
+        assert (out / name / "docker-compose.yml").is_file()
+        assert (folder / f"{name}.secrets.toml").is_file()
+    secrets_before = {path.name: path.read_text() for path in folder.glob("*.secrets.toml")}
+
+    # The glob now also matches the sidecars the first build wrote: they are not profiles.
+    again = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=False)
+    assert again.returncode == 0, again.stderr
+    assert "3 of 3 profiles built" in again.stderr
+    assert "schema_version" not in again.stderr
+    assert {path.name: path.read_text() for path in folder.glob("*.secrets.toml")} == secrets_before
+
+
+def test_a_lone_secrets_sidecar_is_refused_with_its_profile_named(tmp_path: Path) -> None:
+    folder = _batch_folder(tmp_path, ("alpha",))
+    assert run_cli("build", str(folder / "alpha.toml"), "-o", str(tmp_path / "out")).returncode == 0
+    result = run_cli("build", str(folder / "alpha.secrets.toml"), "-o", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert f"{folder / 'alpha.secrets.toml'}: this is the secrets sidecar of {folder / 'alpha.toml'}, not a profile" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_one_bad_profile_in_a_batch_does_not_stop_the_rest(tmp_path: Path) -> None:
+    folder = _batch_folder(tmp_path, ("alpha", "charlie"))
+    (folder / "bravo.toml").write_text('schema_version = 1\n[project]\nname = "Bad Name"\n')
+    out = tmp_path / "sites"
+    result = run_cli("build", *(str(folder / f"{name}.toml") for name in ("alpha", "bravo", "charlie")), "-o", str(out))
+    assert result.returncode == 2
+    assert f"{folder / 'bravo.toml'}:" in result.stderr and "project.name" in result.stderr
+    assert "2 of 3 profiles built" in result.stderr
+    assert (out / "alpha" / "docker-compose.yml").is_file() and (out / "charlie" / "docker-compose.yml").is_file()
+    assert not (out / "bravo").exists()
+
+
+def test_batch_shows_a_progress_bar_only_on_a_terminal(tmp_path: Path) -> None:
+    import pty
+
+    folder = _batch_folder(tmp_path, ("alpha", "bravo"))
+    profiles = [str(folder / "alpha.toml"), str(folder / "bravo.toml")]
+    controller, terminal = pty.openpty()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("OMNIGEN_")}
+    with subprocess.Popen(
+        [sys.executable, "-m", "omnigen", "build", *profiles, "-o", str(tmp_path / "tty")], stdout=subprocess.PIPE, stderr=terminal, env=env
+    ) as process:
+        os.close(terminal)
+        stdout, _ = process.communicate(timeout=120)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:  # EIO: the child closed its end of the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+        os.close(controller)
+    assert process.returncode == 0
+    assert b"[" + b"#" * 30 + b"] 2/2 bravo.toml" in seen
+    assert stdout == b"", "on a terminal the bar replaces the per-profile summaries"
+
+    piped = run_cli("build", *profiles, "-o", str(tmp_path / "piped"))
+    assert piped.returncode == 0
+    assert "#" not in piped.stderr
+    assert piped.stdout.count("written") == 2

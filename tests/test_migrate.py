@@ -63,6 +63,18 @@ def test_check_mode_for_ci(tmp_path: Path) -> None:
     assert run_cli("migrate", "--check", str(current)).returncode == 0
 
 
+def test_migrate_skips_the_secrets_sidecars_a_glob_also_matches(tmp_path: Path) -> None:
+    current = tmp_path / "site.toml"
+    current.write_text((ROOT / "profiles" / "vps-nat.toml").read_text())
+    assert run_cli("build", str(current), "-o", str(tmp_path / "out")).returncode == 0
+    sidecar = tmp_path / "site.secrets.toml"
+    before = sidecar.read_bytes()
+    result = run_cli("migrate", "--check", str(current), str(sidecar))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert str(sidecar) not in result.stdout + result.stderr
+    assert sidecar.read_bytes() == before
+
+
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
     profile = tmp_path / "future.toml"
     text = (ROOT / "profiles" / "vps-nat.toml").read_text().replace("schema_version = 1", "schema_version = 2")

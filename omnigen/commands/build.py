@@ -56,7 +56,9 @@ def _print_warnings(result: object) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from omnigen.pipeline import build
+    from omnigen.profile import profile_arguments
 
+    args.profiles = profile_arguments(args.profiles)
     if len(args.profiles) <= 1:
         result = build(args.profiles[0] if args.profiles else None, args.output, force=args.force)
         if not args.quiet:

@@ -27,10 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from omnigen.errors import EXIT_FINDINGS, EXIT_OK, OmnigenError
+    from omnigen.profile import profile_arguments
 
     worst_error = EXIT_OK
     needed = False
-    for path in args.profiles:
+    for path in profile_arguments(args.profiles):
         try:
             needed |= _one(path, check=args.check)
         except OmnigenError as error:

@@ -45,13 +45,19 @@ class Where:
 
 def where_from_lines(lines: dict[Path, int], file: str) -> Where:
     root = Where(Location(file, lines.get((), 1)))
-    for path in sorted(lines, key=len):
+    nodes: dict[Path, Where] = {(): root}
+    for path in sorted(lines, key=len):  # parents first, so each node finds its parent in one lookup
         if not path:
             continue
-        node = root
-        for part in path[:-1]:
-            node = node.kids.setdefault(part, Where(node.at))
-        node.kids[path[-1]] = Where(Location(file, lines[path]))
+        parent = nodes.get(path[:-1])
+        if parent is None:  # a gap in the positions: the missing levels take their parent's location
+            parent = root
+            for depth, part in enumerate(path[:-1], start=1):
+                parent = parent.kids.setdefault(part, Where(parent.at))
+                nodes.setdefault(path[:depth], parent)
+        node = Where(Location(file, lines[path]))
+        parent.kids[path[-1]] = node
+        nodes[path] = node
     return root
 
 
