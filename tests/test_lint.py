@@ -94,6 +94,7 @@ def test_reference_rtpengine_switched_back_on(reference: Path) -> None:
     assert ("OV214", conf, 46) in found, "table = 0 (kernel forwarding)"
     interface = [f for f in lint([str(reference / "prod-env")]).report.findings if f.file.endswith("rtpengine.conf") and "interface" in f.message]
     assert interface, "interfaces = PRIVATE_IP;PUBLIC_IP gives rtpengine no usable interface (OV302)"
+    assert ("OV302", conf, 3) in found and "no option `interfaces`" in interface[0].message, "the misspelt key is named where it stands"
     assert ("OV102", COMPOSE, start + 8) in found, "cap_add: NET_ADMIN"
     drift = [f for f in lint([str(reference / "prod-env")]).report.findings if f.rule_id == "OV201"]
     assert drift and {Path(r.file).name for f in drift for r in f.related} >= {"rtpengine.conf", ".env"}

@@ -77,6 +77,7 @@ MUTATIONS = [
     ("ng-loopback", "rtpengine/rtpengine.conf", "listen-ng = {rtpengine}:{ng}", "listen-ng = 127.0.0.1:{ng}", "OV301", "does not reach"),
     ("placeholder-interface", "rtpengine/rtpengine.conf", "internal/{rtpengine};", "internal/PRIVATE_IP;", "OV302", "not an IP address"),
     ("foreign-interface", "rtpengine/rtpengine.conf", "internal/{rtpengine};", "internal/10.99.0.1;", "OV302", "container's address"),
+    ("misspelt-interfaces", "rtpengine/rtpengine.conf", "\ninterface = ", "\ninterfaces = ", "OV302", "no option `interfaces`"),
     ("advertised-drift", "rtpengine/rtpengine.conf", "!{advertised}", "!198.51.100.99", "OV302", "Asterisk advertises"),
     ("nothing-advertised", "rtpengine/rtpengine.conf", "!{advertised}", "", "OV302", "no interface advertises"),
     ("range-overlap", "rtpengine/rtpengine.conf", "port-min = {port_min}", "port-min = {asterisk_start}", "OV303", "overlaps Asterisk"),

@@ -231,7 +231,11 @@ def rtpengine_interface(deployment: Deployment, _: RuleContext) -> Iterator[Hit]
     service = rtpengine.config.service
     entry, interfaces = _interfaces(rtpengine)
     if entry is None:
-        yield Hit(rtpengine.at(None), "rtpengine.conf has no interface: rtpengine does not know which address to relay on", service)
+        misspelt = rtpengine.get("interfaces")
+        if misspelt is not None:  # the v2 reference layout's spelling: rtpengine has no such option and ignores it
+            yield Hit(rtpengine.at(misspelt), "rtpengine has no option `interfaces` (the key is `interface`), so it has no interface to relay on", service)
+        else:
+            yield Hit(rtpengine.at(None), "rtpengine.conf has no interface: rtpengine does not know which address to relay on", service)
         return
     at = rtpengine.at(entry)
     static = _static_ips(deployment, service)
