@@ -19,16 +19,17 @@ from pathlib import Path
 from omnigen import __version__
 
 ENV_PREFIX = "OMNIGEN_"
+SECRETS_SUFFIX = ".secrets.toml"
 _PACKAGE = Path(__file__).resolve().parent
 
 
 def sidecar_path(profile_path: Path) -> Path:
     """Where the secrets of a profile live: `acme.toml` -> `acme.secrets.toml` beside it.
 
-    The same rule as `profile.secrets_path_for`, repeated here so the fast path
-    of `check` does not import pydantic (a test holds the two together).
+    Defined here, in a stdlib-only module, so the fast path of `check` finds it
+    without importing pydantic; `profile.secrets_path_for` is this function.
     """
-    return profile_path.with_name(f"{profile_path.stem}.secrets.toml")
+    return profile_path.with_name(f"{profile_path.stem}{SECRETS_SUFFIX}")
 
 
 def _templates_dir() -> Path:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from omnigen.credentials import TokenFactory, random_token, resolve, sidecar_text
 from omnigen.errors import OutputError
-from omnigen.fingerprint import fingerprint, read_optional
+from omnigen.fingerprint import SECRETS_SUFFIX, fingerprint, read_optional
 from omnigen.plan import Plan, make_plan
 from omnigen.profile import Profile, Secrets, load_profile, load_secrets, secrets_path_for
 from omnigen.render import render
@@ -61,7 +61,7 @@ def secrets_location(profile_path: Path, out_dir: Path | None, packaged: bool) -
     """The sidecar sits beside the profile; the packaged default profile keeps it beside the output."""
     if packaged:
         base = out_dir.parent if out_dir is not None else Path("out")
-        return base / f"{profile_path.stem}.secrets.toml"
+        return base / f"{profile_path.stem}{SECRETS_SUFFIX}"
     return secrets_path_for(profile_path)
 
 

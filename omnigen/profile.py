@@ -44,6 +44,7 @@ from omnigen.capacity import (
     shared_address_problem,
 )
 from omnigen.errors import InputIssue, ProfileError, UsageError
+from omnigen.fingerprint import SECRETS_SUFFIX, sidecar_path
 from omnigen.placeholders import PLACEHOLDER_PATTERN
 from omnigen.tomlpos import key_lines
 
@@ -625,12 +626,7 @@ class Secrets(Frozen):
 SECRET_NAMES: tuple[str, ...] = tuple(Secrets.model_fields)
 
 
-SECRETS_SUFFIX = ".secrets.toml"
-
-
-def secrets_path_for(profile_path: Path) -> Path:
-    """The sidecar beside the profile: `acme.toml` -> `acme.secrets.toml`."""
-    return profile_path.with_name(f"{profile_path.stem}{SECRETS_SUFFIX}")
+secrets_path_for = sidecar_path
 
 
 def profile_arguments(paths: Sequence[Path]) -> list[Path]:
