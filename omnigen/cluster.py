@@ -16,9 +16,10 @@ from dataclasses import dataclass
 
 from omnigen import __version__, hostkinds, placement
 from omnigen.capacity import HostPorts, RtpRange, dynamic_address_range, host_port_plan
-from omnigen.errors import InputIssue, ProfileError
+from omnigen.errors import InputFileError, InputIssue, ProfileError
 from omnigen.formats.shellenv import unrepresentable
 from omnigen.hostkinds import PlanWarning
+from omnigen.inputfile import MAX_TOML_BYTES, read_input
 from omnigen.plan import (
     LISTEN,
     NETWORK_NAME,
@@ -435,9 +436,9 @@ def check_stack_secrets(profile: Profile, secrets: Secrets, sidecar: str) -> Non
     if not profile.hosts:
         return
     try:
-        with open(sidecar, encoding="utf-8") as handle:
-            lines = key_lines(handle.read())
-    except OSError:
+        raw = read_input(sidecar, limit=MAX_TOML_BYTES, what="secrets sidecar")  # already loaded; only the line numbers are wanted
+        lines = key_lines(raw.decode("utf-8")) if raw is not None else {}
+    except (OSError, UnicodeDecodeError, InputFileError):
         lines = {}
     issues = []
     for name in type(secrets).model_fields:

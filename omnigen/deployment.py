@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from omnigen.errors import InputFileError
 from omnigen.formats import dotenv, yamlpos
 from omnigen.formats.asteriskconf import ConfFile, Dialect, parse_conf
 from omnigen.formats.composemerge import Location as Location  # re-exported: rules and importers use it from here
@@ -47,7 +48,8 @@ COMPOSE_FILE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yml", "dock
 OVERRIDE_FILE_NAMES = ("compose.override.yml", "compose.override.yaml", "docker-compose.override.yml", "docker-compose.override.yaml")
 
 Reader = Callable[[str], str | None]
-"""Text of a file, None when it does not exist; raises OSError/UnicodeError when it cannot be read."""
+"""Text of a file, None when it does not exist; raises OSError/UnicodeError when it cannot be read,
+InputFileError when it must not be read (not a regular file, too large: omnigen.inputfile)."""
 Lister = Callable[[str], list[str] | None]
 """Names in a folder, None when it is not a folder."""
 
@@ -150,12 +152,19 @@ class Deployment:
     def compose_path(self) -> str:
         return self.compose_files[0]
 
+    # (the `services` mapping it was built from, the view): rules ask for it per service, so
+    # rebuilding it on each access made a lint quadratic in the number of services.
+    _services_view: tuple[object, dict[str, dict[str, Any]]] | None = field(default=None, init=False, repr=False, compare=False)
+
     @property
     def services(self) -> dict[str, dict[str, Any]]:
+        """Every service as a mapping (read-only by convention: it is cached while `data["services"]` is the same object)."""
         services = self.data.get("services")
-        if not isinstance(services, dict):
-            return {}
-        return {str(name): svc if isinstance(svc, dict) else {} for name, svc in services.items()}
+        if self._services_view is not None and self._services_view[0] is services:
+            return self._services_view[1]
+        view = {str(name): svc if isinstance(svc, dict) else {} for name, svc in services.items()} if isinstance(services, dict) else {}
+        self._services_view = (services, view)
+        return view
 
     def where(self, *path: str | int) -> Location:
         """Location of `path` in the merged compose data, or of its closest located ancestor."""
@@ -316,6 +325,10 @@ class _Loader:
         shown = self.display(path)
         try:
             text = self.read(path)
+        except InputFileError as exc:
+            # Never judged without it: a FIFO or /dev/zero is hostile input, not a missing file.
+            self.deployment.problems.append(LoadProblem(Location(shown, 1), f"{what} {exc.problem}; {exc.hint}", fatal=True))
+            return None
         except (OSError, UnicodeError) as exc:
             self.deployment.problems.append(LoadProblem(Location(shown, 1), f"cannot read {what}: {exc}", fatal=fatal))
             return None

@@ -78,6 +78,26 @@ class OutputError(OmnigenError):
     exit_code = EXIT_BAD_INPUT
 
 
+class InputFileError(OmnigenError):
+    """An input file omnigen refuses to read: not a regular file (a FIFO would hang, /dev/zero never ends) or too large."""
+
+    exit_code = EXIT_BAD_INPUT
+
+    def __init__(self, path: str, what: str, problem: str, hint: str) -> None:
+        self.path = path
+        self.what = what
+        self.problem = problem  # "is a FIFO (named pipe), not a regular file"
+        self.hint = hint
+        super().__init__(self.render())
+
+    @property
+    def message(self) -> str:
+        return f"{self.what} {self.problem}"
+
+    def render(self) -> str:
+        return f"{self.path}: {self.message}; {self.hint}"
+
+
 class VerifyError(OmnigenError):
     """Rendered output broke an invariant: a bug in omnigen, never the user's fault."""
 

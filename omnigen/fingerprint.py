@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from omnigen import __version__
+from omnigen.inputfile import MAX_TOML_BYTES, read_input
 
 ENV_PREFIX = "OMNIGEN_"
 SECRETS_SUFFIX = ".secrets.toml"
@@ -65,11 +66,7 @@ def fingerprint(profile_bytes: bytes, secrets_bytes: bytes | None, environ: Mapp
     return digest.hexdigest()
 
 
-def read_optional(path: Path, limit: int = 1 << 20) -> bytes | None:
-    """The bytes of a file, or None when it does not exist. At most `limit` + 1 bytes are read,
-    so a path like /dev/zero cannot hang a check (the full path then reports it)."""
-    try:
-        with path.open("rb") as handle:
-            return handle.read(limit + 1)
-    except FileNotFoundError:
-        return None
+def read_optional(path: Path, limit: int = MAX_TOML_BYTES, what: str = "profile") -> bytes | None:
+    """The bytes of a profile or sidecar, or None when it does not exist (omnigen.inputfile: a FIFO
+    or /dev/zero is refused with InputFileError rather than hanging or filling the memory)."""
+    return read_input(path, limit=limit, what=what)

@@ -16,7 +16,6 @@ import os
 import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from omnigen.deployment import (
     COMPOSE_FILE_NAMES,
@@ -27,8 +26,9 @@ from omnigen.deployment import (
     default_compose_files,
     load_deployment,
 )
-from omnigen.errors import DeploymentInputError, InputIssue
+from omnigen.errors import DeploymentInputError, InputFileError, InputIssue
 from omnigen.formats import dotenv
+from omnigen.inputfile import MAX_COMPOSE_BYTES, read_input
 from omnigen.rules import DisableUse, Finding, Report, RuleContext, all_rules, run_rules
 
 
@@ -61,10 +61,9 @@ def shown(path: str) -> str:
 
 
 def read_text(path: str) -> str | None:
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-        return None
+    """A deployment's file from disk (deployment.Reader): bounded, regular files only (omnigen.inputfile)."""
+    data = read_input(path, limit=MAX_COMPOSE_BYTES, what="deployment file")
+    return data.decode("utf-8") if data is not None else None
 
 
 def list_dir(path: str) -> list[str] | None:
@@ -76,7 +75,10 @@ def list_dir(path: str) -> list[str] | None:
 
 def _compose_file_from_env(folder: str) -> list[str] | None:
     """COMPOSE_FILE set in the folder's .env selects the files, as it does for `docker compose`."""
-    text = read_text(posixpath.join(folder, ".env"))
+    try:
+        text = read_text(posixpath.join(folder, ".env"))
+    except (OSError, UnicodeError, InputFileError):
+        return None  # loading the deployment reports it
     if text is None:
         return None
     try:
@@ -100,7 +102,8 @@ def find_target(path: str, env_file: str | None = None) -> Target:
         selected = _compose_file_from_env(folder) if is_folder else None
         if selected:
             return Target(tuple(selected), (), env_file)
-        files, ignored = default_compose_files(folder, os.path.isfile)
+        # Any kind of file counts, as for Compose: a FIFO or folder is then refused when read, not skipped.
+        files, ignored = default_compose_files(folder, os.path.exists)
         if not is_folder and name in COMPOSE_FILE_NAMES and files and files[0] != absolute:
             # The user named a default file that Compose would not pick: lint what they named, with its override.
             files = [absolute, *[f for f in files[1:] if posixpath.basename(f) in OVERRIDE_FILE_NAMES]]

@@ -89,6 +89,21 @@ def _keep_sidecar_private(path: Path) -> None:
         os.chmod(path, SECRET_MODE)
 
 
+def _read_bytes(path: Path, what: str) -> bytes | None:
+    """Bytes of a profile or sidecar that loading already accepted (bounded: it may have been swapped since)."""
+    try:
+        return read_optional(path, what=what)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
+
+
+def _profile_bytes(path: Path) -> bytes:
+    data = _read_bytes(path, "profile")
+    if data is None:
+        raise OutputError(f"{path}: the profile disappeared while building; nothing was written")
+    return data
+
+
 def build(
     profile_path: Path | None,
     out_dir: Path | None = None,
@@ -119,7 +134,7 @@ def build(
     _check_stack_secrets(profile, loaded, secrets_path)
     compiled = compile_profile(profile, loaded, token)
 
-    existing_sidecar = read_optional(secrets_path)
+    existing_sidecar = _read_bytes(secrets_path, "secrets sidecar")
     new_sidecar: str | None = None
     if compiled.generated:
         existing_text = existing_sidecar.decode("utf-8") if existing_sidecar is not None else None
@@ -135,7 +150,7 @@ def build(
         except OSError as exc:  # write_file_atomic reports its own failures as OutputError
             raise OutputError(f"{secrets_path}: cannot make the secrets sidecar private ({exc.strerror or exc})") from None
 
-    manifest = _manifest(compiled, fingerprint(path.read_bytes(), sidecar_bytes, env))
+    manifest = _manifest(compiled, fingerprint(_profile_bytes(path), sidecar_bytes, env))
     report = write_outputs(destination, compiled.files, compiled.plan.secret_files, manifest, force=force, before_write=write_sidecar)
     return BuildResult(compiled, destination, secrets_path, report)
 

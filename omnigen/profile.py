@@ -43,8 +43,9 @@ from omnigen.capacity import (
     port_plan,
     shared_address_problem,
 )
-from omnigen.errors import InputIssue, ProfileError, UsageError
+from omnigen.errors import InputFileError, InputIssue, ProfileError, UsageError
 from omnigen.fingerprint import SECRETS_SUFFIX, sidecar_path
+from omnigen.inputfile import MAX_TOML_BYTES, read_input
 from omnigen.placeholders import PLACEHOLDER_PATTERN
 from omnigen.tomlpos import key_lines
 
@@ -646,28 +647,31 @@ def profile_arguments(paths: Sequence[Path]) -> list[Path]:
     return profiles
 
 
-MAX_TOML_BYTES = 1 << 20
+UTF8_BOM = "\ufeff"
 
 
 def read_toml(path: Path) -> tuple[dict[str, Any], str]:
     """Parse a TOML file, turning every failure into a located ProfileError."""
+    what = "secrets sidecar" if path.name.endswith(SECRETS_SUFFIX) else "profile"
     try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_TOML_BYTES + 1)  # bounded: `omnigen build /dev/zero` must not eat the memory
-    except FileNotFoundError:
-        raise ProfileError([InputIssue(str(path), "", "file not found", hint="check the path")]) from None
+        raw = read_input(path, limit=MAX_TOML_BYTES, what=what)
+    except InputFileError as exc:
+        raise ProfileError([InputIssue(str(path), "", exc.message, hint=exc.hint)]) from None
     except OSError as exc:
         raise ProfileError([InputIssue(str(path), "", f"cannot read the file ({exc.strerror})")]) from None
-    if len(raw) > MAX_TOML_BYTES:
-        raise ProfileError(
-            [InputIssue(str(path), "", f"larger than {MAX_TOML_BYTES // 1024} KiB: not a profile or secrets file", hint="check the path")]
-        )
+    if raw is None:
+        raise ProfileError([InputIssue(str(path), "", "file not found", hint="check the path")])
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ProfileError(
             [InputIssue(str(path), "", f"not UTF-8 text (byte {exc.start})", hint="save the file as UTF-8")]
         ) from None
+    if text.startswith(UTF8_BOM):
+        # TOML has no byte order mark; tomllib would call it an "Invalid statement".
+        raise ProfileError(
+            [InputIssue(str(path), "", "starts with a UTF-8 byte order mark (BOM), which TOML does not allow", line=1, hint="save the file as UTF-8 without BOM")]
+        )
     try:
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as exc:

@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import resource
+import subprocess
+import sys
 import tempfile
 import tomllib
 import typing
@@ -324,3 +328,149 @@ def test_sidecar_refuses_exactly_what_the_verify_stage_calls_a_placeholder() -> 
     for value in ("SECRET", "changeit", "<password>", "insecure-default", "TODO"):
         with pytest.raises(ValueError, match="placeholder"):
             Secrets(redis_password=value)
+
+
+# --------------------------------------------------------------------------- hostile files
+# Input files that would hang a read, never end, or expand without bound: every command
+# refuses them with exit 2 and a message, in bounded time and memory (docs/safe-output.md).
+# Each runs as a real process under an address-space limit and a timeout, so a regression
+# fails the test instead of hanging or swapping the machine.
+
+HOSTILE_MEMORY = 1 << 30
+
+
+def _bounded_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (HOSTILE_MEMORY, HOSTILE_MEMORY))
+
+    env = {key: value for key, value in os.environ.items() if not key.startswith("OMNIGEN_")}
+    return subprocess.run(
+        [sys.executable, "-m", "omnigen", *args], capture_output=True, text=True, cwd=cwd, env=env, check=False, timeout=60, preexec_fn=limit
+    )
+
+
+def billion_laughs() -> str:
+    lines = ["services:", "  app:", "    image: busybox:1.36", "x-lol0: &lol0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"x-lol{level}: &lol{level} [{', '.join([f'*lol{level - 1}'] * 9)}]" for level in range(1, 10)]
+    return "\n".join([*lines, "x-boom: *lol9"]) + "\n"
+
+
+COMPOSE_APP = "services:\n  app:\n    image: busybox:1.36\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        ("billion-laughs", billion_laughs(), "aliases expand to more than"),
+        ("merge-key-laughs", COMPOSE_APP + "x-m0: &m0 {a: 1}\n" + "".join(f"x-m{i}: &m{i} {{<<: [*m{i - 1}, *m{i - 1}], k{i}: 1}}\n" for i in range(1, 40)), "aliases expand"),
+        ("recursive-alias", COMPOSE_APP + "x-loop: &loop [1, *loop]\n", "recursive alias"),
+        ("recursive-merge", "services:\n  app: &app\n    image: busybox:1.36\n    <<: *app\n", "recursive alias"),
+    ],
+)
+@pytest.mark.parametrize("command", ["lint", "import"])
+def test_yaml_that_expands_without_bound_is_refused(tmp_path: Path, name: str, text: str, expected: str, command: str) -> None:
+    folder = write_files(tmp_path / name, {"docker-compose.yml": text})
+    extra = ["-o", str(tmp_path / "site.toml")] if command == "import" else []
+    result = _bounded_cli(command, str(folder), *extra, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert expected in result.stderr and "Traceback" not in result.stderr
+
+
+def _fifo(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("layout", "expected"),
+    [
+        ({"docker-compose.yml": COMPOSE_APP + "    env_file: /dev/zero\n"}, "env_file is a character device"),
+        ({"docker-compose.yml": COMPOSE_APP + "    env_file: ./fifo.env\n", "fifo.env": None}, "env_file is a FIFO"),
+        ({"docker-compose.yml": COMPOSE_APP, ".env": None}, ".env file is a FIFO"),
+        ({"docker-compose.yml": COMPOSE_APP + "    env_file: ./big.env\n", "big.env": "sparse"}, "env_file is larger than"),
+    ],
+    ids=["env-file-dev-zero", "env-file-fifo", "dotenv-fifo", "env-file-huge"],
+)
+@pytest.mark.parametrize("command", ["lint", "import"])
+def test_env_files_that_never_end_or_hang_are_refused(tmp_path: Path, layout: dict[str, str | None], expected: str, command: str) -> None:
+    folder = tmp_path / "deploy"
+    folder.mkdir()
+    for name, text in layout.items():
+        if text is None:
+            _fifo(folder / name)
+        elif text == "sparse":
+            with open(folder / name, "wb") as handle:
+                handle.truncate(64 << 20)
+        else:
+            (folder / name).write_text(text)
+    extra = ["-o", str(tmp_path / "site.toml")] if command == "import" else []
+    result = _bounded_cli(command, str(folder), *extra, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert expected in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
+def test_lint_of_a_device_is_refused(tmp_path: Path, device: str) -> None:
+    result = _bounded_cli("lint", device, cwd=tmp_path)
+    assert result.returncode == 2 and "is a character device, not a regular file" in result.stderr
+
+
+def test_lint_of_a_fifo_compose_file_is_refused(tmp_path: Path) -> None:
+    result = _bounded_cli("lint", str(_fifo(tmp_path / "compose.yml")), cwd=tmp_path)
+    assert result.returncode == 2 and "is a FIFO (named pipe), not a regular file" in result.stderr
+
+
+def _profile_folder(tmp_path: Path) -> Path:
+    profile = tmp_path / "site.toml"
+    profile.write_text((ROOT / "profiles" / "lan-office.toml").read_text())
+    return profile
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["build"], ["check"], ["diff"], ["explain"], ["migrate"], ["build", "--force"]],
+    ids=lambda args: " ".join(args),
+)
+def test_a_fifo_profile_is_refused_by_every_command(tmp_path: Path, command: list[str]) -> None:
+    fifo = _fifo(tmp_path / "site.toml")
+    result = _bounded_cli(*command, str(fifo), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "site.toml: profile is a FIFO (named pipe), not a regular file" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["build", "check", "diff", "explain"])
+def test_a_fifo_sidecar_is_refused(tmp_path: Path, command: str) -> None:
+    profile = _profile_folder(tmp_path)
+    assert _bounded_cli("build", str(profile), "-o", str(tmp_path / "out"), cwd=tmp_path).returncode == 0
+    sidecar = tmp_path / "site.secrets.toml"
+    sidecar.unlink()
+    _fifo(sidecar)
+    args = [command, str(profile)] + (["-o", str(tmp_path / "out")] if command != "explain" else [])
+    result = _bounded_cli(*args, cwd=tmp_path)
+    if command == "explain":
+        assert result.returncode == 0  # explain never reads the sidecar (docs: sizing needs no secret)
+        return
+    assert result.returncode == 2, result.stderr
+    assert "site.secrets.toml: secrets sidecar is a FIFO (named pipe), not a regular file" in result.stderr
+
+
+@pytest.mark.parametrize("source", ["/dev/zero", "sparse"])
+def test_a_profile_that_never_ends_is_refused(tmp_path: Path, source: str) -> None:
+    if source == "sparse":
+        source = str(tmp_path / "huge.toml")
+        with open(source, "wb") as handle:
+            handle.truncate(2 << 30)
+    for command in ("build", "check", "migrate"):
+        result = _bounded_cli(command, source, cwd=tmp_path)
+        assert result.returncode == 2, (command, result.stderr)
+        assert "not a regular file" in result.stderr or "is larger than 1 MiB" in result.stderr
+
+
+def test_twenty_thousand_services_are_viewed_once() -> None:
+    """Rules ask for `services` per service: building the view on each access made lint quadratic."""
+    from omnigen.deployment import load_deployment
+
+    text = "services:\n" + "".join(f"  s{index}:\n    image: busybox:1.36\n" for index in range(20_000))
+    deployment = load_deployment("/p/docker-compose.yml", lambda path: text if path.endswith(".yml") else None, lambda path: None)
+    assert len(deployment.services) == 20_000
+    assert deployment.services is deployment.services

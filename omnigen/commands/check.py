@@ -59,13 +59,14 @@ def fast_check(profile: Path, output: Path | None, environ: dict[str, str]) -> t
 
     Imports nothing beyond the standard library and omnigen.write/fingerprint.
     """
+    from omnigen.errors import InputFileError
     from omnigen.fingerprint import fingerprint, read_optional, sidecar_path
     from omnigen.write import recorded_files_match
 
     try:
         profile_bytes = read_optional(profile)
-        sidecar = read_optional(sidecar_path(profile))
-    except OSError:
+        sidecar = read_optional(sidecar_path(profile), what="secrets sidecar")
+    except (OSError, InputFileError):
         return None  # the full path reports it with the usual message
     if profile_bytes is None:
         return None

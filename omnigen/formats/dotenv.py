@@ -87,7 +87,8 @@ def parse(text: str) -> list[EnvEntry]:
     as text, so lint can report references to undefined variables.
     """
     entries: list[EnvEntry] = []
-    lines = text.split("\n")
+    # Compose (compose-go's dotenv) skips a UTF-8 byte order mark, as Windows editors write one.
+    lines = text.removeprefix("\ufeff").split("\n")
     number = 0
     while number < len(lines):
         line = lines[number]

@@ -139,6 +139,16 @@ class Located:
         return self.lines.get((), None)
 
 
+# Bounds on what a document may expand to (a "billion laughs" file is a few hundred bytes
+# whose aliases expand to 10^9 nodes). Aliases may expand to ALIAS_EXPANSION_RATIO times the
+# nodes the document really has, and always to ALIAS_EXPANSION_FLOOR: far beyond what a
+# compose file's `x-` anchors need (Compose's YAML library refuses "excessive aliasing" too).
+ALIAS_EXPANSION_RATIO = 10
+ALIAS_EXPANSION_FLOOR = 100_000
+# Deeper than any compose file; keeps every recursive walk of the data far from Python's limit.
+MAX_DEPTH = 200
+
+
 def load(text: str) -> Located:
     loader = _Loader(text)
     try:
@@ -148,14 +158,15 @@ def load(text: str) -> Located:
         raise YamlError(f"{exc.problem or exc}", mark.line + 1 if mark else None) from None
     except yaml.YAMLError as exc:
         raise YamlError(str(exc), None) from None
+    except RecursionError:
+        raise YamlError(f"nested more than {MAX_DEPTH} levels deep", None) from None
     finally:
         loader.dispose()
     located = Located(None)
     if node is None:
         return located
-    constructor = _Constructor()
     try:
-        located.data = _convert(node, (), located, constructor)
+        located.data = _Converter(located, node).convert(node, ())
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         raise YamlError(f"{exc.problem or exc}", mark.line + 1 if mark else None) from None
@@ -164,71 +175,134 @@ def load(text: str) -> Located:
     return located
 
 
-def _merge_pairs(node: yaml.MappingNode) -> list[tuple[yaml.Node, yaml.Node]]:
-    """Key/value pairs with YAML merge keys (`<<: *anchor`) expanded, own keys winning."""
-    pairs: list[tuple[yaml.Node, yaml.Node]] = []
-    merged: list[tuple[yaml.Node, yaml.Node]] = []
-    for key, value in node.value:
-        if key.tag == "tag:yaml.org,2002:merge":
-            sources = value.value if isinstance(value, yaml.SequenceNode) else [value]
-            for source in sources:
-                if isinstance(source, yaml.MappingNode):
-                    merged.extend(_merge_pairs(source))
-        else:
-            pairs.append((key, value))
-    own = {key.value for key, _ in pairs if isinstance(key, yaml.ScalarNode)}
-    seen: set[Any] = set()
-    unique_merged = []
-    # Earlier sources of a merge list win over later ones (YAML merge key spec).
-    for key, value in merged:
-        name = key.value if isinstance(key, yaml.ScalarNode) else id(key)
-        if name in own or name in seen:
-            continue
-        seen.add(name)
-        unique_merged.append((key, value))
-    return unique_merged + pairs
+def _distinct_nodes(root: yaml.Node) -> int:
+    """How many nodes the document holds, each alias target once (iterative: the graph may be cyclic)."""
+    seen = {id(root)}
+    pending = [root]
+    while pending:
+        node = pending.pop()
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                children += (key, value)
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        for child in children:
+            if id(child) not in seen:
+                seen.add(id(child))
+                pending.append(child)
+    return len(seen)
 
 
 STR_TAG = "tag:yaml.org,2002:str"
 
 
-def _scalar(node: yaml.Node, constructor: SafeConstructor) -> Any:
-    # Most scalars of a compose file are strings: skip the constructor's dispatch for them (a third of a parse).
-    if node.tag == STR_TAG and isinstance(node, yaml.ScalarNode):
-        return node.value
-    return constructor.construct_object(node, deep=True)
+class _Converter:
+    """Node graph -> plain data with lines, within the bounds above.
 
+    An alias is the same node object met again: the budget counts every node
+    converted (so every alias expansion), and a node met again while it is still
+    being converted is a recursive alias, refused instead of recursing forever.
+    """
 
-def _convert(node: yaml.Node, path: Path, located: Located, constructor: SafeConstructor) -> Any:
-    lines = located.lines
-    lines.setdefault(path, node.start_mark.line + 1)
-    if node.tag == RESET_TAG:
-        return Reset()
-    if node.tag == OVERRIDE_TAG:
-        inner = _retag(node)
-        return Override(_convert(inner, path, located, constructor))
-    if isinstance(node, yaml.MappingNode):
+    def __init__(self, located: Located, root: yaml.Node) -> None:
+        self.located = located
+        self.constructor = _Constructor()
+        self.budget = max(ALIAS_EXPANSION_FLOOR, ALIAS_EXPANSION_RATIO * _distinct_nodes(root))
+        self.converted = 0
+        self.active: set[int] = set()
+
+    def _enter(self, node: yaml.Node, depth: int) -> None:
+        line = node.start_mark.line + 1
+        self.converted += 1
+        if self.converted > self.budget:
+            raise YamlError(
+                f"aliases expand to more than {self.budget} nodes (a 'billion laughs' document?); "
+                "Compose refuses excessive aliasing too: write the values out or use fewer nested aliases",
+                line,
+            )
+        if depth > MAX_DEPTH:
+            raise YamlError(f"nested more than {MAX_DEPTH} levels deep", line)
+        if id(node) in self.active:
+            raise YamlError("an alias refers to a node that contains it (recursive alias): it would expand forever", line)
+
+    def _scalar(self, node: yaml.Node) -> Any:
+        # Most scalars of a compose file are strings: skip the constructor's dispatch for them (a third of a parse).
+        if node.tag == STR_TAG and isinstance(node, yaml.ScalarNode):
+            return node.value
+        return self.constructor.construct_object(node, deep=True)
+
+    def merge_pairs(self, node: yaml.MappingNode, depth: int) -> list[tuple[yaml.Node, yaml.Node]]:
+        """Key/value pairs with YAML merge keys (`<<: *anchor`) expanded, own keys winning."""
+        pairs: list[tuple[yaml.Node, yaml.Node]] = []
+        merged: list[tuple[yaml.Node, yaml.Node]] = []
+        for key, value in node.value:
+            if key.tag == "tag:yaml.org,2002:merge":
+                sources = value.value if isinstance(value, yaml.SequenceNode) else [value]
+                for source in sources:
+                    if isinstance(source, yaml.MappingNode):
+                        self._enter(source, depth + 1)
+                        self.active.add(id(source))
+                        try:
+                            merged.extend(self.merge_pairs(source, depth + 1))
+                        finally:
+                            self.active.discard(id(source))
+            else:
+                pairs.append((key, value))
+        own = {key.value for key, _ in pairs if isinstance(key, yaml.ScalarNode)}
+        seen: set[Any] = set()
+        unique_merged = []
+        # Earlier sources of a merge list win over later ones (YAML merge key spec).
+        for key, value in merged:
+            name = key.value if isinstance(key, yaml.ScalarNode) else id(key)
+            if name in own or name in seen:
+                continue
+            seen.add(name)
+            unique_merged.append((key, value))
+        return unique_merged + pairs
+
+    def convert(self, node: yaml.Node, path: Path, depth: int = 0) -> Any:
+        self._enter(node, depth)
+        lines = self.located.lines
+        lines.setdefault(path, node.start_mark.line + 1)
+        if node.tag == RESET_TAG:
+            return Reset()
+        if node.tag == OVERRIDE_TAG:
+            return Override(self.convert(_retag(node), path, depth + 1))
+        if isinstance(node, yaml.MappingNode):
+            self.active.add(id(node))
+            try:
+                return self._mapping(node, path, depth)
+            finally:
+                self.active.discard(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            self.active.add(id(node))
+            try:
+                return [self.convert(item, (*path, index), depth + 1) for index, item in enumerate(node.value)]
+            finally:
+                self.active.discard(id(node))
+        return self._scalar(node)
+
+    def _mapping(self, node: yaml.MappingNode, path: Path, depth: int) -> dict[Any, Any]:
+        lines = self.located.lines
         result: dict[Any, Any] = {}
         first_lines: dict[Any, int] = {}
-        for key_node, value_node in _merge_pairs(node):
-            key = _scalar(key_node, constructor)
+        for key_node, value_node in self.merge_pairs(node, depth):
+            key = self._scalar(key_node)
             if isinstance(key, (list, dict)):
                 key = str(key)
             key_line = key_node.start_mark.line + 1
             child = (*path, key)
             if key in first_lines and key_line != first_lines[key]:
-                located.duplicates.append(Duplicate(child, key_line, first_lines[key]))
+                self.located.duplicates.append(Duplicate(child, key_line, first_lines[key]))
             first_lines[key] = key_line
             # A repeated key replaces the earlier value; drop the earlier value's positions.
             for stale in [p for p in lines if p[: len(child)] == child] if key in result else []:
                 del lines[stale]
             lines[child] = key_line
-            result[key] = _convert(value_node, child, located, constructor)
+            result[key] = self.convert(value_node, child, depth + 1)
             lines[child] = key_line
         return result
-    if isinstance(node, yaml.SequenceNode):
-        return [_convert(item, (*path, index), located, constructor) for index, item in enumerate(node.value)]
-    return _scalar(node, constructor)
 
 
 def _retag(node: yaml.Node) -> yaml.Node:
