@@ -19,7 +19,7 @@ from omnigen.plan import Plan, make_plan
 from omnigen.profile import Profile, Secrets, load_profile, load_secrets, secrets_path_for
 from omnigen.render import render
 from omnigen.verify import verify
-from omnigen.write import SECRET_MODE, FileRecord, Manifest, WriteReport, sha256, write_file_atomic, write_outputs
+from omnigen.write import SECRET_MODE, FileRecord, Manifest, WriteReport, mode_allows_others, sha256, write_file_atomic, write_outputs
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,7 @@ class BuildResult:
     out_dir: Path
     secrets_path: Path
     report: WriteReport
+    sidecar_made_private: bool = False  # a loosened sidecar was set back to 0600
 
 
 def _manifest(compiled: Compiled, fingerprint_value: str) -> Manifest:
@@ -82,11 +83,21 @@ def _manifest(compiled: Compiled, fingerprint_value: str) -> Manifest:
     )
 
 
-def _keep_sidecar_private(path: Path) -> None:
-    """The sidecar stays 0600 even if someone loosened it (never follows a symlink to chmod)."""
-    info = os.lstat(path)
-    if stat.S_ISREG(info.st_mode) and stat.S_IMODE(info.st_mode) != SECRET_MODE:
-        os.chmod(path, SECRET_MODE)
+def sidecar_loose_mode(path: Path) -> int | None:
+    """The sidecar's mode when group or others can read it (a symlink is not followed: build never chmods through one)."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    return stat.S_IMODE(info.st_mode) if stat.S_ISREG(info.st_mode) and mode_allows_others(info.st_mode) else None
+
+
+def _keep_sidecar_private(path: Path) -> bool:
+    """The sidecar stays 0600 even if someone loosened it; True when its mode had to be fixed."""
+    if sidecar_loose_mode(path) is None:
+        return False
+    os.chmod(path, SECRET_MODE)
+    return True
 
 
 def _read_bytes(path: Path, what: str) -> bytes | None:
@@ -141,18 +152,20 @@ def build(
         new_sidecar = sidecar_text(existing_text, compiled.secrets, compiled.generated)
     sidecar_bytes = new_sidecar.encode("utf-8") if new_sidecar is not None else existing_sidecar
 
+    sidecar_fixed: list[Path] = []
+
     def write_sidecar() -> None:
         try:
             if new_sidecar is not None:
                 write_file_atomic(secrets_path, new_sidecar, SECRET_MODE)
-            elif existing_sidecar is not None:
-                _keep_sidecar_private(secrets_path)
+            elif existing_sidecar is not None and _keep_sidecar_private(secrets_path):
+                sidecar_fixed.append(secrets_path)
         except OSError as exc:  # write_file_atomic reports its own failures as OutputError
             raise OutputError(f"{secrets_path}: cannot make the secrets sidecar private ({exc.strerror or exc})") from None
 
     manifest = _manifest(compiled, fingerprint(_profile_bytes(path), sidecar_bytes, env))
     report = write_outputs(destination, compiled.files, compiled.plan.secret_files, manifest, force=force, before_write=write_sidecar)
-    return BuildResult(compiled, destination, secrets_path, report)
+    return BuildResult(compiled, destination, secrets_path, report, sidecar_made_private=bool(sidecar_fixed))
 
 
 @dataclass(frozen=True)

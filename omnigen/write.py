@@ -61,6 +61,16 @@ def mode_allows_others(mode: int) -> bool:
     return bool(stat.S_IMODE(mode) & 0o077)
 
 
+def loose_mode_detail(path: Path, mode: int, holds: str = "secrets") -> str:
+    """What `check` says about a secret file others can read, with the fix."""
+    import shlex
+
+    return (
+        f"holds {holds} but has mode {stat.S_IMODE(mode):04o} (group or others can read it); "
+        f"run `chmod 600 {shlex.quote(str(path))}` or `omnigen build`, which sets {SECRET_MODE:04o}"
+    )
+
+
 # --------------------------------------------------------------------------- manifest
 
 
@@ -314,7 +324,7 @@ def survey(out_dir: Path, expected: Mapping[str, str], secret_files: Iterable[st
         mode = stat.S_IMODE(info.st_mode)
         if current == wanted:
             if is_secret and mode_allows_others(mode):
-                state, detail = State.MODE, f"holds secrets but has mode {mode:04o}; build sets {SECRET_MODE:04o}"
+                state, detail = State.MODE, loose_mode_detail(out_dir / relative, mode)
             else:
                 state, detail = State.UP_TO_DATE, "up to date"
         elif manifest is not None and manifest.recorded(relative, sha256(current)):
@@ -324,6 +334,8 @@ def survey(out_dir: Path, expected: Mapping[str, str], secret_files: Iterable[st
         else:
             state, detail = State.EDITED, "changed since omnigen wrote it"
         statuses.append(FileStatus(relative, state, detail, current, wanted, mode, is_secret))
+    if exists:
+        statuses += _manifest_mode(out_dir)
     foreign: list[str] = []
     if exists:
         recorded = manifest.known_paths() if manifest is not None else set()
@@ -355,6 +367,18 @@ def survey(out_dir: Path, expected: Mapping[str, str], secret_files: Iterable[st
     return Survey(out_dir, exists, manifest, problem, tuple(statuses), tuple(foreign))
 
 
+def _manifest_mode(out_dir: Path) -> list[FileStatus]:
+    """The manifest holds the sha256 of .env: reported (and fixed by build) like a secret file others can read."""
+    path = out_dir / MANIFEST
+    info = _lstat(path)
+    if info is None or not stat.S_ISREG(info.st_mode) or not mode_allows_others(info.st_mode):
+        return []
+    current = read_regular(path)
+    mode = stat.S_IMODE(info.st_mode)
+    detail = loose_mode_detail(path, mode, "the sha256 of .env")
+    return [FileStatus(MANIFEST, State.MODE, detail, current, current, mode, True)]
+
+
 def unrecorded_files(out_dir: Path, manifest: Manifest) -> list[str]:
     """Files below the folder that the manifest does not list (foreign files), backups excluded."""
     outputs = set(manifest.files)
@@ -374,6 +398,8 @@ def recorded_files_match(out_dir: Path, fingerprint: str) -> Manifest | None:
             return None
         manifest, _ = read_manifest(out_dir)
         if manifest is None or not manifest.complete or manifest.fingerprint != fingerprint:
+            return None
+        if _manifest_mode(out_dir):
             return None
         for relative, record in manifest.files.items():
             info = inspect_target(out_dir, relative)
@@ -597,7 +623,7 @@ def _apply(out_dir: Path, state: Survey, manifest: Manifest) -> WriteReport:
     to_write = [status for status in state.files if status.state in {State.MISSING, State.STALE, State.EDITED}]
     to_chmod = [status for status in state.files if status.state is State.MODE]
     to_remove = [status for status in state.files if status.state is State.OBSOLETE]
-    report.unchanged = [status.path for status in state.files if status.state in {State.UP_TO_DATE, State.MODE}]
+    report.unchanged = [status.path for status in state.files if status.state in {State.UP_TO_DATE, State.MODE} and status.path != MANIFEST]
     final_manifest = manifest.dumps().encode("utf-8")
     manifest_path = out_dir / MANIFEST
     journal = _Journal()

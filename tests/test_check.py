@@ -147,6 +147,32 @@ def test_world_readable_env_is_stale(site: Path, capsys: pytest.CaptureFixture[s
     assert code == 1 and states(report) == {".env": "mode"}
 
 
+@pytest.mark.parametrize("loosen", ["sidecar", "manifest", "env"])
+def test_secret_files_others_can_read_are_exit_1_with_the_fix_and_build_restores_them(
+    site: Path, capsys: pytest.CaptureFixture[str], loosen: str
+) -> None:
+    """The sidecar holds every password, the manifest the sha256 of .env (docs/safe-output.md, Permissions)."""
+    out = site.parent / "out" / "vps-nat"
+    path = {"sidecar": site.with_name("site.secrets.toml"), "manifest": out / ".omnigen-manifest.json", "env": out / ".env"}[loosen]
+    os.chmod(path, 0o644)
+    code, text = check(capsys, str(site))
+    assert code == 1, text
+    assert "has mode 0644 (group or others can read it)" in text
+    assert f"chmod 600 {path}" in text or f"chmod 600 {path.relative_to(site.parent)}" in text
+    code, report = check_json(capsys, str(site))
+    assert code == 1 and report["up_to_date"] is False and report["fast_path"] is False
+    if loosen == "sidecar":
+        assert report["secrets_file_mode"] == "0644"
+    else:
+        assert states(report) == {path.name: "mode"}
+
+    assert main(["build", str(site)]) == 0
+    assert "made private again" in capsys.readouterr().out
+    assert (path.stat().st_mode & 0o777) == 0o600
+    code, report = check_json(capsys, str(site))
+    assert code == 0 and report["fast_path"] is True
+
+
 def test_foreign_files_do_not_make_a_folder_stale(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (site.parent / "out" / "vps-nat" / "NOTES.md").write_text("ours\n")
     code, report = check_json(capsys, str(site))

@@ -36,8 +36,9 @@ def _summary(result: object) -> str:
         text += f"\n  kept your edited version as {result.out_dir / backup}"
     if result.report.removed:
         text += f"\n  removed (written by an earlier build, no longer produced): {', '.join(result.report.removed)}"
-    if result.report.modes_fixed:
-        text += f"\n  made private again (mode 0600): {', '.join(result.report.modes_fixed)}"
+    made_private = list(result.report.modes_fixed) + ([str(result.secrets_path)] if result.sidecar_made_private else [])
+    if made_private:
+        text += f"\n  made private again (mode 0600; group or others could read them): {', '.join(made_private)}"
     if result.report.foreign:
         text += f"\n  left alone (not written by omnigen): {', '.join(result.report.foreign)}"
     if result.compiled.generated:

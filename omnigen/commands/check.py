@@ -70,11 +70,25 @@ def fast_check(profile: Path, output: Path | None, environ: dict[str, str]) -> t
         return None  # the full path reports it with the usual message
     if profile_bytes is None:
         return None
+    if sidecar is not None and _sidecar_readable_by_others(sidecar_path(profile)):
+        return None  # the full path reports it with the fix
     out_dir = output if output is not None else fast_default_out_dir(profile_bytes, environ)
     if out_dir is None:
         return None
     manifest = recorded_files_match(out_dir, fingerprint(profile_bytes, sidecar, environ))
     return (out_dir, manifest) if manifest is not None else None
+
+
+def _sidecar_readable_by_others(path: Path) -> bool:
+    import stat
+
+    from omnigen.write import mode_allows_others
+
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(info.st_mode) and mode_allows_others(info.st_mode)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -104,13 +118,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _full_check(args: argparse.Namespace, environ: dict[str, str]) -> int:
-    from omnigen.pipeline import expected_outputs
-    from omnigen.write import State, survey
+    from omnigen.pipeline import expected_outputs, sidecar_loose_mode
+    from omnigen.write import State, loose_mode_detail, survey
 
     expected = expected_outputs(args.profile, args.output, environ=environ)
     state = survey(expected.out_dir, expected.compiled.files, expected.compiled.plan.secret_files)
     changes = state.changes
-    up_to_date = not changes and not expected.missing_secrets
+    sidecar_mode = sidecar_loose_mode(expected.secrets_path)
+    up_to_date = not changes and not expected.missing_secrets and sidecar_mode is None
     if args.format == "json":
         _print_json(
             {
@@ -121,6 +136,7 @@ def _full_check(args: argparse.Namespace, environ: dict[str, str]) -> int:
                 "files": [{"path": status.path, "state": status.state.value, "detail": status.detail} for status in state.files],
                 "missing_secrets": list(expected.missing_secrets),
                 "secrets_file": str(expected.secrets_path),
+                "secrets_file_mode": None if sidecar_mode is None else f"{sidecar_mode:04o}",
                 "foreign": list(state.foreign),
             }
         )
@@ -131,6 +147,10 @@ def _full_check(args: argparse.Namespace, environ: dict[str, str]) -> int:
         if state.manifest is None or state.manifest.fingerprint == "" or not state.manifest.complete:
             print(f"  note: the manifest is missing or from an interrupted build; `omnigen build {args.profile} -o {out}` refreshes it")
         return 0
+    if sidecar_mode is not None:
+        print(f"{expected.secrets_path}: {loose_mode_detail(expected.secrets_path, sidecar_mode)}")
+        if not changes and not expected.missing_secrets:
+            return 1
     if not state.exists:
         print(f"{out}: does not exist; `omnigen build {args.profile} -o {out}` creates it")
         return 1
