@@ -42,11 +42,6 @@ KNOWN_CONFIGS = ("rtp.conf", "pjsip.conf", "rtpengine.conf")
 # The WebRTC edge's configs: rules/edge.py parses them itself (their formats are not Asterisk's).
 EDGE_CONFIGS = ("kamailio.cfg", "dispatcher.list", "nginx.conf")
 
-# What `docker compose` looks for in a folder, in its order of preference
-# (compose-go cli/options.go; checked against the real binary).
-COMPOSE_FILE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
-OVERRIDE_FILE_NAMES = ("compose.override.yml", "compose.override.yaml", "docker-compose.override.yml", "docker-compose.override.yaml")
-
 Reader = Callable[[str], str | None]
 """Text of a file, None when it does not exist; raises OSError/UnicodeError when it cannot be read,
 InputFileError when it must not be read (not a regular file, too large: omnigen.inputfile)."""
@@ -298,15 +293,6 @@ def _scalar_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
-
-
-def default_compose_files(folder: str, exists: Callable[[str], bool]) -> tuple[list[str], list[str]]:
-    """(files Compose reads in `folder` with no -f, files it ignores because a preferred name exists)."""
-    found = [posixpath.join(folder, name) for name in COMPOSE_FILE_NAMES if exists(posixpath.join(folder, name))]
-    if not found:
-        return [], []
-    overrides = [posixpath.join(folder, name) for name in OVERRIDE_FILE_NAMES if exists(posixpath.join(folder, name))]
-    return [found[0], *overrides[:1]], found[1:] + overrides[1:]
 
 
 class _Loader:

@@ -14,18 +14,12 @@ from __future__ import annotations
 import json
 import os
 import posixpath
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-from omnigen.deployment import (
-    COMPOSE_FILE_NAMES,
-    OVERRIDE_FILE_NAMES,
-    Deployment,
-    LoadProblem,
-    Location,
-    default_compose_files,
-    load_deployment,
-)
+from omnigen.composefiles import COMPOSE_FILE_NAMES, OVERRIDE_FILE_NAMES, default_compose_files, unwritten_compose_files
+from omnigen.deployment import Deployment, LoadProblem, Location, load_deployment
 from omnigen.errors import DeploymentInputError, InputFileError, InputIssue
 from omnigen.formats import dotenv
 from omnigen.inputfile import MAX_COMPOSE_BYTES, read_input
@@ -146,6 +140,55 @@ def lint(paths: Sequence[str], *, calls: int | None = None, disabled: Sequence[s
         from_run = sum(1 for _, use in suppressed if use.source is None)
         disables.insert(0, DisableUse(None, tuple(sorted(set(disabled))), from_run))
     return LintResult(deployments, Report(sorted(set(findings)), sorted(suppressed, key=lambda pair: pair[0]), disables))
+
+
+@dataclass(frozen=True)
+class ComposeRun:
+    """What `docker compose` would run in one folder of an omnigen output that holds compose files omnigen did not write."""
+
+    folder: Path  # the compose folder (the output folder, or hosts/<name>/ of a multi-host one)
+    reads: tuple[str, ...]  # the files Compose reads there, in its order (names relative to `folder`)
+    unwritten: tuple[str, ...]  # compose and override files there that omnigen did not write
+    replaced: tuple[str, ...]  # omnigen's compose files that Compose would not read
+    findings: tuple[Finding, ...]  # of the merged configuration; disables in the files count for nothing here
+    problem: str | None = None  # the merged configuration cannot be loaded at all
+
+    @property
+    def errors(self) -> tuple[Finding, ...]:
+        return tuple(finding for finding in self.findings if finding.severity == "error")
+
+    @property
+    def breaks_policy(self) -> bool:
+        return bool(self.replaced or self.errors or self.problem)
+
+
+def compose_runs(out_dir: Path, written: Collection[str], calls: Mapping[str, int | None]) -> list[ComposeRun]:
+    """Judge what Compose would run in each compose folder of an output that holds compose files omnigen did not write.
+
+    `written` are the output's files (relative paths), `calls` the bridged calls per compose
+    folder ("" for the top). The folder is loaded as `omnigen lint` loads it (the files Compose
+    picks, override merged, .env interpolated) and the whole rule set runs on the result.
+    """
+    runs = []
+    for folder, unwritten in unwritten_compose_files(out_dir, written).items():
+        where = out_dir / folder
+        ours = [name for name in COMPOSE_FILE_NAMES + OVERRIDE_FILE_NAMES if posixpath.join(folder, name) in written]
+        try:
+            target = find_target(str(where))
+        except DeploymentInputError as exc:
+            runs.append(ComposeRun(where, (), tuple(unwritten), tuple(ours), (), exc.render()))
+            continue
+        reads = tuple(posixpath.relpath(file, os.path.abspath(where)) for file in target.files)
+        replaced = tuple(name for name in ours if name not in reads)
+        try:
+            result = lint([str(where)], calls=calls.get(folder))
+        except DeploymentInputError as exc:
+            runs.append(ComposeRun(where, reads, tuple(unwritten), replaced, (), exc.render()))
+            continue
+        # A disable comment in a file omnigen did not write must not waive the policy that check enforces.
+        findings = sorted({*result.report.findings, *(finding for finding, _ in result.report.suppressed)})
+        runs.append(ComposeRun(where, reads, tuple(unwritten), replaced, tuple(findings)))
+    return runs
 
 
 def _unresolved(result: LintResult) -> dict[str, list[Location]]:

@@ -15,7 +15,7 @@ from omnigen.cli import main
 from omnigen.commands.check import fast_default_out_dir
 from omnigen.pipeline import build, default_out_dir
 from omnigen.profile import load_profile
-from tests.conftest import EXAMPLES, ROOT, fake_token, run_cli
+from tests.conftest import EXAMPLES, ROOT, compose_binary, fake_token, run_cli
 from tests.faults import photograph
 
 HEAVY = ("pydantic", "pydantic_core", "jinja2", "yaml", "tomlkit", "rich")
@@ -221,3 +221,104 @@ def test_real_process_exit_codes(site: Path) -> None:
     result = run_cli("check", str(site), cwd=site.parent)
     assert result.returncode == 1 and "docker-compose.yml" in result.stdout
     assert run_cli("check", str(site.with_name("absent.toml")), cwd=site.parent).returncode == 2
+
+
+# --------------------------------------------------------------------------- what Compose will run
+
+HOSTILE_OVERRIDE = """services:
+  redis:
+    privileged: true
+    cap_add: [ALL]
+    ports:
+      - "0.0.0.0:6379:6379"
+"""
+SITE_OVERRIDE = """services:
+  redis:
+    environment:
+      SITE_NOTE: "kept by the site"
+    labels:
+      com.example.site: "acme"
+"""
+
+
+def real_compose(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real Compose in `folder` with no -f: it picks the files itself, as an operator's `docker compose up` does."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("COMPOSE_", "DOCKER_"))}
+    return subprocess.run([str(compose_binary()), *args], cwd=folder, capture_output=True, text=True, env=env, check=False, timeout=60)
+
+
+def test_an_override_that_breaks_the_policy_makes_check_exit_1(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = site.parent / "out" / "vps-nat"
+    (out / "docker-compose.override.yml").write_text(HOSTILE_OVERRIDE)
+    redis = json.loads(real_compose(out, "config", "--format", "json").stdout)["services"]["redis"]
+    assert redis["privileged"] is True and redis["cap_add"] == ["ALL"]  # what Compose would really run
+
+    code, text = check(capsys, str(site))
+    assert code == 1, text
+    assert "docker-compose.override.yml (not written by omnigen), and the result breaks the policy" in text
+    for rule in ("OV101", "OV102", "OV110"):
+        assert f"({rule})" in text
+    code, report = check_json(capsys, str(site))
+    assert code == 1 and report["up_to_date"] is True  # omnigen's own files still match; what runs does not
+    [run] = report["compose"]  # type: ignore[misc]
+    assert run["breaks_policy"] is True and run["reads"] == ["docker-compose.yml", "docker-compose.override.yml"]
+    assert {finding["rule"] for finding in run["findings"] if finding["severity"] == "error"} == {"OV101", "OV102", "OV110"}
+
+    # A disable comment in a file omnigen did not write does not waive the policy.
+    (out / "docker-compose.override.yml").write_text("services:\n  redis:\n    privileged: true  # omnigen: disable=OV101 -- trust me\n")
+    code, text = check(capsys, str(site))
+    assert code == 1 and "(OV101)" in text
+
+
+def test_a_site_override_within_the_policy_checks_clean_and_build_leaves_it_alone(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = site.parent / "out" / "vps-nat"
+    override = out / "docker-compose.override.yml"
+    override.write_text(SITE_OVERRIDE)
+    assert real_compose(out, "config", "-q").returncode == 0
+    code, text = check(capsys, str(site))
+    assert code == 0, text
+    assert "Compose also reads docker-compose.override.yml (not written by omnigen); the merged configuration keeps to the policy" in text
+    assert main(["build", str(site)]) == 0
+    assert "left alone (not written by omnigen): docker-compose.override.yml" in capsys.readouterr().out
+    assert override.read_text() == SITE_OVERRIDE
+    code, report = check_json(capsys, str(site))
+    assert code == 0 and report["compose"][0]["breaks_policy"] is False  # type: ignore[index]
+
+
+def test_a_foreign_compose_yaml_replaces_docker_compose_yml(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = site.parent / "out" / "vps-nat"
+    (out / "compose.yaml").write_text("services:\n  web:\n    image: nginx:1.27\n")
+    assert set(json.loads(real_compose(out, "config", "--format", "json").stdout)["services"]) == {"web"}
+    code, text = check(capsys, str(site))
+    assert code == 1, text
+    assert "Compose would not run omnigen's docker-compose.yml: compose.yaml (not written by omnigen) replaces it" in text
+    assert "remove or rename" in text
+    code, report = check_json(capsys, str(site))
+    assert code == 1 and report["compose"][0]["replaced"] == ["docker-compose.yml"]  # type: ignore[index]
+
+
+COMPOSE_NAMES = ["compose.yaml", "compose.yml", "docker-compose.yaml"]
+OVERRIDE_NAMES = ["compose.override.yml", "compose.override.yaml", "docker-compose.override.yml", "docker-compose.override.yaml"]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [[name] for name in COMPOSE_NAMES + OVERRIDE_NAMES]
+    + [["compose.override.yaml", "docker-compose.override.yml"], ["compose.yml", "docker-compose.override.yaml", "compose.override.yml"]],
+    ids=lambda names: "+".join(names),
+)
+def test_check_picks_the_files_the_real_compose_picks(tmp_path: Path, extra: list[str]) -> None:
+    """Each file adds a service named after it; the real Compose's merged services show which files it read."""
+    from omnigen.lint import compose_runs
+
+    out = tmp_path / "out"
+    out.mkdir()
+    ours = "services:\n  ours:\n    image: busybox:1.36\n"
+    (out / "docker-compose.yml").write_text(ours)
+    for name in extra:
+        (out / name).write_text(f"services:\n  {name.replace('.', '-')}:\n    image: busybox:1.36\n")
+    services = set(json.loads(real_compose(out, "config", "--format", "json").stdout)["services"])
+    [run] = compose_runs(out, {"docker-compose.yml"}, {"": None})
+    expected = {"ours" if name == "docker-compose.yml" else name.replace(".", "-") for name in run.reads}
+    assert services == expected
+    assert bool(run.replaced) == ("ours" not in services)

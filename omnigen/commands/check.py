@@ -8,7 +8,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from omnigen.write import Manifest
+    from omnigen.lint import ComposeRun
+    from omnigen.pipeline import Expected
+    from omnigen.plan import Plan
+    from omnigen.write import Manifest, Survey
 
 HELP = "exit 0 when an output folder is exactly what build would write, 1 when it is stale or edited"
 EPILOG = """examples:
@@ -95,9 +98,13 @@ def run(args: argparse.Namespace) -> int:
     environ = dict(os.environ)
     fast = fast_check(args.profile, args.output, environ)
     if fast is not None:
+        from omnigen.composefiles import unwritten_compose_files
         from omnigen.write import unrecorded_files
 
         out_dir, manifest = fast
+        if unwritten_compose_files(out_dir, manifest.files):
+            # Compose would merge (or prefer) files omnigen did not write: judge what it would run.
+            return _full_check(args, environ)
         if args.format == "json":
             files = [{"path": path, "state": "up-to-date", "detail": "matches the manifest"} for path in sorted(manifest.files)]
             _print_json(
@@ -109,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
                     "files": files,
                     "missing_secrets": [],
                     "foreign": unrecorded_files(out_dir, manifest),
+                    "compose": [],
                 }
             )
         else:
@@ -117,15 +125,24 @@ def run(args: argparse.Namespace) -> int:
     return _full_check(args, environ)
 
 
+def _compose_calls(plan: Plan) -> dict[str, int | None]:
+    """Bridged calls per compose folder: the RTP rules hold each folder's Asterisk to its share."""
+    if plan.cluster is None:
+        return {"": plan.rtp.calls}
+    return {folder: part.rtp.calls for folder, part in plan.bundles}
+
+
 def _full_check(args: argparse.Namespace, environ: dict[str, str]) -> int:
+    from omnigen.lint import compose_runs
     from omnigen.pipeline import expected_outputs, sidecar_loose_mode
-    from omnigen.write import State, loose_mode_detail, survey
+    from omnigen.write import survey
 
     expected = expected_outputs(args.profile, args.output, environ=environ)
     state = survey(expected.out_dir, expected.compiled.files, expected.compiled.plan.secret_files)
-    changes = state.changes
     sidecar_mode = sidecar_loose_mode(expected.secrets_path)
-    up_to_date = not changes and not expected.missing_secrets and sidecar_mode is None
+    up_to_date = not state.changes and not expected.missing_secrets and sidecar_mode is None
+    runs = compose_runs(expected.out_dir, set(expected.compiled.files), _compose_calls(expected.compiled.plan)) if state.exists else []
+    compose_ok = not any(run.breaks_policy for run in runs)
     if args.format == "json":
         _print_json(
             {
@@ -138,22 +155,33 @@ def _full_check(args: argparse.Namespace, environ: dict[str, str]) -> int:
                 "secrets_file": str(expected.secrets_path),
                 "secrets_file_mode": None if sidecar_mode is None else f"{sidecar_mode:04o}",
                 "foreign": list(state.foreign),
+                "compose": [_run_json(expected.out_dir, run) for run in runs],
             }
         )
-        return 0 if up_to_date else 1
+    else:
+        _print_files(args, expected, state, sidecar_mode, up_to_date)
+        for run in runs:
+            _print_run(args, expected.out_dir, run)
+    return 0 if up_to_date and compose_ok else 1
+
+
+def _print_files(args: argparse.Namespace, expected: Expected, state: Survey, sidecar_mode: int | None, up_to_date: bool) -> None:
+    from omnigen.write import State, loose_mode_detail
+
     out = expected.out_dir
+    changes = state.changes
     if up_to_date:
         print(f"{out}: up to date with {args.profile} ({len(state.files)} files)")
         if state.manifest is None or state.manifest.fingerprint == "" or not state.manifest.complete:
             print(f"  note: the manifest is missing or from an interrupted build; `omnigen build {args.profile} -o {out}` refreshes it")
-        return 0
+        return
     if sidecar_mode is not None:
         print(f"{expected.secrets_path}: {loose_mode_detail(expected.secrets_path, sidecar_mode)}")
         if not changes and not expected.missing_secrets:
-            return 1
+            return
     if not state.exists:
         print(f"{out}: does not exist; `omnigen build {args.profile} -o {out}` creates it")
-        return 1
+        return
     print(f"{out}: not what `omnigen build {args.profile}` would write:")
     width = max((len(status.path) for status in changes), default=0)
     for status in changes:
@@ -170,7 +198,56 @@ def _full_check(args: argparse.Namespace, environ: dict[str, str]) -> int:
     if edited:
         advice += " (edited files: move the change into the profile, or add --force to overwrite them keeping a .bak)"
     print(f"  {advice}")
-    return 1
+
+
+def _print_run(args: argparse.Namespace, out_dir: Path, run: ComposeRun) -> None:
+    from omnigen.composefiles import COMPOSE_FILE_NAMES
+
+    folder = run.folder
+    merged_in = [name for name in run.reads if name in run.unwritten]
+    if not run.breaks_policy:
+        print(f"{folder}: Compose also reads {', '.join(merged_in)} (not written by omnigen); the merged configuration keeps to the policy")
+        for finding in run.findings:
+            print("  " + finding.render().replace("\n", "\n  "))
+        return
+    for name in run.replaced:
+        winner = next((read for read in run.reads if read in COMPOSE_FILE_NAMES), None)
+        if winner is not None and name in COMPOSE_FILE_NAMES:
+            print(
+                f"{folder}: Compose would not run omnigen's {name}: {winner} (not written by omnigen) replaces it, "
+                f"as Compose reads only the first of {', '.join(COMPOSE_FILE_NAMES)} it finds; remove or rename {folder / winner} "
+                "(site additions belong in docker-compose.override.yml, which Compose merges into omnigen's file)"
+            )
+        else:
+            print(f"{folder}: Compose would not read omnigen's {name} (it reads {', '.join(run.reads)}); remove or rename {', '.join(run.unwritten)}")
+    if run.problem is not None:
+        print(f"{folder}: the configuration Compose would run there cannot be loaded: {run.problem}")
+    if run.errors:
+        print(f"{folder}: Compose merges {', '.join(merged_in) or ', '.join(run.reads)} (not written by omnigen), and the result breaks the policy:")
+    elif run.findings:
+        print(f"{folder}: what Compose would run there ({', '.join(run.reads)}):")
+    for finding in run.findings:
+        print("  " + finding.render().replace("\n", "\n  "))
+    if run.errors:
+        print(
+            f"  move the change into {args.profile} and rebuild, or keep the override within the policy "
+            f"(`omnigen lint {folder}` shows the same; disable comments in files omnigen did not write do not count here)"
+        )
+
+
+def _run_json(out_dir: Path, run: ComposeRun) -> dict[str, Any]:
+    return {
+        "folder": str(run.folder),
+        "reads": list(run.reads),
+        "not_written_by_omnigen": list(run.unwritten),
+        "replaced": list(run.replaced),
+        "breaks_policy": run.breaks_policy,
+        "problem": run.problem,
+        "findings": [
+            {"file": finding.file, "line": finding.line, "severity": finding.severity, "rule": finding.rule_id, "message": finding.message}
+            for finding in run.findings
+        ],
+    }
 
 
 def _print_json(data: dict[str, Any]) -> None:

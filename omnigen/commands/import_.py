@@ -37,7 +37,7 @@ def compose_files(source: Path) -> list[str]:
     in the folder given or, for the v2 layout, in the one subfolder that has them (prod-env/)."""
     import os
 
-    from omnigen.deployment import default_compose_files
+    from omnigen.composefiles import default_compose_files
     from omnigen.errors import DeploymentInputError, UsageError
     from omnigen.lint import find_target
 
