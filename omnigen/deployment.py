@@ -421,7 +421,15 @@ class _Loader:
                         other_services = loaded[0].get("services") or {}
                         if isinstance(other_services, dict) and base_name in other_services:
                             base = (other_services[base_name], loaded[1].child("services").child(str(base_name)))
-            elif isinstance(base_name, str) and base_name in services and base_name not in chain:
+            elif isinstance(base_name, str) and (base_name in chain or base_name == name):
+                before = chain[chain.index(base_name) :] if base_name in chain else ()
+                loop = " -> ".join([*before, name, base_name])
+                self.deployment.problems.append(
+                    LoadProblem(service_where.child("extends").at, f"extends loops back: {loop}; Compose refuses it, break the loop")
+                )
+                resolved[name] = own
+                return own
+            elif isinstance(base_name, str) and base_name in services:
                 base = resolve(base_name, (*chain, name))
             if base is None:
                 self.deployment.problems.append(

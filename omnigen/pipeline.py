@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from omnigen.credentials import TokenFactory, random_token, resolve, sidecar_text
-from omnigen.errors import OutputError
+from omnigen.errors import InputIssue, OutputError, ProfileError
 from omnigen.fingerprint import SECRETS_SUFFIX, fingerprint, read_optional
 from omnigen.plan import Plan, make_plan
 from omnigen.profile import Profile, Secrets, load_profile, load_secrets, secrets_path_for
@@ -63,6 +63,30 @@ def secrets_location(profile_path: Path, out_dir: Path | None, packaged: bool) -
         base = out_dir.parent if out_dir is not None else Path("out")
         return base / f"{profile_path.stem}{SECRETS_SUFFIX}"
     return secrets_path_for(profile_path)
+
+
+def check_build_contexts(profile: Profile, profile_path: Path, out_dir: Path) -> None:
+    """Build contexts resolved against the real output folder: never it or one of its parents, never past `/`.
+
+    The profile model already refuses contexts that are only `..`; how far `../..` reaches
+    depends on where the output goes, so it is checked once that is known.
+    """
+    base = Path(os.path.abspath(out_dir))
+    issues = []
+    for name, context in profile.build.model_dump().items():
+        if not isinstance(context, str):
+            continue
+        ups = len([part for part in context.split("/") if part == ".."])
+        resolved = Path(os.path.normpath(base / context))
+        if ups >= len(base.parts):
+            problem = f"climbs {ups} folders up from {base}, past /"
+        elif resolved == base or resolved in base.parents:
+            problem = f"resolves to {resolved}, which holds the output folder {base}: Docker would send its .env and secrets to the build"
+        else:
+            continue
+        issues.append(InputIssue(str(profile_path), f"build.{name}", problem, got=repr(context), hint="name the image's source folder, relative to the output folder"))
+    if issues:
+        raise ProfileError(issues)
 
 
 @dataclass(frozen=True)
@@ -140,6 +164,7 @@ def build(
     path = packaged_profile() if profile_path is None else profile_path
     profile = load_profile(path, env)
     destination = out_dir if out_dir is not None else default_out_dir(profile, out_root)
+    check_build_contexts(profile, path, destination)
     secrets_path = secrets_location(path, out_dir, packaged)
     loaded = load_secrets(secrets_path)
     _check_stack_secrets(profile, loaded, secrets_path)
@@ -184,6 +209,7 @@ def expected_outputs(profile_path: Path, out_dir: Path | None, *, environ: Mappi
     env = dict(os.environ if environ is None else environ)
     profile = load_profile(profile_path, env)
     destination = out_dir if out_dir is not None else default_out_dir(profile)
+    check_build_contexts(profile, profile_path, destination)
     secrets_path = secrets_path_for(profile_path)
     loaded = load_secrets(secrets_path)
     _check_stack_secrets(profile, loaded, secrets_path)

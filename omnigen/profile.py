@@ -115,7 +115,42 @@ def _check_image(value: str) -> str:
 
 
 ImageRef = Annotated[str, Field(pattern=IMAGE_PATTERN, max_length=255), AfterValidator(_check_image)]
-BuildPath = Annotated[str, Field(pattern=BUILD_PATH_PATTERN, max_length=255)]
+def _check_build_path(value: str) -> str:
+    """A build context names the image's source folder: never a parent of the output folder, never `/`.
+
+    Docker sends the whole context to the build; `..` or `../../..` would send the output
+    folder (its .env and secrets included) or everything up to `/`.
+    """
+    parts = value.rstrip("/").split("/")
+    if parts[0] == ".":
+        parts = parts[1:]
+    if not parts or any(part in ("", ".") for part in parts):
+        raise ValueError("a build context needs a folder name, without empty or `.` parts (e.g. ../../src/backend)")
+    ups = 0
+    while ups < len(parts) and parts[ups] == "..":
+        ups += 1
+    if ups == len(parts):
+        raise ValueError(
+            "names a parent of the output folder: Docker would send that whole folder (the output's .env and secrets included) "
+            "or everything up to / as the build context; name the image's source folder instead (e.g. ../../src/backend)"
+        )
+    if ".." in parts[ups:]:
+        raise ValueError("`..` after a folder name: write the path without it (e.g. ../src/backend, not src/../../src/backend)")
+    return value
+
+
+BuildPath = Annotated[str, Field(pattern=BUILD_PATH_PATTERN, max_length=255), AfterValidator(_check_build_path)]
+
+
+def _check_bucket(value: str) -> str:
+    """S3 bucket naming rules as MinIO applies them (minio/pkg s3utils CheckValidBucketNameStrict)."""
+    if ".." in value or ".-" in value or "-." in value:
+        raise ValueError("S3 bucket names cannot hold `..`, `.-` or `-.` (MinIO refuses them); use single dots or hyphens between letters and digits")
+    if re.fullmatch(r"\d{1,3}(?:\.\d{1,3}){3}", value):
+        raise ValueError("S3 bucket names cannot look like an IP address")
+    if value.startswith(("xn--", "sthree-")) or value.endswith(("-s3alias", "--ol-s3")):
+        raise ValueError("S3 reserves bucket names starting with xn-- or sthree- and ending with -s3alias or --ol-s3")
+    return value
 Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
 
 
@@ -368,8 +403,10 @@ class Database(Frozen):
 
 
 class Storage(Frozen):
-    bucket: str = Field(
-        default="omnivoip", pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", description="MinIO bucket for recordings."
+    bucket: Annotated[str, AfterValidator(_check_bucket)] = Field(
+        default="omnivoip",
+        pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+        description="MinIO bucket for recordings (S3 naming rules: 3-63 lowercase letters, digits, dots and hyphens; no `..`, not an IP address).",
     )
     root_user: str = Field(
         default="omnivoip", pattern=r"^[A-Za-z0-9_-]{3,64}$", description="MinIO root user (the app uses it too)."

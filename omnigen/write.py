@@ -50,6 +50,9 @@ DIR_MODE = 0o755
 # hash would let anyone who can read it brute-force a weak password offline.
 MANIFEST_MODE = SECRET_MODE
 BACKUP_SUFFIX = ".bak"
+# No output comes near this (a docker-compose.yml is tens of KiB): a larger file on disk is
+# not omnigen's, and is classified without being read.
+MAX_OUTPUT_BYTES = 16 << 20
 
 
 def sha256(data: str | bytes) -> str:
@@ -169,8 +172,38 @@ def _refuse_symlink(path: Path, what: str) -> None:
     )
 
 
+def _trusted_owner(uid: int) -> bool:
+    return uid in (0, os.geteuid())
+
+
+def check_parents(out_dir: Path) -> None:
+    """Refuse a symlink among the parents of the output folder that someone else could point elsewhere.
+
+    A parent symlink is followed only when it belongs to root or to the user running omnigen
+    and sits in a folder that only root or that user can change (or a sticky one, where only
+    the link's owner can replace it). Anything else could redirect the build's secrets
+    into a folder of another user's choosing between two runs.
+    """
+    absolute = Path(os.path.abspath(out_dir))
+    for parent in reversed(absolute.parents):
+        info = _lstat(parent)
+        if info is None:
+            return  # nothing below a missing folder exists yet: the build creates it
+        if not stat.S_ISLNK(info.st_mode):
+            continue
+        holder = os.lstat(parent.parent)
+        holder_safe = _trusted_owner(holder.st_uid) and (not holder.st_mode & 0o022 or bool(holder.st_mode & stat.S_ISVTX))
+        if not _trusted_owner(info.st_uid) or not holder_safe:
+            why = f"belongs to uid {info.st_uid}" if not _trusted_owner(info.st_uid) else f"sits in {parent.parent}, which others can change"
+            raise OutputError(
+                f"{out_dir}: {parent} is a symlink among the parents of the output folder and {why}: another user could point it "
+                f"elsewhere and receive the deployment's secrets; pass the real path with -o ({os.path.realpath(parent)}/...)"
+            )
+
+
 def check_out_dir(out_dir: Path) -> bool:
-    """Refuse an output folder that is a symlink or not a folder; True when it exists."""
+    """Refuse an output folder that is a symlink or not a folder, or whose parents another user could redirect; True when it exists."""
+    check_parents(out_dir)
     try:
         info = os.lstat(out_dir)
     except FileNotFoundError:
@@ -219,18 +252,30 @@ def inspect_target(out_dir: Path, relative: str) -> os.stat_result | None:
     return info
 
 
-def read_regular(path: Path) -> bytes:
-    """Read a file that inspect_target found regular, without following a symlink swapped in since."""
+def read_regular(path: Path, limit: int = MAX_OUTPUT_BYTES) -> bytes:
+    """Read a file that inspect_target found regular, without following a symlink swapped in since.
+
+    At most `limit` bytes: a file larger than anything omnigen writes (a 2 GB sparse file, say)
+    is refused, never loaded; callers that can say something better check the size first.
+    """
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise OutputError(f"{path}: is not a regular file any more; another program is changing the output folder")
         chunks = []
-        while chunk := os.read(fd, 1 << 20):
+        remaining = limit + 1
+        while remaining > 0 and (chunk := os.read(fd, min(remaining, 1 << 20))):
             chunks.append(chunk)
+            remaining -= len(chunk)
+        if remaining <= 0:
+            raise OutputError(f"{path}: {oversize_detail(os.fstat(fd).st_size)}")
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+def oversize_detail(size: int) -> str:
+    return f"is {size} bytes, far larger than anything omnigen writes ({MAX_OUTPUT_BYTES} bytes at most); move it away"
 
 
 def read_manifest(out_dir: Path) -> tuple[Manifest | None, str | None]:
@@ -243,6 +288,8 @@ def read_manifest(out_dir: Path) -> tuple[Manifest | None, str | None]:
         _refuse_symlink(path, "the manifest")
     if not stat.S_ISREG(info.st_mode):
         raise OutputError(f"{path}: exists and is not a regular file; move it away")
+    if info.st_size > MAX_OUTPUT_BYTES:
+        return None, f"unreadable manifest ({oversize_detail(info.st_size)})"
     try:
         return Manifest.loads(read_regular(path).decode("utf-8")), None
     except (ValueError, UnicodeDecodeError) as exc:
@@ -270,6 +317,7 @@ class FileStatus:
     expected: bytes | None  # what build would write (None for obsolete files)
     mode: int | None  # permission bits on disk
     secret: bool
+    oversize: bool = False  # too large to be omnigen's: never read (current is None), build refuses to touch it
 
 
 @dataclass(frozen=True)
@@ -320,8 +368,11 @@ def survey(out_dir: Path, expected: Mapping[str, str], secret_files: Iterable[st
         if info is None:
             statuses.append(FileStatus(relative, State.MISSING, "build would create it", None, wanted, None, is_secret))
             continue
-        current = read_regular(out_dir / relative)
         mode = stat.S_IMODE(info.st_mode)
+        if info.st_size > MAX_OUTPUT_BYTES:
+            statuses.append(FileStatus(relative, State.EDITED, oversize_detail(info.st_size), None, wanted, mode, is_secret, oversize=True))
+            continue
+        current = read_regular(out_dir / relative)
         if current == wanted:
             if is_secret and mode_allows_others(mode):
                 state, detail = State.MODE, loose_mode_detail(out_dir / relative, mode)
@@ -347,7 +398,7 @@ def survey(out_dir: Path, expected: Mapping[str, str], secret_files: Iterable[st
                 info = inspect_target(out_dir, relative) if relative in recorded else None
             except OutputError:
                 info = None  # e.g. a symlink now: not omnigen's to remove, so left alone like any foreign file
-            if info is not None and manifest is not None:
+            if info is not None and manifest is not None and info.st_size <= MAX_OUTPUT_BYTES:
                 current = read_regular(out_dir / relative)
                 if manifest.recorded(relative, sha256(current)):
                     record = manifest.files.get(relative)
@@ -371,7 +422,7 @@ def _manifest_mode(out_dir: Path) -> list[FileStatus]:
     """The manifest holds the sha256 of .env: reported (and fixed by build) like a secret file others can read."""
     path = out_dir / MANIFEST
     info = _lstat(path)
-    if info is None or not stat.S_ISREG(info.st_mode) or not mode_allows_others(info.st_mode):
+    if info is None or not stat.S_ISREG(info.st_mode) or not mode_allows_others(info.st_mode) or info.st_size > MAX_OUTPUT_BYTES:
         return []
     current = read_regular(path)
     mode = stat.S_IMODE(info.st_mode)
@@ -403,7 +454,7 @@ def recorded_files_match(out_dir: Path, fingerprint: str) -> Manifest | None:
             return None
         for relative, record in manifest.files.items():
             info = inspect_target(out_dir, relative)
-            if info is None or (record.secret and mode_allows_others(info.st_mode)):
+            if info is None or (record.secret and mode_allows_others(info.st_mode)) or info.st_size > MAX_OUTPUT_BYTES:
                 return None
             if sha256(read_regular(out_dir / relative)) != record.sha256:
                 return None
@@ -593,6 +644,12 @@ def write_outputs(
         raise OutputError(f"{exc.filename or out_dir}: cannot open the output folder ({exc.strerror or exc})") from None
     try:
         state = _survey_or_refuse(out_dir, files, frozenset(secret_files))
+        oversize = [status for status in state.files if status.oversize]
+        if oversize:
+            raise OutputError(
+                "; ".join(f"{out_dir / status.path}: {status.detail}" for status in oversize)
+                + " (build does not replace it, even with --force: it cannot keep a .bak of it)"
+            )
         if state.edited and not force:
             names = ", ".join(status.path for status in state.edited)
             raise OutputError(

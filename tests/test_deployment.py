@@ -176,3 +176,32 @@ def test_duplicate_keys_are_reported_as_compose_refuses_them(tmp_path: Path) -> 
     findings = lint([str(tmp_path)]).report.findings
     assert ("OV000", 5) in {(f.rule_id, f.line) for f in findings}
     assert ("OV101", 5) in {(f.rule_id, f.line) for f in findings}, "the value Compose would not even accept is still judged"
+
+
+@pytest.mark.parametrize("env_file", [".env", "site.env"])
+def test_a_byte_order_mark_in_an_env_file_is_skipped_as_compose_skips_it(tmp_path: Path, env_file: str) -> None:
+    service = '    image: "busybox:1.36"\n' + ('    environment:\n      FROM_ENV: "${FIRST}"\n' if env_file == ".env" else f"    env_file: ./{env_file}\n")
+    (tmp_path / "compose.yaml").write_text("services:\n  app:\n" + service)
+    (tmp_path / env_file).write_bytes(b"\xef\xbb\xbfFIRST=one\nSECOND=two\n")
+    theirs = _compose_config(tmp_path)["services"]["app"]["environment"]
+    result = lint([str(tmp_path)])
+    assert not [finding for finding in result.report.findings if finding.severity == "error"]
+    ours = result.deployments[0].service_env("app")
+    assert ours == theirs and "one" in ours.values()
+
+
+def test_an_extends_loop_is_reported_as_a_loop(tmp_path: Path) -> None:
+    (tmp_path / "compose.yaml").write_text(
+        "services:\n"
+        "  a:\n    image: busybox:1.36\n    extends: b\n"
+        "  b:\n    image: busybox:1.36\n    extends: c\n"
+        "  c:\n    image: busybox:1.36\n    extends: a\n"
+        "  self:\n    image: busybox:1.36\n    extends: self\n"
+    )
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("COMPOSE_", "DOCKER_"))}
+    refused = subprocess.run([str(compose_binary()), "config"], cwd=tmp_path, capture_output=True, text=True, env=env, check=False, timeout=60)
+    assert refused.returncode != 0 and "Circular reference" in refused.stderr  # the real Compose refuses it too
+    messages = [finding.message for finding in lint([str(tmp_path)]).report.findings if finding.rule_id == "OV000"]
+    assert any("extends loops back: a -> b -> c -> a" in message or "extends loops back: b -> c -> a -> b" in message for message in messages), messages
+    assert any("extends loops back: self -> self" in message for message in messages), messages
+    assert not any("cannot be found" in message for message in messages)

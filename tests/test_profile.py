@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,77 @@ def test_unknown_secret_key_is_refused(tmp_path: Path) -> None:
     sidecar.write_text('redis_pasword = "abc"\n')
     with pytest.raises(ProfileError, match="redis_pasword: unknown key"):
         load_secrets(sidecar)
+
+
+# --------------------------------------------------------------------------- smaller hardening points (issue 18)
+
+
+def _with(tmp_path: Path, extra: str, name: str = "site.toml") -> Path:
+    from tests.conftest import ROOT
+
+    profile = tmp_path / name
+    profile.write_text((ROOT / "profiles" / "lan-office.toml").read_text() + extra)
+    return profile
+
+
+@pytest.mark.parametrize(
+    ("context", "expected"),
+    [
+        ("..", "names a parent of the output folder"),
+        ("../../../../../../..", "names a parent of the output folder"),
+        ("../", "names a parent of the output folder"),
+        (".", "needs a folder name"),
+        ("src/../../../etc", "`..` after a folder name"),
+        ("src/./backend", "needs a folder name"),
+    ],
+)
+def test_build_contexts_that_reach_the_output_or_root_are_refused(tmp_path: Path, context: str, expected: str) -> None:
+    profile = _with(tmp_path, f'\n[build]\nbackend = "{context}"\n')
+    with pytest.raises(ProfileError, match=r"build\.backend: .*" + re.escape(expected)):
+        load_profile(profile, {})
+
+
+@pytest.mark.parametrize("context", ["../../src/backend", "./backend", "vendor/omnivoip/backend/", "../a..b"])
+def test_build_contexts_naming_a_source_folder_are_accepted(tmp_path: Path, context: str) -> None:
+    profile = _with(tmp_path, f'\n[build]\nbackend = "{context}"\n')
+    assert load_profile(profile, {}).build.backend == context
+
+
+@pytest.mark.parametrize(
+    ("context", "expected"),
+    [("../../out", "holds the output folder"), ("../..", "names a parent"), ("/".join([".."] * 40) + "/etc", "past /")],
+)
+def test_build_contexts_are_held_to_the_real_output_folder(tmp_path: Path, context: str, expected: str) -> None:
+    from omnigen.pipeline import build
+
+    profile = _with(tmp_path, f'\n[build]\nbackend = "{context}"\n')
+    with pytest.raises(ProfileError, match=expected):
+        build(profile, tmp_path / "out" / "acme", environ={})
+    assert not (tmp_path / "out").exists() and not (tmp_path / "site.secrets.toml").exists()
+
+
+@pytest.mark.parametrize(
+    ("bucket", "expected"),
+    [("a..b", "cannot hold `..`"), ("ab.-c", "cannot hold"), ("ab-.c", "cannot hold"), ("192.168.5.4", "IP address"), ("xn--abc", "reserves"), ("rec-s3alias", "reserves")],
+)
+def test_bucket_names_follow_the_s3_rules(tmp_path: Path, bucket: str, expected: str) -> None:
+    profile = _with(tmp_path, f'\n[storage]\nbucket = "{bucket}"\n')
+    with pytest.raises(ProfileError, match=r"storage\.bucket: .*" + re.escape(expected)):
+        load_profile(profile, {})
+
+
+@pytest.mark.parametrize("bucket", ["omnivoip", "rec.acme-1", "a1b", "recordings.example.com"])
+def test_valid_bucket_names_are_accepted(tmp_path: Path, bucket: str) -> None:
+    assert load_profile(_with(tmp_path, f'\n[storage]\nbucket = "{bucket}"\n'), {}).storage.bucket == bucket
+
+
+@pytest.mark.parametrize("name", ["site.toml", "site.secrets.toml"])
+def test_a_byte_order_mark_is_named_not_an_invalid_statement(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(b"\xef\xbb\xbf" + b'[project]\nname = "acme"\n')
+    loader = load_secrets if name.endswith(".secrets.toml") else lambda p: load_profile(p, {})
+    with pytest.raises(ProfileError) as caught:
+        loader(path)
+    message = caught.value.render()
+    assert "byte order mark (BOM)" in message and "save the file as UTF-8 without BOM" in message
+    assert "Invalid statement" not in message

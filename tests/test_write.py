@@ -19,6 +19,7 @@ from omnigen.write import (
     Manifest,
     State,
     read_manifest,
+    read_regular,
     recorded_files_match,
     sha256,
     survey,
@@ -460,3 +461,73 @@ def test_obsolete_path_replaced_by_a_symlink_is_left_alone(tmp_path: Path) -> No
     report = write(out, smaller, "fp-small")
     assert "asterisk/pjsip.conf" in report.foreign and report.removed == []  # type: ignore[attr-defined]
     assert os.path.islink(out / "asterisk" / "pjsip.conf") and target.exists()
+
+
+# --------------------------------------------------------------------------- issue 18: big files, parent symlinks
+
+
+def test_a_huge_sparse_output_file_is_classified_without_being_read(tmp_path: Path) -> None:
+    """A 2 GB sparse file in place of an output: check and diff answer in bounded memory, build refuses to touch it."""
+    import resource
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    profile = tmp_path / "site.toml"
+    profile.write_text((ROOT / "profiles" / "lan-office.toml").read_text())
+    out = tmp_path / "out"
+    assert subprocess.run([sys.executable, "-m", "omnigen", "build", str(profile), "-o", str(out)], capture_output=True, check=False).returncode == 0
+    with open(out / "asterisk" / "rtp.conf", "r+b") as handle:
+        handle.truncate(2 << 30)
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    for command in (["check"], ["diff"], ["build"], ["build", "--force"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "omnigen", *command, str(profile), "-o", str(out)], capture_output=True, text=True, check=False, timeout=120, preexec_fn=limit
+        )
+        text = result.stdout + result.stderr
+        assert result.returncode == (1 if command[0] in ("check", "diff") else 2), (command, text)
+        assert "is 2147483648 bytes, far larger than anything omnigen writes" in text, (command, text)
+    assert (out / "asterisk" / "rtp.conf").stat().st_size == 2 << 30  # never replaced, so nothing of it is lost
+
+
+def test_read_regular_refuses_more_than_its_bound(tmp_path: Path) -> None:
+    path = tmp_path / "big"
+    path.write_bytes(b"x" * 101)
+    with pytest.raises(OutputError, match="is 101 bytes, far larger"):
+        read_regular(path, limit=100)
+    assert read_regular(path, limit=101) == b"x" * 101
+
+
+def _symlinked_parent(tmp_path: Path, *, owner: int, holder_mode: int) -> Path:
+    holder = tmp_path / "holder"
+    holder.mkdir()
+    (tmp_path / "real").mkdir()
+    link = holder / "link"
+    link.symlink_to(tmp_path / "real")
+    os.lchown(link, owner, owner)
+    os.chmod(holder, holder_mode)
+    return link / "out"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a symlink to another user")
+@pytest.mark.parametrize(
+    ("owner", "holder_mode", "why"),
+    [(65534, 0o755, "belongs to uid 65534"), (0, 0o777, "which others can change")],
+    ids=["link-of-another-user", "link-in-a-folder-others-can-change"],
+)
+def test_a_parent_symlink_someone_else_controls_is_refused(tmp_path: Path, owner: int, holder_mode: int, why: str) -> None:
+    out = _symlinked_parent(tmp_path, owner=owner, holder_mode=holder_mode)
+    with pytest.raises(OutputError, match=f"is a symlink among the parents of the output folder and .*{why}.*pass the real path with -o"):
+        write(out, OLD, "one")
+    assert list((tmp_path / "real").iterdir()) == []
+
+
+@pytest.mark.parametrize("holder_mode", [0o755, 0o1777], ids=["private-folder", "sticky-folder"])
+def test_a_parent_symlink_of_your_own_is_followed(tmp_path: Path, holder_mode: int) -> None:
+    out = _symlinked_parent(tmp_path, owner=os.geteuid(), holder_mode=holder_mode)
+    write(out, OLD, "one")
+    assert (tmp_path / "real" / "out" / "docker-compose.yml").read_text() == OLD["docker-compose.yml"]

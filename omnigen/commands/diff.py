@@ -80,7 +80,7 @@ def file_diff(out_dir: Path, status: FileStatus, redactor: Redactor, context: in
     yield f"diff omnigen {path}  ({status.state.value}: {status.detail})\n"
     if status.secret and status.mode is not None and mode_allows_others(status.mode) and status.expected is not None:
         yield f"old mode 100{status.mode:o}\nnew mode 100{SECRET_MODE:o}\n"
-    if status.state is State.MODE:
+    if status.state is State.MODE or status.oversize:
         return
     old_name = "/dev/null" if status.current is None else f"a/{path}"
     new_name = "/dev/null" if status.expected is None else f"b/{path}"
