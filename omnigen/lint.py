@@ -15,12 +15,12 @@ import json
 import os
 import posixpath
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from omnigen.composefiles import COMPOSE_FILE_NAMES, OVERRIDE_FILE_NAMES, default_compose_files, unwritten_compose_files
 from omnigen.deployment import Deployment, LoadProblem, Location, load_deployment
-from omnigen.errors import DeploymentInputError, InputFileError, InputIssue
+from omnigen.errors import DeploymentInputError, InputFileError, InputIssue, OmnigenError
 from omnigen.formats import dotenv
 from omnigen.inputfile import MAX_COMPOSE_BYTES, read_input
 from omnigen.rules import DisableUse, Finding, Report, RuleContext, all_rules, run_rules
@@ -39,6 +39,8 @@ class Target:
 class LintResult:
     deployments: list[Deployment]
     report: Report
+    # Compose files read from an omnigen output folder that its manifest does not list (a site override, a stray compose.yaml).
+    unwritten: list[str] = field(default_factory=list)
 
     @property
     def files(self) -> list[str]:
@@ -110,6 +112,26 @@ def find_target(path: str, env_file: str | None = None) -> Target:
     return Target((absolute,), (), env_file)
 
 
+def _not_in_manifest(files: Sequence[str]) -> list[str]:
+    """The files among `files` that sit in an omnigen output folder whose manifest does not list them."""
+    from omnigen.write import MANIFEST, read_manifest
+
+    found = []
+    for file in files:
+        folder = Path(posixpath.dirname(file))
+        for root in (folder, *folder.parents):  # hosts/<name>/ of a multi-host output: the manifest is at the top
+            if not (root / MANIFEST).is_file():
+                continue
+            try:
+                manifest, _ = read_manifest(root)
+            except OmnigenError:
+                manifest = None
+            if manifest is not None and Path(file).relative_to(root).as_posix() not in manifest.files:
+                found.append(file)
+            break
+    return found
+
+
 def lint(paths: Sequence[str], *, calls: int | None = None, disabled: Sequence[str] = (), env_file: str | None = None) -> LintResult:
     targets: list[Target] = []
     for path in paths:
@@ -121,6 +143,7 @@ def lint(paths: Sequence[str], *, calls: int | None = None, disabled: Sequence[s
     suppressed: list[tuple[Finding, DisableUse]] = []
     disables: list[DisableUse] = []
     fatal: list[InputIssue] = []
+    unwritten: list[str] = []
     for target in targets:
         deployment = load_deployment(list(target.files), read_text, list_dir, env_path=target.env_file, display=shown)
         read = ", ".join(shown(file) for file in target.files)
@@ -129,6 +152,7 @@ def lint(paths: Sequence[str], *, calls: int | None = None, disabled: Sequence[s
             deployment.problems.append(LoadProblem(Location(shown(ignored), 1), message, "warning"))
         fatal += [InputIssue(p.location.file, "", p.message, line=p.location.line) for p in deployment.problems if p.fatal]
         deployments.append(deployment)
+        unwritten += [shown(file) for file in _not_in_manifest(target.files)]
         report = run_rules(deployment, RuleContext(calls=calls), disabled)
         findings += report.findings
         suppressed += report.suppressed
@@ -139,7 +163,7 @@ def lint(paths: Sequence[str], *, calls: int | None = None, disabled: Sequence[s
         # One entry for the command line's --disable, however many deployments it applied to.
         from_run = sum(1 for _, use in suppressed if use.source is None)
         disables.insert(0, DisableUse(None, tuple(sorted(set(disabled))), from_run))
-    return LintResult(deployments, Report(sorted(set(findings)), sorted(suppressed, key=lambda pair: pair[0]), disables))
+    return LintResult(deployments, Report(sorted(set(findings)), sorted(suppressed, key=lambda pair: pair[0]), disables), unwritten)
 
 
 @dataclass(frozen=True)
@@ -227,6 +251,8 @@ def render_text(result: LintResult) -> str:
     if report.disables:
         lines.append("disabled:")
         lines += [_describe_disable(use) for use in report.disables]
+    if result.unwritten:
+        lines.append(f"not written by omnigen (its manifest does not list them), merged by Compose all the same: {', '.join(result.unwritten)}")
     unresolved = _unresolved(result)
     if unresolved:
         lines.append("unresolved variables (Compose substitutes an empty string): " + ", ".join(f"{name} ({len(uses)}x)" for name, uses in unresolved.items()))
@@ -269,6 +295,7 @@ def render_json(result: LintResult) -> str:
         "unresolved": [
             {"variable": name, "uses": [{"file": location.file, "line": location.line} for location in uses]} for name, uses in _unresolved(result).items()
         ],
+        "not_written_by_omnigen": result.unwritten,
         "summary": {"errors": report.errors, "warnings": report.warnings, "suppressed": len(report.suppressed)},
     }
     return json.dumps(document, indent=2) + "\n"

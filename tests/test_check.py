@@ -256,6 +256,10 @@ def test_an_override_that_breaks_the_policy_makes_check_exit_1(site: Path, capsy
     code, text = check(capsys, str(site))
     assert code == 1, text
     assert "docker-compose.override.yml (not written by omnigen), and the result breaks the policy" in text
+    assert main(["lint", str(out)]) == 1
+    linted = capsys.readouterr().out
+    assert "not written by omnigen (its manifest does not list them), merged by Compose all the same: out/vps-nat/docker-compose.override.yml" in linted
+    assert "(OV101)" in linted
     for rule in ("OV101", "OV102", "OV110"):
         assert f"({rule})" in text
     code, report = check_json(capsys, str(site))
