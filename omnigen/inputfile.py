@@ -21,10 +21,9 @@ KIB = 1 << 10
 MIB = 1 << 20
 # The profile and its sidecar are a few KiB; the bound only has to stop /dev/zero-like input.
 MAX_TOML_BYTES = 1 * MIB
-# A compose file of 20,000 services is about 2 MiB; parsing YAML costs ~100x its size in memory.
-MAX_COMPOSE_BYTES = 16 * MIB
-# .env, env_file and mounted configs.
-MAX_TEXT_BYTES = 4 * MIB
+# Every file of a deployment (compose files, .env, env_file, mounted configs): a compose file
+# of 20,000 services is about 2 MiB, and parsing YAML costs ~100x its size in memory.
+MAX_DEPLOYMENT_BYTES = 16 * MIB
 
 _KINDS = (
     (stat.S_ISDIR, "a folder"),

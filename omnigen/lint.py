@@ -22,7 +22,7 @@ from omnigen.composefiles import COMPOSE_FILE_NAMES, OVERRIDE_FILE_NAMES, defaul
 from omnigen.deployment import Deployment, LoadProblem, Location, load_deployment
 from omnigen.errors import DeploymentInputError, InputFileError, InputIssue, OmnigenError
 from omnigen.formats import dotenv
-from omnigen.inputfile import MAX_COMPOSE_BYTES, read_input
+from omnigen.inputfile import MAX_DEPLOYMENT_BYTES, read_input
 from omnigen.rules import DisableUse, Finding, Report, RuleContext, all_rules, run_rules
 
 
@@ -57,8 +57,13 @@ def shown(path: str) -> str:
 
 
 def read_text(path: str) -> str | None:
-    """A deployment's file from disk (deployment.Reader): bounded, regular files only (omnigen.inputfile)."""
-    data = read_input(path, limit=MAX_COMPOSE_BYTES, what="deployment file")
+    """A deployment's file from disk (deployment.Reader): bounded, regular files only (omnigen.inputfile).
+
+    A folder reads as absent, as before: Docker creates one where a bind-mounted file was missing.
+    """
+    if os.path.isdir(path):
+        return None
+    data = read_input(path, limit=MAX_DEPLOYMENT_BYTES, what="deployment file")
     return data.decode("utf-8") if data is not None else None
 
 
