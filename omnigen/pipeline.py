@@ -7,7 +7,6 @@ factory it is given); `build` adds loading and writing around it.
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from omnigen.plan import Plan, make_plan
 from omnigen.profile import Profile, Secrets, load_profile, load_secrets, secrets_path_for
 from omnigen.render import render
 from omnigen.verify import verify
-from omnigen.write import SECRET_MODE, FileRecord, Manifest, WriteReport, mode_allows_others, sha256, write_file_atomic, write_outputs
+from omnigen.write import SECRET_MODE, FileRecord, Manifest, WriteReport, loose_mode, sha256, write_file_atomic, write_outputs
 
 
 @dataclass(frozen=True)
@@ -107,18 +106,9 @@ def _manifest(compiled: Compiled, fingerprint_value: str) -> Manifest:
     )
 
 
-def sidecar_loose_mode(path: Path) -> int | None:
-    """The sidecar's mode when group or others can read it (a symlink is not followed: build never chmods through one)."""
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
-        return None
-    return stat.S_IMODE(info.st_mode) if stat.S_ISREG(info.st_mode) and mode_allows_others(info.st_mode) else None
-
-
 def _keep_sidecar_private(path: Path) -> bool:
     """The sidecar stays 0600 even if someone loosened it; True when its mode had to be fixed."""
-    if sidecar_loose_mode(path) is None:
+    if loose_mode(path) is None:
         return False
     os.chmod(path, SECRET_MODE)
     return True

@@ -64,6 +64,16 @@ def mode_allows_others(mode: int) -> bool:
     return bool(stat.S_IMODE(mode) & 0o077)
 
 
+def loose_mode(path: Path) -> int | None:
+    """The mode of a secret file when group or others can read or write it; None when private or absent.
+    A symlink is not followed (build never chmods through one)."""
+    try:
+        info = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return stat.S_IMODE(info.st_mode) if stat.S_ISREG(info.st_mode) and mode_allows_others(info.st_mode) else None
+
+
 def loose_mode_detail(path: Path, mode: int, holds: str = "secrets") -> str:
     """What `check` says about a secret file others can read, with the fix."""
     import shlex

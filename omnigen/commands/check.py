@@ -64,7 +64,7 @@ def fast_check(profile: Path, output: Path | None, environ: dict[str, str]) -> t
     """
     from omnigen.errors import InputFileError
     from omnigen.fingerprint import fingerprint, read_optional, sidecar_path
-    from omnigen.write import recorded_files_match
+    from omnigen.write import loose_mode, recorded_files_match
 
     try:
         profile_bytes = read_optional(profile)
@@ -73,25 +73,13 @@ def fast_check(profile: Path, output: Path | None, environ: dict[str, str]) -> t
         return None  # the full path reports it with the usual message
     if profile_bytes is None:
         return None
-    if sidecar is not None and _sidecar_readable_by_others(sidecar_path(profile)):
+    if sidecar is not None and loose_mode(sidecar_path(profile)) is not None:
         return None  # the full path reports it with the fix
     out_dir = output if output is not None else fast_default_out_dir(profile_bytes, environ)
     if out_dir is None:
         return None
     manifest = recorded_files_match(out_dir, fingerprint(profile_bytes, sidecar, environ))
     return (out_dir, manifest) if manifest is not None else None
-
-
-def _sidecar_readable_by_others(path: Path) -> bool:
-    import stat
-
-    from omnigen.write import mode_allows_others
-
-    try:
-        info = os.lstat(path)
-    except OSError:
-        return False
-    return stat.S_ISREG(info.st_mode) and mode_allows_others(info.st_mode)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -134,12 +122,12 @@ def _compose_calls(plan: Plan) -> dict[str, int | None]:
 
 def _full_check(args: argparse.Namespace, environ: dict[str, str]) -> int:
     from omnigen.lint import compose_runs
-    from omnigen.pipeline import expected_outputs, sidecar_loose_mode
-    from omnigen.write import survey
+    from omnigen.pipeline import expected_outputs
+    from omnigen.write import loose_mode, survey
 
     expected = expected_outputs(args.profile, args.output, environ=environ)
     state = survey(expected.out_dir, expected.compiled.files, expected.compiled.plan.secret_files)
-    sidecar_mode = sidecar_loose_mode(expected.secrets_path)
+    sidecar_mode = loose_mode(expected.secrets_path)
     up_to_date = not state.changes and not expected.missing_secrets and sidecar_mode is None
     runs = compose_runs(expected.out_dir, set(expected.compiled.files), _compose_calls(expected.compiled.plan)) if state.exists else []
     compose_ok = not any(run.breaks_policy for run in runs)
