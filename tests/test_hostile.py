@@ -365,6 +365,7 @@ COMPOSE_APP = "services:\n  app:\n    image: busybox:1.36\n"
         ("merge-key-laughs", COMPOSE_APP + "x-m0: &m0 {a: 1}\n" + "".join(f"x-m{i}: &m{i} {{<<: [*m{i - 1}, *m{i - 1}], k{i}: 1}}\n" for i in range(1, 40)), "aliases expand"),
         ("recursive-alias", COMPOSE_APP + "x-loop: &loop [1, *loop]\n", "recursive alias"),
         ("recursive-merge", "services:\n  app: &app\n    image: busybox:1.36\n    <<: *app\n", "recursive alias"),
+        ("deep-nesting", COMPOSE_APP + "x-deep:\n" + "".join("  " * level + "k:\n" for level in range(1, 300)) + "  " * 300 + "v\n", "nested more than 200 levels"),
     ],
 )
 @pytest.mark.parametrize("command", ["lint", "import"])
