@@ -163,3 +163,15 @@ def test_no_secret_spelling_survives_in_a_diff(values: list[str]) -> None:
     for value in values:
         for form in all_spellings(value):
             assert len(form) < 4 or form not in shown, (form, shown)
+
+
+def test_a_sidecar_others_can_read_is_a_change_build_would_make(tmp_path: Path) -> None:
+    from omnigen.pipeline import build
+    from tests.conftest import ROOT, fake_token, run_cli
+
+    profile = tmp_path / "site.toml"
+    profile.write_text((ROOT / "profiles" / "lan-office.toml").read_text())
+    build(profile, tmp_path / "out", environ={}, token=fake_token)
+    (tmp_path / "site.secrets.toml").chmod(0o644)
+    result = run_cli("diff", str(profile), "-o", str(tmp_path / "out"))
+    assert result.returncode == 1 and "site.secrets.toml has mode 0644" in result.stderr and result.stdout == ""

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from omnigen.pipeline import expected_outputs
     from omnigen.profile import SECRET_NAMES
     from omnigen.redact import Redactor, env_values
-    from omnigen.write import survey
+    from omnigen.write import loose_mode, survey
 
     if args.unified < 0:
         raise UsageError(f"--unified: must be 0 or more (got {args.unified})")
@@ -60,7 +60,10 @@ def run(args: argparse.Namespace) -> int:
             "build would generate them (shown masked)",
             file=sys.stderr,
         )
-    return 1 if state.changes or expected.missing_secrets else 0
+    sidecar_mode = loose_mode(expected.secrets_path)
+    if sidecar_mode is not None:
+        print(f"note: {expected.secrets_path} has mode {sidecar_mode:04o} (group or others can read it); build sets 0600", file=sys.stderr)
+    return 1 if state.changes or expected.missing_secrets or sidecar_mode is not None else 0
 
 
 def _lines(data: bytes | None) -> list[str]:
