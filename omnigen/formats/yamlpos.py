@@ -9,6 +9,10 @@ Beyond plain data it keeps what a linter needs and a plain load throws away:
 the line of every mapping key and sequence item, keys given twice in one
 mapping (Compose refuses those; PyYAML silently keeps the last), Compose's
 `!reset` / `!override` merge tags, and comments (for disable directives).
+
+Hostile documents are refused with a YamlError (exit 2), never expanded without
+bound: aliases may expand to ALIAS_EXPANSION_RATIO times the document's nodes,
+an alias inside the node it names is refused, nesting stops at MAX_DEPTH.
 """
 
 from __future__ import annotations
