@@ -13,8 +13,8 @@ import posixpath
 from omnigen.deployment import Deployment, load_deployment
 from omnigen.errors import VerifyError
 from omnigen.formats import dotenv
-from omnigen.formats.composeports import parse_port
 from omnigen.formats.composemerge import split_volume
+from omnigen.formats.composeports import parse_port
 from omnigen.plan import VOLUME_MOUNTS, Plan
 from omnigen.rules import RuleContext, run_rules
 

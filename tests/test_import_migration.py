@@ -238,7 +238,8 @@ def test_the_password_step_never_puts_a_password_on_a_command_line(tmp_path: Pat
     assert result.returncode == 0, result.stderr
     sql = (tmp_path / "sql.log").read_text()
     escaped = password.replace("'", "''")
-    assert sql == f"ALTER ROLE \"omnivoip\" WITH PASSWORD '{escaped}';\n" * 2
+    statement = f"SET log_statement = none;\nSET log_min_duration_statement = -1;\nALTER ROLE \"omnivoip\" WITH PASSWORD '{escaped}';\n"
+    assert sql == statement * 2
     assert "Zx9q" not in argv_log.read_text()
     assert "-U omnivoip -d omnivoip" in argv_log.read_text()
 

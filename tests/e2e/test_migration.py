@@ -13,7 +13,6 @@ report, and the way back brings the old stack up on the same data.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
