@@ -15,6 +15,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from omnigen.errors import ProfileError
 from omnigen.importing import Imported, ImportRefused, normalize_project_name, render_report
@@ -129,6 +131,18 @@ def test_a_folder_name_is_normalized_as_compose_does(tmp_path: Path) -> None:
 def test_normalize_project_name_matches_compose(tmp_path: Path, text: str) -> None:
     (tmp_path / "compose.yml").write_text(f"name: {json.dumps(text)}\nservices:\n  a:\n    image: busybox:1.36\n")
     assert compose_config(tmp_path)["name"] == normalize_project_name(text)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text(alphabet=st.sampled_from("aZ9_-. ÄéñÜ\u00df\u4e2dxY"), min_size=1, max_size=12))
+def test_normalize_project_name_is_composes_own(tmp_path: Path, text: str) -> None:
+    (tmp_path / "compose.yml").write_text(f"name: {json.dumps(text, ensure_ascii=False)}\nservices:\n  a:\n    image: busybox:1.36\n")
+    normalized = normalize_project_name(text)
+    if normalized:
+        assert compose_config(tmp_path)["name"] == normalized
+        assert normalize_project_name(normalized) == normalized
+    else:
+        assert "must not be empty" in compose_refuses(tmp_path)
 
 
 def test_a_project_name_compose_refuses_is_refused(site: Path) -> None:
