@@ -19,6 +19,7 @@ examples:
   omnigen import ../omnivoip-v2 -o site.toml --public-ip 203.0.113.10
   omnigen import prod-env/docker-compose.yml --bind-ip 192.168.1.10 --calls 40
   omnigen import ../omnivoip-v2 && omnigen build omnivoip.toml
+  omnigen import /srv/omnivoip-v2 --compose-project omnivoip   a stack started with `docker compose -p omnivoip`
 
 exit codes: 0 written, 2 unreadable deployment, missing facts (pass the option
 the message names) or an existing profile/sidecar without --force.
