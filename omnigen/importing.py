@@ -929,10 +929,12 @@ def _our_volume(key: str, uses: list[_VolumeUse]) -> str | None:
     return key if key in VOLUME_KEYS else None
 
 
-def _volumes(deployment: Deployment, draft: _Draft, project: ComposeProject) -> None:
+def _volumes(deployment: Deployment, draft: _Draft, options: ImportOptions, folder: str) -> None:
     """Adopt every named volume of the original whose data the generated stack keeps in one of its own."""
     declared = deployment.data.get("volumes") if isinstance(deployment.data, dict) else None
-    declared = declared if isinstance(declared, dict) else {}
+    if not isinstance(declared, dict) or not declared:
+        return  # no data of its own: the project name does not matter
+    project = compose_project(deployment, options, folder)
     uses = _volume_uses(deployment, declared)
     draft.note(
         "data",
@@ -1098,7 +1100,7 @@ def import_deployment(
     _workers(deployment, draft)
     kept_secrets = _secrets(deployment, draft)
     folder = compose_folder if compose_folder is not None else posixpath.basename(posixpath.normpath(deployment.project_dir))
-    _volumes(deployment, draft, compose_project(deployment, options, folder))
+    _volumes(deployment, draft, options, folder)
     _forbidden(deployment, draft)
     _configs(deployment, draft)
     _other_mounts_and_services(deployment, draft)

@@ -306,3 +306,20 @@ def test_imported_site_builds_lints_and_compose_reads_the_external_volumes(tmp_p
     script = (out / "set-database-passwords.sh").read_text()
     assert "for service in postgresql dialer-postgresql; do" in script
     assert subprocess.run(["sh", "-n", str(out / "set-database-passwords.sh")], check=False).returncode == 0
+
+
+def test_without_volumes_the_project_name_does_not_matter(tmp_path: Path) -> None:
+    folder = tmp_path / "site" / "___"
+    folder.mkdir(parents=True)
+    compose = folder / "docker-compose.yml"
+    compose.write_text('services:\n  asterisk:\n    image: omnivoip/asterisk:2.0.0\n    ports:\n      - "5060:5060/udp"\n      - "10000-10019:10000-10019/udp"\n')
+    imported = import_from(tmp_path / "site", public_ip="203.0.113.10")
+    assert imported.profile.volumes.adopted() == {}
+    assert "compose project" not in data_notes(imported)
+    # With a volume, the name matters: Compose cannot run this folder, so import cannot tell the volume's name.
+    compose.write_text(compose.read_text() + "    volumes:\n      - asterisk_spool:/var/spool/asterisk\nvolumes:\n  asterisk_spool:\n")
+    assert "project name must not be empty" in compose_refuses(folder)
+    with pytest.raises(ImportRefused) as refused:
+        import_from(tmp_path / "site", public_ip="203.0.113.10")
+    assert "Compose cannot make a project name of '___'" in refused.value.render()
+    assert adopted(import_from(tmp_path / "site", public_ip="203.0.113.10", compose_project="site"))["asterisk_spool"] == "site_asterisk_spool"
