@@ -323,3 +323,12 @@ def test_without_volumes_the_project_name_does_not_matter(tmp_path: Path) -> Non
         import_from(tmp_path / "site", public_ip="203.0.113.10")
     assert "Compose cannot make a project name of '___'" in refused.value.render()
     assert adopted(import_from(tmp_path / "site", public_ip="203.0.113.10", compose_project="site"))["asterisk_spool"] == "site_asterisk_spool"
+
+
+@pytest.mark.parametrize("default", ["omnivoip", "minioadmin", "admin"])
+def test_published_example_passwords_count_as_placeholders(site: Path, default: str) -> None:
+    """The OmniVoIP component examples' defaults (components/backend/.env.example) are no secrets either."""
+    edit(site / "prod-env" / ".env", "POSTGRES_PASSWORD=CHANGE_THIS_PASSWORD_123", f"POSTGRES_PASSWORD={default}")
+    imported = import_from(site, public_ip="203.0.113.10")
+    assert tomllib.loads(imported.secrets_text)["postgres_password"] != default
+    assert "database user 'omnivoip' (postgresql)" in [note.subject for note in imported.notes_of("steps")]
