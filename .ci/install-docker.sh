@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end tier and bench-deploy need: Debian's Docker engine
 # (dockerd, containerd, runc, docker-proxy, iptables), a static busybox for the
-# stand-in images, and a C compiler with static libc for their port listener.
+# stand-in images, a C compiler with static libc for their port listener, and Debian's
+# PostgreSQL 15, copied into the migration test's database image (tests/e2e/realpostgres.py).
 # Idempotent and quiet: does nothing when everything is already there.
 set -euo pipefail
 
-packages=(docker.io busybox-static gcc libc6-dev iptables)
+packages=(docker.io busybox-static gcc libc6-dev iptables postgresql-15)
 missing=()
 for package in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then

@@ -26,13 +26,14 @@ from omnigen.credentials import TokenFactory, random_token, sidecar_text
 from omnigen.deployment import ASTERISK_CONFIG_DIR, Deployment
 from omnigen.errors import InputIssue, ProfileError
 from omnigen.formats.asteriskconf import parse_conf
+from omnigen.formats.composemerge import split_volume
 from omnigen.formats.composeports import PortSpec, parse_port
 from omnigen.pipeline import Compiled, compile_profile
-from omnigen.plan import make_plan
-from omnigen.profile import SCHEMA_VERSION, SECRET_NAMES, Profile, Secrets, validate_profile
+from omnigen.plan import DATABASE_PASSWORD_SCRIPT, DATABASE_VOLUMES, VOLUME_MOUNTS, make_plan
+from omnigen.profile import SCHEMA_VERSION, SECRET_NAMES, VOLUME_KEYS, Profile, Secrets, validate_profile
 from omnigen.rules import Finding, run_rules
 
-NoteKind = Literal["kept", "changed", "closed", "dropped", "generated", "fixed", "manual"]
+NoteKind = Literal["kept", "changed", "closed", "dropped", "generated", "data", "steps", "fixed", "manual"]
 
 # Report order, with what each heading means to the operator.
 NOTE_KINDS: dict[NoteKind, str] = {
@@ -41,6 +42,8 @@ NOTE_KINDS: dict[NoteKind, str] = {
     "closed": "published ports the generated deployment keeps inside the compose network",
     "dropped": "settings the generated deployment never contains",
     "generated": "secrets",
+    "data": "named volumes of the original: reused by their real names (nothing is copied), new, or no longer used",
+    "steps": "to do once the generated stack is up (docs/migrating.md)",
     "fixed": "defects of the original that the generated files cannot have",
     "manual": "not imported: outside what a profile describes; carry these over by hand if you need them",
 }
@@ -157,6 +160,7 @@ class ImportOptions:
     bind_ip: str | None = None
     host_kind: str | None = None
     calls: int | None = None
+    compose_project: str | None = None
 
 
 @dataclass(frozen=True)
@@ -801,7 +805,7 @@ def _other_mounts_and_services(deployment: Deployment, draft: _Draft) -> None:
             source, _, rest = spec.partition(":")
             target = rest.split(":", 1)[0]
             if not source.startswith((".", "/", "~")):
-                continue  # a named volume: the generated stack has its own
+                continue  # a named volume: reported with the data
             carries_configs = any(
                 service == name and (config_target == target or config_target.startswith(target.rstrip("/") + "/")) for service, config_target in config_targets
             )
@@ -829,6 +833,172 @@ def _unused_env(deployment: Deployment, draft: _Draft, generated_keys: set[str])
     unused = sorted(key for key in deployment.env if key not in referenced and key not in generated_keys)
     if unused:
         draft.note("manual", ".env keys", f"{len(unused)} keys no service of the original used are not imported ({', '.join(unused[:6])}{', ...' if len(unused) > 6 else ''})", deployment.env_path)
+
+
+# ---------------------------------------------------------------------------
+# The running site's data and credentials
+
+
+# Compose's rules for project names (compose-go's NormalizeProjectName and the check on names
+# given with -p or COMPOSE_PROJECT_NAME), as the Compose binary applies them.
+_PROJECT_NAME_CHARACTERS = re.compile(r"[a-z0-9_-]")
+_VALID_PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_PROJECT_NAME_RULE = "lowercase letters, digits, '-' and '_', starting with a letter or digit"
+
+
+def normalize_project_name(text: str) -> str:
+    """What Compose makes of a `name:` or a folder name: lowercased, other characters dropped, no leading '-' or '_'."""
+    return "".join(_PROJECT_NAME_CHARACTERS.findall(text.lower())).lstrip("_-")
+
+
+@dataclass(frozen=True)
+class ComposeProject:
+    """The project name the original stack runs under, which prefixes its volumes' real names."""
+
+    name: str
+    source: str
+
+
+def compose_project(deployment: Deployment, options: ImportOptions, folder: str) -> ComposeProject:
+    """The project name as Compose picks it: COMPOSE_PROJECT_NAME (from .env), else `name:`, else the
+    compose file's folder; the operator's --compose-project first, for a stack started with -p."""
+    given = options.compose_project
+    if given is not None:
+        return ComposeProject(given, "--compose-project")
+    from_env = deployment.env.get("COMPOSE_PROJECT_NAME")
+    if from_env:
+        location = _env_where(deployment, "COMPOSE_PROJECT_NAME") or ".env COMPOSE_PROJECT_NAME"
+        if not _VALID_PROJECT_NAME.match(from_env):
+            raise ImportRefused(
+                [InputIssue(location, "COMPOSE_PROJECT_NAME", f"Compose refuses this project name: {_PROJECT_NAME_RULE}", got=repr(from_env), hint="pass --compose-project with the name the stack runs under")]
+            )
+        return ComposeProject(from_env, location)
+    name = deployment.data.get("name") if isinstance(deployment.data, dict) else None
+    candidates = [(name, f"`name:` ({_where(deployment, 'name')})")] if isinstance(name, str) and name else []
+    candidates.append((folder, f"the folder name of {deployment.compose_path}"))
+    raw, source = candidates[0]
+    normalized = normalize_project_name(raw)
+    if not normalized:
+        raise ImportRefused(
+            [InputIssue(deployment.compose_path, "name", f"Compose cannot make a project name of {raw!r} ({_PROJECT_NAME_RULE})", hint="pass --compose-project with the name the stack runs under")]
+        )
+    return ComposeProject(normalized, source if normalized == raw else f"{source}, as Compose normalizes {raw!r}")
+
+
+@dataclass
+class _VolumeUse:
+    service: str
+    target: str
+    where: str
+
+
+def _volume_uses(deployment: Deployment, declared: Mapping[str, Any]) -> dict[str, list[_VolumeUse]]:
+    """Each declared volume's mounts, in service order."""
+    uses: dict[str, list[_VolumeUse]] = {}
+    for name, service in deployment.services.items():
+        volumes = service.get("volumes")
+        for index, entry in enumerate(volumes if isinstance(volumes, list) else []):
+            if isinstance(entry, str):
+                parts = split_volume(entry)
+                source, target = (parts[0], parts[1]) if len(parts) > 1 else ("", parts[0])
+            elif isinstance(entry, dict) and entry.get("type", "volume") == "volume":
+                source, target = str(entry.get("source") or ""), str(entry.get("target") or "")
+            else:
+                continue
+            if source in declared:
+                uses.setdefault(source, []).append(_VolumeUse(name, target, _where(deployment, "services", name, "volumes", index)))
+    return uses
+
+
+def _real_volume_name(project: str, key: str, definition: Any) -> str:
+    """The Docker volume a declared volume is: its `name:`, else the key (external) or <project>_<key>."""
+    definition = definition if isinstance(definition, dict) else {}
+    external = definition.get("external")
+    if isinstance(external, dict) and isinstance(external.get("name"), str):  # the legacy `external: {name: ...}`
+        return str(external["name"])
+    if isinstance(definition.get("name"), str) and definition["name"]:
+        return str(definition["name"])
+    return key if external is True or str(external).lower() == "true" else f"{project}_{key}"
+
+
+def _our_volume(key: str, uses: list[_VolumeUse]) -> str | None:
+    """The generated stack's volume that holds the same data: mounted at the same place by the same service, else of the same name."""
+    for ours, mounts in VOLUME_MOUNTS.items():
+        if any((use.service, use.target.rstrip("/")) in mounts for use in uses):
+            return ours
+    return key if key in VOLUME_KEYS else None
+
+
+def _volumes(deployment: Deployment, draft: _Draft, options: ImportOptions, folder: str) -> None:
+    """Adopt every named volume of the original whose data the generated stack keeps in one of its own."""
+    declared = deployment.data.get("volumes") if isinstance(deployment.data, dict) else None
+    if not isinstance(declared, dict) or not declared:
+        return  # no data of its own: the project name does not matter
+    project = compose_project(deployment, options, folder)
+    uses = _volume_uses(deployment, declared)
+    draft.note(
+        "data",
+        "compose project",
+        f"{project.name!r}, from {project.source}: its volumes are named {project.name}_<volume>; if the stack was started "
+        "with -p or COMPOSE_PROJECT_NAME set in the shell, rerun with --compose-project NAME",
+    )
+    for key, definition in declared.items():
+        real = _real_volume_name(project.name, str(key), definition)
+        where = _where(deployment, "volumes", key)
+        mounts = uses.get(key, [])
+        if not mounts:
+            draft.note("data", real, "no longer used: declared, but no service mounts it, so Compose never created it", where)
+            continue
+        shown = ", ".join(f"{use.service}:{use.target}" for use in mounts)
+        ours = _our_volume(str(key), mounts)
+        if ours is None:
+            draft.note(
+                "data",
+                real,
+                f"no longer used: mounted at {shown}, which the generated stack does not have; its data stays in the volume "
+                f"(`docker volume rm {real}` once you no longer need it)",
+                mounts[0].where,
+            )
+            continue
+        taken = draft.sections.get("volumes", {}).get(ours)
+        if taken is not None:
+            draft.note("data", real, f"no longer used: mounted at {shown}, where volumes.{ours} = {taken.value!r} is already reused; its data stays in the volume", mounts[0].where)
+            continue
+        draft.set(f"volumes.{ours}", real, f"the original's {key} (compose project {project.name})")
+        targets = ", ".join(f"{service}:{target}" for service, target in VOLUME_MOUNTS[ours])
+        draft.note("data", real, f"reused as volumes.{ours} ({targets}), mounted by its real name as an external volume", where)
+
+
+def _new_volumes(draft: _Draft, profile: Profile) -> None:
+    adopted = profile.volumes.adopted()
+    for key in VOLUME_KEYS:
+        if key not in adopted:
+            targets = ", ".join(f"{service}:{target}" for service, target in VOLUME_MOUNTS[key])
+            draft.note("data", f"{profile.project.name}_{key}", f"new and empty ({targets}): the original has no volume for it")
+
+
+# Where each database's password and user are: (secret, profile.database field).
+_DATABASE_CREDENTIALS = {"postgresql": ("postgres_password", "user"), "dialer-postgresql": ("dialer_postgres_password", "dialer_user")}
+
+
+def _database_steps(draft: _Draft, profile: Profile, kept_secrets: Mapping[str, str]) -> None:
+    """An adopted database keeps the password it was initialised with: say which users need the new one, and how."""
+    adopted = profile.volumes.adopted()
+    needing = [
+        (service, getattr(profile.database, user_field), adopted[DATABASE_VOLUMES[service]])
+        for service, (secret, user_field) in _DATABASE_CREDENTIALS.items()
+        if DATABASE_VOLUMES[service] in adopted and secret not in kept_secrets
+    ]
+    services = " ".join(service for service in DATABASE_VOLUMES if DATABASE_VOLUMES[service] in adopted)
+    for service, user, volume in needing:
+        draft.note(
+            "steps",
+            f"database user {user!r} ({service})",
+            f"must get the new password: the data in {volume} was initialised with the old one, and PostgreSQL keeps it "
+            f"(the image applies POSTGRES_PASSWORD only to an empty data directory); in the output folder run "
+            f"`docker compose up --detach --wait {services}`, then `sh {DATABASE_PASSWORD_SCRIPT}` (ALTER ROLE inside the "
+            "container, the password read from its environment, never on a command line), then `docker compose up --detach --wait`",
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -889,6 +1059,8 @@ def _check_options(options: ImportOptions) -> None:
         section, key = dotted.split(".")
         if problem := _field_problem(section, key, value):
             issues.append(InputIssue(f"--{option.replace('_', '-')}", dotted, problem, got=repr(value)))
+    if options.compose_project is not None and not _VALID_PROJECT_NAME.match(options.compose_project):
+        issues.append(InputIssue("--compose-project", "", f"not a Compose project name: {_PROJECT_NAME_RULE}", got=repr(options.compose_project)))
     if issues:
         raise ImportRefused(issues)
 
@@ -901,8 +1073,12 @@ def import_deployment(
     fallback_name: str,
     secrets_name: str,
     token: TokenFactory = random_token,
+    compose_folder: str | None = None,
 ) -> Imported:
-    """Turn a loaded deployment into a profile, a sidecar and the notes that explain them."""
+    """Turn a loaded deployment into a profile, a sidecar and the notes that explain them.
+
+    `compose_folder` is the name of the folder the compose file is in (Compose's default project
+    name); without it, the last part of the deployment's project folder."""
     if errors := [problem for problem in deployment.problems if problem.severity == "error"]:
         raise ImportRefused(
             [InputIssue(problem.location.file, "", problem.message, line=problem.location.line, hint="fix it so Docker Compose can read the deployment") for problem in errors]
@@ -923,6 +1099,8 @@ def import_deployment(
     _names(deployment, draft)
     _workers(deployment, draft)
     kept_secrets = _secrets(deployment, draft)
+    folder = compose_folder if compose_folder is not None else posixpath.basename(posixpath.normpath(deployment.project_dir))
+    _volumes(deployment, draft, options, folder)
     _forbidden(deployment, draft)
     _configs(deployment, draft)
     _other_mounts_and_services(deployment, draft)
@@ -930,6 +1108,8 @@ def import_deployment(
     profile_text = _profile_text(draft, origin, secrets_name)
     profile = validate_profile(draft.data(), file="(imported profile)", text=profile_text, env={})
     compiled = compile_profile(profile, Secrets.model_validate(kept_secrets), token)
+    _new_volumes(draft, profile)
+    _database_steps(draft, profile, kept_secrets)
     _environment_left_behind(deployment, draft, compiled)
     _config_content_left_behind(deployment, draft, compiled)
     _unused_env(deployment, draft, set(compiled.plan.env_map))

@@ -17,7 +17,7 @@ from urllib.parse import quote
 from omnigen import __version__
 from omnigen.capacity import RTPENGINE_PORTS_PER_SIDE, RTPENGINE_SIDES_PER_CALL, PortPlan, RtpRange, dynamic_address_range, port_plan
 from omnigen.hostkinds import PlanWarning, plan_warnings
-from omnigen.profile import Profile, Secrets
+from omnigen.profile import VOLUME_KEYS, Profile, Secrets
 
 if TYPE_CHECKING:
     from omnigen.cluster import BundleHost, ClusterPlan
@@ -65,6 +65,44 @@ ASTERISK_DISPATCHER_SET = 1
 # Host number of each static address in the compose subnet (Asterisk is 10).
 KAMAILIO_HOST_NUMBER = 11
 RTPENGINE_HOST_NUMBER = 12
+
+
+# Where each named volume is mounted: (service, target). The compose template prints these
+# mounts and verify holds the rendered file to this table; import maps a site's volumes onto it.
+VOLUME_MOUNTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "asterisk_logs": (("asterisk", "/var/log/asterisk"),),
+    "asterisk_sounds": (("asterisk", "/var/lib/asterisk/sounds"),),
+    "asterisk_spool": (("asterisk", "/var/spool/asterisk"),),
+    "dialer_postgres_data": (("dialer-postgresql", "/var/lib/postgresql/data"),),
+    "django_logs": (("celery-worker", "/app/logs"), ("django-app", "/app/logs")),
+    "django_media": (("celery-worker", "/app/media"), ("django-app", "/app/media"), ("nginx", "/var/www/media")),
+    "django_static": (("django-app", "/app/static"), ("nginx", "/var/www/static")),
+    "minio_data": (("minio", "/data"),),
+    "postgres_data": (("postgresql", "/var/lib/postgresql/data"),),
+    "redis_data": (("redis", "/data"),),
+}
+assert tuple(VOLUME_MOUNTS) == VOLUME_KEYS, "one mount table entry per profile volume key"
+
+# The PostgreSQL services and their data volume: an adopted one keeps the password it was initialised with.
+DATABASE_VOLUMES = {"postgresql": "postgres_data", "dialer-postgresql": "dialer_postgres_data"}
+DATABASE_PASSWORD_SCRIPT = "set-database-passwords.sh"
+
+
+@dataclass(frozen=True)
+class VolumePlan:
+    """A named volume of the stack: its own (`<project>_<key>`), or an existing one adopted by its real name."""
+
+    key: str
+    adopted: str | None = None
+
+    @property
+    def definition(self) -> dict[str, object]:
+        """Its top-level `volumes:` entry, as Compose reads it back."""
+        return {"external": True, "name": self.adopted} if self.adopted else {}
+
+
+def own_volumes() -> tuple[VolumePlan, ...]:
+    return tuple(VolumePlan(key) for key in VOLUME_KEYS)
 
 
 @dataclass(frozen=True)
@@ -282,6 +320,13 @@ class Plan:
     services: tuple[str, ...] | None = None
     bundle: BundleHost | None = None
     cluster: ClusterPlan | None = None
+    volumes: tuple[VolumePlan, ...] = field(default_factory=own_volumes)
+
+    @property
+    def adopted_databases(self) -> tuple[str, ...]:
+        """The PostgreSQL services whose data volume is adopted (set-database-passwords.sh sets their passwords)."""
+        adopted = {volume.key for volume in self.volumes if volume.adopted}
+        return tuple(service for service, key in DATABASE_VOLUMES.items() if key in adopted and self.runs(service))
 
     def runs(self, service: str) -> bool:
         """Whether this plan's compose file has the service (a multi-host bundle has its host's only)."""
@@ -694,10 +739,15 @@ def make_plan(profile: Profile, secrets: Secrets) -> Plan:
             "celery_concurrency": profile.workers.celery_concurrency,
             "dialer": profile.workers.dialer,
         },
-        outputs=OUTPUTS,
+        outputs=OUTPUTS + ((("set-database-passwords.sh.j2", DATABASE_PASSWORD_SCRIPT),) if _adopts_a_database(profile) else ()),
         warnings=plan_warnings(profile, layout),
+        volumes=tuple(VolumePlan(key, profile.volumes.adopted().get(key)) for key in VOLUME_KEYS),
     )
     return _with_webrtc(plan, profile, secrets, layout) if profile.components.webrtc else plan
+
+
+def _adopts_a_database(profile: Profile) -> bool:
+    return any(key in profile.volumes.adopted() for key in DATABASE_VOLUMES.values())
 
 
 def _asterisk_advertised(profile: Profile) -> ipaddress.IPv4Address:

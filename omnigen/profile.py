@@ -419,6 +419,53 @@ class Workers(Frozen):
     dialer: int = Field(default=5, ge=1, le=64, description="Dialer worker replicas.")
 
 
+# Docker's rule for volume names (moby's RestrictedNamePattern).
+VOLUME_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]+$"
+VolumeName = Annotated[str, Field(pattern=VOLUME_NAME_PATTERN, max_length=255)]
+
+
+def _adopted(what: str) -> Any:
+    return Field(
+        default=None,
+        description=(
+            f"Existing Docker volume to mount as {what}, by its real name (e.g. a migrated site's \"prod-env_<key>\"); "
+            "default: the stack's own <project.name>_<key>."
+        ),
+    )
+
+
+class Volumes(Frozen):
+    """Volumes a migrated site already has (docs/migrating.md): mounted as they are, declared
+    `external`, so Compose never creates, copies or removes them (not even `down --volumes`)."""
+
+    asterisk_logs: VolumeName | None = _adopted("asterisk_logs (Asterisk's logs, /var/log/asterisk)")
+    asterisk_sounds: VolumeName | None = _adopted("asterisk_sounds (Asterisk's sounds and prompts, /var/lib/asterisk/sounds)")
+    asterisk_spool: VolumeName | None = _adopted("asterisk_spool (Asterisk's spool: voicemail, outgoing calls, /var/spool/asterisk)")
+    dialer_postgres_data: VolumeName | None = _adopted("dialer_postgres_data (the dialer PostgreSQL's data directory)")
+    django_logs: VolumeName | None = _adopted("django_logs (Django and Celery logs, /app/logs)")
+    django_media: VolumeName | None = _adopted("django_media (files users uploaded, /app/media, served by nginx)")
+    django_static: VolumeName | None = _adopted("django_static (Django's collected static files, /app/static)")
+    minio_data: VolumeName | None = _adopted("minio_data (MinIO's objects: call recordings)")
+    postgres_data: VolumeName | None = _adopted("postgres_data (the main PostgreSQL's data directory)")
+    redis_data: VolumeName | None = _adopted("redis_data (Redis's append-only file)")
+
+    @model_validator(mode="after")
+    def _one_volume_per_key(self) -> Volumes:
+        seen: dict[str, str] = {}
+        for key, name in self.model_dump(exclude_none=True).items():
+            if name in seen:
+                raise ValueError(f"volumes.{key}: {name!r} is already mounted as volumes.{seen[name]}; each volume holds one kind of data")
+            seen[name] = key
+        return self
+
+    def adopted(self) -> dict[str, str]:
+        """Our volume key -> the existing volume's real name, for the keys that adopt one."""
+        return {key: name for key, name in self.model_dump(exclude_none=True).items()}
+
+
+VOLUME_KEYS: tuple[str, ...] = tuple(Volumes.model_fields)
+
+
 # Host kinds that can join a Swarm and run a per-host bundle. Rootless Docker has no Swarm mode or
 # overlay networks; Docker Desktop is a development VM on one machine.
 CLUSTER_HOST_KINDS = ("vps", "bare-metal", "lxc-unprivileged", "lxc-privileged")
@@ -525,6 +572,13 @@ class Profile(BaseSettings):
     database: Database = Field(default_factory=lambda: Database(), description="PostgreSQL names and users.")
     storage: Storage = Field(default_factory=lambda: Storage(), description="MinIO object storage.")
     workers: Workers = Field(default_factory=lambda: Workers(), description="Worker replica counts.")
+    volumes: Volumes = Field(
+        default_factory=lambda: Volumes(),
+        description=(
+            "Existing Docker volumes to mount instead of new ones, by their real names: how `omnigen import` keeps a "
+            "running site's data (docs/migrating.md). Declared external: never created, copied or removed."
+        ),
+    )
     hosts: tuple[ClusterHost, ...] = Field(
         default=(),
         description=(
@@ -617,6 +671,7 @@ def _cluster_refusal(profile: Profile) -> str | None:
         "network.public_ip": (network.public_ip is not None, "each host has its own: set hosts[].public_ip instead"),
         "network.bind_ip": (not network.bind_ip.is_unspecified, "each host publishes its public ports on all its addresses and its data services on hosts[].address; remove it"),
         "network.expose_internal": (network.expose_internal, "the data host already publishes what other hosts need on its private address; remove it"),
+        "volumes": (bool(profile.volumes.adopted()), "a Swarm volume lives on the node a task runs on; migrate the site to one host first, then split it"),
         "components.webrtc": (profile.components.webrtc, "Kamailio and rtpengine need fixed container addresses, which Swarm services cannot have; multi-host profiles do not support the WebRTC edge yet (docs/multi-host.md)"),
     }
     for key, (applies, why) in reasons.items():

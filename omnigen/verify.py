@@ -13,8 +13,9 @@ import posixpath
 from omnigen.deployment import Deployment, load_deployment
 from omnigen.errors import VerifyError
 from omnigen.formats import dotenv
+from omnigen.formats.composemerge import split_volume
 from omnigen.formats.composeports import parse_port
-from omnigen.plan import Plan
+from omnigen.plan import VOLUME_MOUNTS, Plan
 from omnigen.rules import RuleContext, run_rules
 
 
@@ -50,6 +51,7 @@ def _plan_agreement(plan: Plan, files: dict[str, str], deployment: Deployment) -
         if service.get("ports") and service_name not in plan.published:
             problems.append(f"docker-compose.yml: {service_name} publishes ports the plan does not have")
     problems += _lan_agreement(plan, deployment)
+    problems += _volume_agreement(plan, deployment)
     return problems
 
 
@@ -75,6 +77,27 @@ def _lan_agreement(plan: Plan, deployment: Deployment) -> list[str]:
     membership = attached.get(lan.name)
     if not isinstance(membership, dict) or membership.get("ipv4_address") != lan.address:
         problems.append(f"docker-compose.yml: asterisk joins {lan.name} as {membership}, plan says address {lan.address}")
+    return problems
+
+
+def _volume_agreement(plan: Plan, deployment: Deployment) -> list[str]:
+    """Every named volume is declared as planned (its own, or adopted by its real name) and mounted where VOLUME_MOUNTS says."""
+    declared = deployment.data.get("volumes")
+    declared = declared if isinstance(declared, dict) else {}
+    problems = []
+    expected = {volume.key: volume.definition for volume in plan.volumes}
+    actual = {key: value or {} for key, value in declared.items()}
+    if actual != expected:
+        problems.append(f"docker-compose.yml: volumes are {actual}, plan says {expected}")
+    mounted = set()
+    for service_name, service in deployment.services.items():
+        for entry in service.get("volumes") or []:
+            parts = split_volume(entry) if isinstance(entry, str) else None
+            if parts and len(parts) > 1 and parts[0] in expected:
+                mounted.add((parts[0], service_name, parts[1]))
+    planned = {(key, service, target) for key, mounts in VOLUME_MOUNTS.items() for service, target in mounts if plan.runs(service)}
+    if mounted != planned:
+        problems.append(f"docker-compose.yml: named volumes mounted as {sorted(mounted - planned)}, missing {sorted(planned - mounted)}")
     return problems
 
 

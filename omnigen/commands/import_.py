@@ -10,12 +10,16 @@ prod-env/) or the compose file itself; its .env and the Asterisk configs it
 mounts are read too. The report says what was kept, what changed and why:
 forbidden settings dropped, internal services closed, the RTP range sized to
 the calls it really carries, placeholder passwords replaced by generated ones.
+The running stack's named volumes are adopted by their real names (nothing is
+copied), and the report says which database users need the new password
+(docs/migrating.md walks a live site through it).
 
 examples:
   omnigen import ../omnivoip-v2                              writes omnivoip.toml + omnivoip.secrets.toml
   omnigen import ../omnivoip-v2 -o site.toml --public-ip 203.0.113.10
   omnigen import prod-env/docker-compose.yml --bind-ip 192.168.1.10 --calls 40
   omnigen import ../omnivoip-v2 && omnigen build omnivoip.toml
+  omnigen import /srv/omnivoip-v2 --compose-project omnivoip   a stack started with `docker compose -p omnivoip`
 
 exit codes: 0 written, 2 unreadable deployment, missing facts (pass the option
 the message names) or an existing profile/sidecar without --force.
@@ -29,6 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bind-ip", metavar="ADDRESS", help="host address to publish SIP, RTP and the web UI on (network.bind_ip)")
     parser.add_argument("--host-kind", metavar="KIND", help="host.kind (default: vps; `omnigen doctor` tells)")
     parser.add_argument("--calls", type=int, metavar="N", help="concurrent calls to plan for, instead of what the published RTP range carries")
+    parser.add_argument(
+        "--compose-project",
+        metavar="NAME",
+        help="the Compose project the running stack was started as (-p or COMPOSE_PROJECT_NAME in the shell); default: what Compose picks from the files",
+    )
     parser.add_argument("--force", action="store_true", help="overwrite an existing profile and secrets sidecar")
 
 
@@ -81,10 +90,11 @@ def run(args: argparse.Namespace) -> int:
     deployment = load_deployment(files, read_text, list_dir, display=shown)
     imported = import_deployment(
         deployment,
-        ImportOptions(name=args.name, public_ip=args.public_ip, bind_ip=args.bind_ip, host_kind=args.host_kind, calls=args.calls),
+        ImportOptions(name=args.name, public_ip=args.public_ip, bind_ip=args.bind_ip, host_kind=args.host_kind, calls=args.calls, compose_project=args.compose_project),
         origin=str(args.source),
         fallback_name=root.resolve().name,
         secrets_name=secrets_path.name,
+        compose_folder=Path(files[0]).resolve().parent.name,
     )
     # The sidecar first: a profile without its secrets would get new ones on the first build.
     write_file_atomic(secrets_path, imported.secrets_text, 0o600)
