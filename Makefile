@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: build test lint typecheck snapshots bench e2e bench-deploy fuzz clean
+.PHONY: build test test-tools dist lint typecheck snapshots bench e2e bench-deploy fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,10 +15,19 @@ $(STAMP): pyproject.toml
 build: $(STAMP)
 	$(BIN)/omnigen build
 
-test: $(STAMP)
+test: $(STAMP) test-tools
 	$(BIN)/ruff check omnigen tests
 	$(BIN)/mypy
 	$(BIN)/pytest -q
+
+# The judges the tests run besides Python: the Node tools (npm ci) and, as root, the Debian
+# daemons and shells. Idempotent and quiet once installed; a judge that cannot be installed
+# here (no root, Node too old) is skipped by its tests with the reason, never failed.
+test-tools:
+	@bash .ci/install-node-tools.sh || echo "make test: the Node judges (dclint, taplo) are not installed; their tests will skip"
+	@for installer in .ci/install-shells.sh .ci/install-daemons.sh; do \
+		bash $$installer || echo "make test: $$installer failed; the tests that need it will skip"; \
+	done
 
 snapshots: $(STAMP)
 	$(BIN)/omnigen schema -o schema/omnivoip.schema.json

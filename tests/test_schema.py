@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 
 from omnigen.schema import profile_schema, schema_text
-from tests.conftest import EXAMPLES, ROOT, run_cli
+from tests.conftest import EXAMPLES, ROOT, node_tool, run_cli
 
 COMMITTED = ROOT / "schema" / "omnivoip.schema.json"
 
@@ -56,10 +56,7 @@ def test_schema_rejects_unknown_keys_and_bad_values() -> None:
 
 
 def _taplo() -> str:
-    binary = ROOT / "node_modules" / ".bin" / "taplo"
-    if not binary.exists():
-        pytest.fail("taplo is missing: run .ci/install-node-tools.sh (npm ci)")
-    return str(binary)
+    return str(node_tool("taplo"))
 
 
 def test_taplo_validates_every_example_through_its_schema_directive() -> None:
