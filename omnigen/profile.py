@@ -24,6 +24,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    TypeAdapter,
     ValidationError,
     ValidationInfo,
     WithJsonSchema,
@@ -86,14 +87,29 @@ class Frozen(BaseModel):
         # number where a count belongs, or a number where a switch belongs, is a mistake
         # to point out, not to guess at. (Environment overrides arrive as strings and
         # are still parsed.)
+        # A quoted "50" is refused too: TOML says it is text. Environment overrides are always
+        # text, so _GivenEnvSource converts them before they get here.
         field = cls.model_fields.get(info.field_name or "")
         if field is None:
             return value
-        if field.annotation is int and isinstance(value, (bool, float)):
+        kind = _scalar_kind(field.annotation)
+        if kind is int and isinstance(value, (bool, float)):
             raise ValueError("must be a whole number, written without a decimal point")
-        if field.annotation is bool and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if kind is int and isinstance(value, str) and re.fullmatch(r"\s*[+-]?[0-9]+\s*", value):
+            raise ValueError(f'must be a whole number, written without quotes: {value.strip()}, not "{value.strip()}"')
+        if kind is bool and isinstance(value, (int, float)) and not isinstance(value, bool):
             raise ValueError("must be true or false")
+        if kind is bool and isinstance(value, str):
+            raise ValueError("must be true or false, written without quotes")
         return value
+
+
+def _scalar_kind(annotation: Any) -> type | None:
+    """int or bool for the fields that hold one (also when optional), else None."""
+    for kind in (int, bool):
+        if annotation is kind or annotation == (kind | None):
+            return kind
+    return None
 
 
 def _refuse_host_network(value: Any) -> Any:
@@ -169,6 +185,22 @@ def _address_as_text(value: Any) -> Any:
     return value
 
 
+def _network_address(value: Any) -> Any:
+    """A subnet written with a host's address (10.22.22.5/24) names the network it means: say which."""
+    if isinstance(value, str):
+        try:
+            ipaddress.IPv4Network(value)
+        except ValueError:
+            try:
+                network = ipaddress.IPv4Network(value, strict=False)
+            except ValueError:
+                return value  # not a network at all: pydantic's own message says so
+            raise ValueError(
+                f'{value} has host bits set: a subnet is written with its network address; write "{network}"'
+            ) from None
+    return value
+
+
 class Lan(Frozen):
     """Where the media container sits in network.mode = "ipvlan" or "macvlan"."""
 
@@ -180,6 +212,7 @@ class Lan(Frozen):
     )
 
     _addresses_are_text = field_validator("subnet", "gateway", "address", mode="before")(_address_as_text)
+    _subnet_is_a_network = field_validator("subnet", mode="before")(_network_address)
 
     @model_validator(mode="after")
     def _addresses_in_subnet(self) -> Lan:
@@ -238,6 +271,7 @@ class Network(Frozen):
         return self
 
     _addresses_are_text = field_validator("subnet", "public_ip", "bind_ip", mode="before")(_address_as_text)
+    _subnet_is_a_network = field_validator("subnet", mode="before")(_network_address)
 
     @field_validator("subnet")
     @classmethod
@@ -854,6 +888,30 @@ class _GivenEnvSource(EnvSettingsSource):
 
     def _load_env_vars(self) -> Mapping[str, str | None]:
         return parse_env_vars(_given_env.get() or {}, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+
+    def __call__(self) -> dict[str, Any]:
+        return _typed_env_values(super().__call__(), self.settings_cls)
+
+
+def _typed_env_values(data: dict[str, Any], model: Any) -> dict[str, Any]:
+    """Environment values are text: `OMNIGEN_CAPACITY__CONCURRENT_CALLS=60` means the number 60 and
+    `..._VIDEO=true` the switch, while the same text quoted in the TOML file is refused (Frozen)."""
+    fields = model.model_fields if isinstance(model, type) and issubclass(model, BaseModel) else {}
+    typed: dict[str, Any] = {}
+    for key, value in data.items():
+        field = fields.get(key)
+        if field is None:
+            typed[key] = value
+        elif isinstance(value, dict):
+            typed[key] = _typed_env_values(value, _model_class(field.annotation))
+        elif isinstance(value, str) and (kind := _scalar_kind(field.annotation)) is not None:
+            try:
+                typed[key] = TypeAdapter(kind).validate_python(value.strip())
+            except ValidationError:
+                typed[key] = value  # the model's own message names the variable
+        else:
+            typed[key] = value
+    return typed
 
 
 def _build_with_env(data: dict[str, Any], env: dict[str, str]) -> Profile:
