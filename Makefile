@@ -31,6 +31,7 @@ test-tools:
 
 snapshots: $(STAMP)
 	$(BIN)/omnigen schema -o schema/omnivoip.schema.json
+	$(BIN)/omnigen schema --format markdown -o docs/profile.md
 	$(BIN)/pytest -q --snapshot-update tests
 
 # Generator speed and memory against the real `docker compose config -q` (not a test).

@@ -137,15 +137,17 @@ Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
 class Project(Frozen):
     name: str = Field(
         pattern=r"^[a-z][a-z0-9-]{0,39}$",
+        examples=["acme"],
         description="Compose project name and container prefix: lowercase letters, digits and '-', starting with a letter.",
     )
     domain: str | None = Field(
         default=None,
+        examples=["pbx.example.com"],
         pattern=HOSTNAME_PATTERN,
         max_length=253,
         description="Public DNS name of the web UI (nginx server_name, Django ALLOWED_HOSTS). Optional.",
     )
-    timezone: str = Field(default="UTC", pattern=TIMEZONE_PATTERN, description="IANA time zone of every service (TZ).")
+    timezone: str = Field(default="UTC", examples=["Europe/Madrid"], pattern=TIMEZONE_PATTERN, description="IANA time zone of every service (TZ).")
 
 
 class Host(Frozen):
@@ -204,10 +206,11 @@ def _network_address(value: Any) -> Any:
 class Lan(Frozen):
     """Where the media container sits in network.mode = "ipvlan" or "macvlan"."""
 
-    parent: InterfaceName = Field(description="Host interface the ipvlan/macvlan network hangs off (e.g. eth0, ens18, bond0.100).")
-    subnet: ipaddress.IPv4Network = Field(description="The LAN's IPv4 subnet, as the parent interface sees it (e.g. 192.168.1.0/24).")
-    gateway: ipaddress.IPv4Address = Field(description="The LAN's default gateway; Asterisk's default route goes through it.")
+    parent: InterfaceName = Field(examples=["eth0"], description="Host interface the ipvlan/macvlan network hangs off (e.g. eth0, ens18, bond0.100).")
+    subnet: ipaddress.IPv4Network = Field(examples=["192.168.1.0/24"], description="The LAN's IPv4 subnet, as the parent interface sees it (e.g. 192.168.1.0/24).")
+    gateway: ipaddress.IPv4Address = Field(examples=["192.168.1.1"], description="The LAN's default gateway; Asterisk's default route goes through it.")
     address: ipaddress.IPv4Address = Field(
+        examples=["192.168.1.50"],
         description="Asterisk's own address on the LAN: a free address outside the DHCP pool that phones and trunks reach directly."
     )
 
@@ -240,9 +243,11 @@ class Network(Frozen):
     public_ip: ipaddress.IPv4Address | None = Field(
         default=None,
         description="Address advertised in SIP/SDP when the host is behind NAT. Optional.",
+        examples=["203.0.113.10"],
     )
     bind_ip: Annotated[ipaddress.IPv4Address, WithJsonSchema(IPV4_ANY_ADDRESS_SCHEMA)] = Field(
         default=ipaddress.IPv4Address("0.0.0.0"),
+        examples=["192.168.1.10"],
         description="Host IPv4 address that public ports (SIP, RTP, HTTP/S) are published on.",
     )
     expose_internal: bool = Field(
@@ -303,6 +308,7 @@ class Network(Frozen):
 
 class Capacity(Frozen):
     concurrent_calls: int = Field(
+        examples=[50],
         ge=1, le=10000, description="Bridged calls (caller + agent) the deployment must carry at once."
     )
     headroom_percent: int = Field(
@@ -383,14 +389,14 @@ class Images(Frozen):
 
 
 class Builds(Frozen):
-    backend: BuildPath | None = Field(default=None, description="Build context of the backend image, relative to the output folder.")
-    websockets: BuildPath | None = Field(default=None, description="Build context of the websockets image.")
-    asterisk: BuildPath | None = Field(default=None, description="Build context of the Asterisk image.")
-    dialer_api: BuildPath | None = Field(default=None, description="Build context of the dialer API image.")
-    dialer_worker: BuildPath | None = Field(default=None, description="Build context of the dialer worker image.")
-    frontend: BuildPath | None = Field(default=None, description="Build context of the front-end image.")
-    kamailio: BuildPath | None = Field(default=None, description="Build context of the Kamailio image (components.webrtc).")
-    rtpengine: BuildPath | None = Field(default=None, description="Build context of the rtpengine image (components.webrtc).")
+    backend: BuildPath | None = Field(examples=["src/backend"], default=None, description="Build context of the backend image, relative to the output folder.")
+    websockets: BuildPath | None = Field(examples=["src/websockets"], default=None, description="Build context of the websockets image.")
+    asterisk: BuildPath | None = Field(examples=["src/asterisk"], default=None, description="Build context of the Asterisk image.")
+    dialer_api: BuildPath | None = Field(examples=["src/dialer-api"], default=None, description="Build context of the dialer API image.")
+    dialer_worker: BuildPath | None = Field(examples=["src/dialer-worker"], default=None, description="Build context of the dialer worker image.")
+    frontend: BuildPath | None = Field(examples=["src/frontend"], default=None, description="Build context of the front-end image.")
+    kamailio: BuildPath | None = Field(examples=["src/kamailio"], default=None, description="Build context of the Kamailio image (components.webrtc).")
+    rtpengine: BuildPath | None = Field(examples=["src/rtpengine"], default=None, description="Build context of the rtpengine image (components.webrtc).")
 
 
 class Database(Frozen):
@@ -425,9 +431,11 @@ class ClusterHost(Frozen):
 
     name: str = Field(
         pattern=r"^[a-z][a-z0-9-]{0,14}$",
+        examples=["voice1"],
         description="Short host name: lowercase letters, digits and '-' (names the Swarm label omnivoip.host.NAME and the bundle hosts/NAME/).",
     )
     address: ipaddress.IPv4Address = Field(
+        examples=["10.10.0.21"],
         description=(
             "The host's address on the private network between the hosts (RFC 1918): its Swarm advertise address, and where "
             "it publishes the data services other hosts use."
@@ -435,21 +443,25 @@ class ClusterHost(Frozen):
     )
     public_ip: ipaddress.IPv4Address | None = Field(
         default=None,
+        examples=["203.0.113.21"],
         description="Address phones and browsers reach this host at (NAT or its own public address); default: address.",
     )
     roles: tuple[Literal["data", "web", "voice", "edge"], ...] = Field(
+        examples=[["voice"]],
         min_length=1,
         description="What runs here: data (PostgreSQL, Redis, MinIO, Gearman), web (Django, Celery, dialer), voice (Asterisk), edge (nginx).",
     )
     calls: int | None = Field(
+        examples=[120],
         default=None, ge=1, le=10000, description="Voice hosts only: this host's share of capacity.concurrent_calls (sizes its RTP range)."
     )
-    sip_port: int | None = Field(default=None, ge=1, le=65535, description="Voice hosts only: SIP port of this host (default ports.sip).")
+    sip_port: int | None = Field(examples=[5062], default=None, ge=1, le=65535, description="Voice hosts only: SIP port of this host (default ports.sip).")
     rtp_start: int | None = Field(
+        examples=[20000],
         default=None, ge=1024, le=65534, description="Voice hosts only: first RTP port of this host, even (default rtp.start)."
     )
-    kind: HostKind | None = Field(default=None, description="What this host is (default host.kind): vps, bare-metal, lxc-unprivileged or lxc-privileged.")
-    userland_proxy: bool | None = Field(default=None, description="This host's daemon userland-proxy setting (default host.userland_proxy).")
+    kind: HostKind | None = Field(examples=["bare-metal"], default=None, description="What this host is (default host.kind): vps, bare-metal, lxc-unprivileged or lxc-privileged.")
+    userland_proxy: bool | None = Field(examples=[False], default=None, description="This host's daemon userland-proxy setting (default host.userland_proxy).")
 
     _addresses_are_text = field_validator("address", "public_ip", mode="before")(_address_as_text)
 
