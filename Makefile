@@ -20,6 +20,12 @@ test: $(STAMP) test-tools
 	$(BIN)/mypy
 	$(BIN)/pytest -q
 
+# A wheel of the `omnigen` command for machines without a checkout: `pipx install dist/omnigen-*.whl`.
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/pip wheel --quiet --no-deps --no-build-isolation --wheel-dir dist .
+	@ls dist/*.whl
+
 # The judges the tests run besides Python: the Node tools (npm ci) and, as root, the Debian
 # daemons and shells. Idempotent and quiet once installed; a judge that cannot be installed
 # here (no root, Node too old) is skipped by its tests with the reason, never failed.
@@ -59,4 +65,4 @@ fuzz: $(STAMP)
 		$(BIN)/pytest -q -p no:cacheprovider tests/test_fuzz.py
 
 clean:
-	rm -rf out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf out dist .pytest_cache .mypy_cache .ruff_cache

@@ -791,7 +791,7 @@ def _issues_from(
             hint = f"allowed keys here: {', '.join(allowed)}" if allowed else "remove it or check its spelling"
         elif kind == "missing":
             message = "required key is missing"
-            hint = "add it to the profile (see `omnigen schema`)"
+            hint = "add it to the profile (every key: docs/profile.md, `omnigen schema --format markdown`)"
         elif kind == "literal_error" and loc == ("schema_version",):
             hint = "run `omnigen migrate` on older profiles; a newer one needs a newer omnigen"
         elif kind == "value_error" and (keyed := _KEYED_MESSAGE.match(message)):

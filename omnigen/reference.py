@@ -10,8 +10,15 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from omnigen.profile import HOSTNAME_PATTERN, IMAGE_PATTERN, TIMEZONE_PATTERN
+
 IPV4_TYPES = {"ipv4": "IPv4 address", "ipv4network": "IPv4 network (CIDR, e.g. 10.22.22.0/24)"}
-LONG_PATTERN = 48  # longer patterns (image references) are described in words; `omnigen schema` has them
+LONG_PATTERN = 48  # longer patterns are described in words; `omnigen schema` has them
+PATTERN_WORDS = {
+    IMAGE_PATTERN: "image reference with an explicit tag, not `latest` (`registry/name:tag`, optional `@sha256:...`)",
+    TIMEZONE_PATTERN: "IANA time zone name (`UTC`, `Area/City`)",
+    HOSTNAME_PATTERN: "DNS name",
+}
 
 INTRO = """\
 # Profile reference
@@ -112,10 +119,12 @@ def _type(node: dict[str, Any]) -> str:
         pattern = node.get("pattern")
         if pattern is not None and "25[0-5]" in pattern:
             return IPV4_TYPES["ipv4"]
+        if pattern in PATTERN_WORDS:
+            return PATTERN_WORDS[pattern]
         if pattern is not None and len(pattern) <= LONG_PATTERN:
             return f"string matching {_code(pattern)}"
         if pattern is not None:
-            return "string (form in the meaning; full pattern in `omnigen schema`)"
+            return "string (full pattern in `omnigen schema`)"
         return "string"
     raise ValueError(f"reference: no words for the JSON Schema type {node!r}")
 
