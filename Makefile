@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: build test lint typecheck snapshots bench e2e bench-deploy fuzz clean
+.PHONY: build test test-tools dist lint typecheck snapshots bench e2e bench-deploy fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,13 +15,29 @@ $(STAMP): pyproject.toml
 build: $(STAMP)
 	$(BIN)/omnigen build
 
-test: $(STAMP)
+test: $(STAMP) test-tools
 	$(BIN)/ruff check omnigen tests
 	$(BIN)/mypy
 	$(BIN)/pytest -q
 
+# A wheel of the `omnigen` command for machines without a checkout: `pipx install dist/omnigen-*.whl`.
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/pip wheel --quiet --no-deps --no-build-isolation --wheel-dir dist .
+	@ls dist/*.whl
+
+# The judges the tests run besides Python: the Node tools (npm ci) and, as root, the Debian
+# daemons and shells. Idempotent and quiet once installed; a judge that cannot be installed
+# here (no root, Node too old) is skipped by its tests with the reason, never failed.
+test-tools:
+	@bash .ci/install-node-tools.sh || echo "make test: the Node judges (dclint, taplo) are not installed; their tests will skip"
+	@for installer in .ci/install-shells.sh .ci/install-daemons.sh; do \
+		bash $$installer || echo "make test: $$installer failed; the tests that need it will skip"; \
+	done
+
 snapshots: $(STAMP)
 	$(BIN)/omnigen schema -o schema/omnivoip.schema.json
+	$(BIN)/omnigen schema --format markdown -o docs/profile.md
 	$(BIN)/pytest -q --snapshot-update tests
 
 # Generator speed and memory against the real `docker compose config -q` (not a test).
@@ -49,4 +65,4 @@ fuzz: $(STAMP)
 		$(BIN)/pytest -q -p no:cacheprovider tests/test_fuzz.py
 
 clean:
-	rm -rf out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf out dist .pytest_cache .mypy_cache .ruff_cache

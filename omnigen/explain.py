@@ -461,19 +461,60 @@ def _cluster_tables(data: dict[str, Any]) -> tuple[Table, ...]:
     return (summary, placement, media, published, cost, bandwidth, warnings)
 
 
-def render_plain(tables: tuple[Table, ...]) -> str:
-    """Aligned columns without colour or box drawing: for pipes, logs and diffs."""
+PLAIN_WIDTH = 100
+
+
+# "1010 / 1010" (bundle / stack) is one value: its spaces never break (textwrap breaks on ASCII whitespace only).
+_GLUED = "\N{NO-BREAK SPACE}/\N{NO-BREAK SPACE}"
+
+
+def _wrap(text: str, room: int) -> list[str]:
+    import textwrap
+
+    lines = textwrap.wrap(text.replace(" / ", _GLUED), room, break_long_words=False, break_on_hyphens=False)
+    return [line.replace(_GLUED, " / ") for line in lines] or [""]
+
+
+def _column_widths(columns: list[tuple[str, ...]], width: int) -> list[int]:
+    """Each column as wide as its longest cell, then the widest text columns narrowed, one
+    character at a time, until the line fits or every column is down to its longest word."""
+    widths = [max(len(cell) for cell in column) for column in columns]
+    floors = [max(len(word) for cell in column for word in cell.replace(" / ", _GLUED).split(" ")) for column in columns]
+    while sum(widths) + 2 * (len(widths) - 1) > width:
+        slack = [(current - floor, index) for index, (current, floor) in enumerate(zip(widths, floors, strict=True)) if current > floor]
+        if not slack:
+            break
+        widths[max(slack)[1]] -= 1
+    return widths
+
+
+def _row_lines(row: tuple[str, ...], widths: list[int]) -> list[str]:
+    cells = [_wrap(cell, room) for cell, room in zip(row, widths, strict=True)]
+    return [
+        "  ".join((cell[depth] if depth < len(cell) else "").ljust(room) for cell, room in zip(cells, widths, strict=True)).rstrip()
+        for depth in range(max(len(cell) for cell in cells))
+    ]
+
+
+def render_plain(tables: tuple[Table, ...], width: int = PLAIN_WIDTH) -> str:
+    """Aligned columns without colour or box drawing: for pipes, logs and diffs.
+
+    Lines stay within `width` where words allow: titles, headers and the widest text columns
+    (purposes, service lists, warnings) wrap at spaces, continuation lines under their column,
+    and the notes wrap too; a number, address or name is never broken.
+    """
     blocks = []
     for table in tables:
-        widths = [max(len(cell) for cell in column) for column in zip(table.columns, *table.rows, strict=True)]
-        lines = [table.title, "=" * len(table.title)]
-        header_shown = any(table.columns)
-        if header_shown:
-            lines.append("  ".join(name.ljust(width) for name, width in zip(table.columns, widths, strict=True)).rstrip())
-            lines.append("  ".join("-" * width for width in widths))
+        widths = _column_widths(list(zip(table.columns, *table.rows, strict=True)), width)
+        lines = _wrap(table.title, width)
+        lines.append("=" * max(len(line) for line in lines))
+        if any(table.columns):
+            lines += _row_lines(table.columns, widths)
+            lines.append("  ".join("-" * room for room in widths))
         for row in table.rows:
-            lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
-        lines += [f"  * {note}" for note in table.notes]
+            lines += _row_lines(row, widths)
+        for note in table.notes:
+            lines += [("  * " if index == 0 else "    ") + line for index, line in enumerate(_wrap(note, max(width, 40) - 4))]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"
 

@@ -33,6 +33,19 @@ def sidecar_path(profile_path: Path) -> Path:
     return profile_path.with_name(f"{profile_path.stem}{SECRETS_SUFFIX}")
 
 
+OUTPUT_FOLDER = "out"
+
+
+def output_path(profile_path: Path, project_name: str) -> Path:
+    """Where a profile builds by default: `out/<project.name>/` beside the profile, like its sidecar.
+
+    Never relative to the working folder: `cd elsewhere && omnigen build ../site/omnivoip.toml`
+    must not leave a second copy of the credentials wherever it was run. Stdlib-only, like
+    `sidecar_path`, so the fast path of `check` finds the folder without pydantic.
+    """
+    return profile_path.parent / OUTPUT_FOLDER / project_name
+
+
 def _templates_dir() -> Path:
     packaged = _PACKAGE / "templates"
     return packaged if packaged.is_dir() else _PACKAGE.parent / "templates"

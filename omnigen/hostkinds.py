@@ -247,7 +247,7 @@ def plan_warnings(profile: Profile, ports: PortPlan) -> tuple[PlanWarning, ...]:
         )
         if not profile.host.userland_proxy:
             found.append(PlanWarning("host.userland_proxy", limits.userland_proxy_reason))
-    if kind == "lxc-unprivileged":
+    if kind == "lxc-unprivileged" and profile.components.webrtc:  # rtpengine is the only media relay
         found.append(
             PlanWarning(
                 "host.kind",

@@ -92,6 +92,19 @@ def _compose_file_from_env(folder: str) -> list[str] | None:
     return [posixpath.normpath(posixpath.join(folder, name)) for name in env["COMPOSE_FILE"].split(separator) if name]
 
 
+def deployments_below(folder: str) -> list[str]:
+    """The subfolders (one level down, not hidden) that hold a compose file, as in the v2 layout's prod-env/."""
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return []
+    return [
+        name
+        for name in names
+        if not name.startswith(".") and os.path.isdir(posixpath.join(folder, name)) and default_compose_files(posixpath.join(folder, name), os.path.isfile)[0]
+    ]
+
+
 def find_target(path: str, env_file: str | None = None) -> Target:
     absolute = os.path.abspath(path)
     if not os.path.exists(absolute):
@@ -110,8 +123,12 @@ def find_target(path: str, env_file: str | None = None) -> Target:
             files = [absolute, *[f for f in files[1:] if posixpath.basename(f) in OVERRIDE_FILE_NAMES]]
             ignored = [f for f in ignored if f != absolute]
         if not files:
+            below = deployments_below(absolute) if is_folder else []
+            hint = f"looked for {', '.join(COMPOSE_FILE_NAMES)}"
+            if below:
+                hint = f"the compose file is one folder down: run `omnigen lint {' or '.join(posixpath.join(path, name) for name in below)}`"
             raise DeploymentInputError(
-                [InputIssue(path, "", "no compose file here", got=", ".join(COMPOSE_FILE_NAMES[:1]) + "... none found", hint=f"looked for {', '.join(COMPOSE_FILE_NAMES)}")]
+                [InputIssue(path, "", "no compose file here", got=", ".join(COMPOSE_FILE_NAMES[:1]) + "... none found", hint=hint)]
             )
         return Target(tuple(files), tuple(ignored), env_file)
     return Target((absolute,), (), env_file)

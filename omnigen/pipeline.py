@@ -13,7 +13,7 @@ from pathlib import Path
 
 from omnigen.credentials import TokenFactory, random_token, resolve, sidecar_text
 from omnigen.errors import InputIssue, OutputError, ProfileError
-from omnigen.fingerprint import SECRETS_SUFFIX, fingerprint, read_optional
+from omnigen.fingerprint import OUTPUT_FOLDER, SECRETS_SUFFIX, fingerprint, output_path, read_optional
 from omnigen.plan import Plan, make_plan
 from omnigen.profile import Profile, Secrets, load_profile, load_secrets, secrets_path_for
 from omnigen.render import render
@@ -52,14 +52,23 @@ def packaged_profile(name: str = "lan-office") -> Path:
     return Path(__file__).resolve().parent.parent / "profiles" / f"{name}.toml"
 
 
-def default_out_dir(profile: Profile, out_root: Path | None = None) -> Path:
-    return (out_root if out_root is not None else Path("out")) / profile.project.name
+def default_out_dir(profile_path: Path | None, profile: Profile, out_root: Path | None = None) -> Path:
+    """`out_root/<project.name>` for a batch with -o; else `out/<project.name>` beside the profile.
+
+    The packaged default profile (`omnigen build` without one) has no folder of the user's:
+    it builds into ./out/, which is what asking for a demo in the current folder means.
+    """
+    if out_root is not None:
+        return out_root / profile.project.name
+    if profile_path is None:
+        return Path(OUTPUT_FOLDER) / profile.project.name
+    return output_path(profile_path, profile.project.name)
 
 
 def secrets_location(profile_path: Path, out_dir: Path | None, packaged: bool) -> Path:
     """The sidecar sits beside the profile; the packaged default profile keeps it beside the output."""
     if packaged:
-        base = out_dir.parent if out_dir is not None else Path("out")
+        base = out_dir.parent if out_dir is not None else Path(OUTPUT_FOLDER)
         return base / f"{profile_path.stem}{SECRETS_SUFFIX}"
     return secrets_path_for(profile_path)
 
@@ -153,7 +162,7 @@ def build(
     packaged = profile_path is None
     path = packaged_profile() if profile_path is None else profile_path
     profile = load_profile(path, env)
-    destination = out_dir if out_dir is not None else default_out_dir(profile, out_root)
+    destination = out_dir if out_dir is not None else default_out_dir(profile_path, profile, out_root)
     check_build_contexts(profile, path, destination)
     secrets_path = secrets_location(path, out_dir, packaged)
     loaded = load_secrets(secrets_path)
@@ -198,7 +207,7 @@ def expected_outputs(profile_path: Path, out_dir: Path | None, *, environ: Mappi
     a folder built without them cannot be up to date, whatever they would be."""
     env = dict(os.environ if environ is None else environ)
     profile = load_profile(profile_path, env)
-    destination = out_dir if out_dir is not None else default_out_dir(profile)
+    destination = out_dir if out_dir is not None else default_out_dir(profile_path, profile)
     check_build_contexts(profile, profile_path, destination)
     secrets_path = secrets_path_for(profile_path)
     loaded = load_secrets(secrets_path)

@@ -24,6 +24,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    TypeAdapter,
     ValidationError,
     ValidationInfo,
     WithJsonSchema,
@@ -87,14 +88,29 @@ class Frozen(BaseModel):
         # number where a count belongs, or a number where a switch belongs, is a mistake
         # to point out, not to guess at. (Environment overrides arrive as strings and
         # are still parsed.)
+        # A quoted "50" is refused too: TOML says it is text. Environment overrides are always
+        # text, so _GivenEnvSource converts them before they get here.
         field = cls.model_fields.get(info.field_name or "")
         if field is None:
             return value
-        if field.annotation is int and isinstance(value, (bool, float)):
+        kind = _scalar_kind(field.annotation)
+        if kind is int and isinstance(value, (bool, float)):
             raise ValueError("must be a whole number, written without a decimal point")
-        if field.annotation is bool and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if kind is int and isinstance(value, str) and re.fullmatch(r"\s*[+-]?[0-9]+\s*", value):
+            raise ValueError(f'must be a whole number, written without quotes: {value.strip()}, not "{value.strip()}"')
+        if kind is bool and isinstance(value, (int, float)) and not isinstance(value, bool):
             raise ValueError("must be true or false")
+        if kind is bool and isinstance(value, str):
+            raise ValueError("must be true or false, written without quotes")
         return value
+
+
+def _scalar_kind(annotation: Any) -> type | None:
+    """int or bool for the fields that hold one (also when optional), else None."""
+    for kind in (int, bool):
+        if annotation is kind or annotation == (kind | None):
+            return kind
+    return None
 
 
 def _refuse_host_network(value: Any) -> Any:
@@ -157,15 +173,17 @@ Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
 class Project(Frozen):
     name: str = Field(
         pattern=r"^[a-z][a-z0-9-]{0,39}$",
+        examples=["acme"],
         description="Compose project name and container prefix: lowercase letters, digits and '-', starting with a letter.",
     )
     domain: str | None = Field(
         default=None,
+        examples=["pbx.example.com"],
         pattern=HOSTNAME_PATTERN,
         max_length=253,
         description="Public DNS name of the web UI (nginx server_name, Django ALLOWED_HOSTS). Optional.",
     )
-    timezone: str = Field(default="UTC", pattern=TIMEZONE_PATTERN, description="IANA time zone of every service (TZ).")
+    timezone: str = Field(default="UTC", examples=["Europe/Madrid"], pattern=TIMEZONE_PATTERN, description="IANA time zone of every service (TZ).")
 
 
 class Host(Frozen):
@@ -205,17 +223,35 @@ def _address_as_text(value: Any) -> Any:
     return value
 
 
+def _network_address(value: Any) -> Any:
+    """A subnet written with a host's address (10.22.22.5/24) names the network it means: say which."""
+    if isinstance(value, str):
+        try:
+            ipaddress.IPv4Network(value)
+        except ValueError:
+            try:
+                network = ipaddress.IPv4Network(value, strict=False)
+            except ValueError:
+                return value  # not a network at all: pydantic's own message says so
+            raise ValueError(
+                f'{value} has host bits set: a subnet is written with its network address; write "{network}"'
+            ) from None
+    return value
+
+
 class Lan(Frozen):
     """Where the media container sits in network.mode = "ipvlan" or "macvlan"."""
 
-    parent: InterfaceName = Field(description="Host interface the ipvlan/macvlan network hangs off (e.g. eth0, ens18, bond0.100).")
-    subnet: ipaddress.IPv4Network = Field(description="The LAN's IPv4 subnet, as the parent interface sees it (e.g. 192.168.1.0/24).")
-    gateway: ipaddress.IPv4Address = Field(description="The LAN's default gateway; Asterisk's default route goes through it.")
+    parent: InterfaceName = Field(examples=["eth0"], description="Host interface the ipvlan/macvlan network hangs off (e.g. eth0, ens18, bond0.100).")
+    subnet: ipaddress.IPv4Network = Field(examples=["192.168.1.0/24"], description="The LAN's IPv4 subnet, as the parent interface sees it (e.g. 192.168.1.0/24).")
+    gateway: ipaddress.IPv4Address = Field(examples=["192.168.1.1"], description="The LAN's default gateway; Asterisk's default route goes through it.")
     address: ipaddress.IPv4Address = Field(
+        examples=["192.168.1.50"],
         description="Asterisk's own address on the LAN: a free address outside the DHCP pool that phones and trunks reach directly."
     )
 
     _addresses_are_text = field_validator("subnet", "gateway", "address", mode="before")(_address_as_text)
+    _subnet_is_a_network = field_validator("subnet", mode="before")(_network_address)
 
     @model_validator(mode="after")
     def _addresses_in_subnet(self) -> Lan:
@@ -243,9 +279,11 @@ class Network(Frozen):
     public_ip: ipaddress.IPv4Address | None = Field(
         default=None,
         description="Address advertised in SIP/SDP when the host is behind NAT. Optional.",
+        examples=["203.0.113.10"],
     )
     bind_ip: Annotated[ipaddress.IPv4Address, WithJsonSchema(IPV4_ANY_ADDRESS_SCHEMA)] = Field(
         default=ipaddress.IPv4Address("0.0.0.0"),
+        examples=["192.168.1.10"],
         description="Host IPv4 address that public ports (SIP, RTP, HTTP/S) are published on.",
     )
     expose_internal: bool = Field(
@@ -274,6 +312,7 @@ class Network(Frozen):
         return self
 
     _addresses_are_text = field_validator("subnet", "public_ip", "bind_ip", mode="before")(_address_as_text)
+    _subnet_is_a_network = field_validator("subnet", mode="before")(_network_address)
 
     @field_validator("subnet")
     @classmethod
@@ -305,6 +344,7 @@ class Network(Frozen):
 
 class Capacity(Frozen):
     concurrent_calls: int = Field(
+        examples=[50],
         ge=1, le=10000, description="Bridged calls (caller + agent) the deployment must carry at once."
     )
     headroom_percent: int = Field(
@@ -385,14 +425,14 @@ class Images(Frozen):
 
 
 class Builds(Frozen):
-    backend: BuildPath | None = Field(default=None, description="Build context of the backend image, relative to the output folder.")
-    websockets: BuildPath | None = Field(default=None, description="Build context of the websockets image.")
-    asterisk: BuildPath | None = Field(default=None, description="Build context of the Asterisk image.")
-    dialer_api: BuildPath | None = Field(default=None, description="Build context of the dialer API image.")
-    dialer_worker: BuildPath | None = Field(default=None, description="Build context of the dialer worker image.")
-    frontend: BuildPath | None = Field(default=None, description="Build context of the front-end image.")
-    kamailio: BuildPath | None = Field(default=None, description="Build context of the Kamailio image (components.webrtc).")
-    rtpengine: BuildPath | None = Field(default=None, description="Build context of the rtpengine image (components.webrtc).")
+    backend: BuildPath | None = Field(examples=["src/backend"], default=None, description="Build context of the backend image, relative to the output folder.")
+    websockets: BuildPath | None = Field(examples=["src/websockets"], default=None, description="Build context of the websockets image.")
+    asterisk: BuildPath | None = Field(examples=["src/asterisk"], default=None, description="Build context of the Asterisk image.")
+    dialer_api: BuildPath | None = Field(examples=["src/dialer-api"], default=None, description="Build context of the dialer API image.")
+    dialer_worker: BuildPath | None = Field(examples=["src/dialer-worker"], default=None, description="Build context of the dialer worker image.")
+    frontend: BuildPath | None = Field(examples=["src/frontend"], default=None, description="Build context of the front-end image.")
+    kamailio: BuildPath | None = Field(examples=["src/kamailio"], default=None, description="Build context of the Kamailio image (components.webrtc).")
+    rtpengine: BuildPath | None = Field(examples=["src/rtpengine"], default=None, description="Build context of the rtpengine image (components.webrtc).")
 
 
 class Database(Frozen):
@@ -425,8 +465,10 @@ VolumeName = Annotated[str, Field(pattern=VOLUME_NAME_PATTERN, max_length=255)]
 
 
 def _adopted(what: str) -> Any:
+    key = what.split(" ", 1)[0]
     return Field(
         default=None,
+        examples=[f"prod-env_{key}"],
         description=(
             f"Existing Docker volume to mount as {what}, by its real name (e.g. a migrated site's \"prod-env_<key>\"); "
             "default: the stack's own <project.name>_<key>."
@@ -476,9 +518,11 @@ class ClusterHost(Frozen):
 
     name: str = Field(
         pattern=r"^[a-z][a-z0-9-]{0,14}$",
+        examples=["voice1"],
         description="Short host name: lowercase letters, digits and '-' (names the Swarm label omnivoip.host.NAME and the bundle hosts/NAME/).",
     )
     address: ipaddress.IPv4Address = Field(
+        examples=["10.10.0.21"],
         description=(
             "The host's address on the private network between the hosts (RFC 1918): its Swarm advertise address, and where "
             "it publishes the data services other hosts use."
@@ -486,21 +530,25 @@ class ClusterHost(Frozen):
     )
     public_ip: ipaddress.IPv4Address | None = Field(
         default=None,
+        examples=["203.0.113.21"],
         description="Address phones and browsers reach this host at (NAT or its own public address); default: address.",
     )
     roles: tuple[Literal["data", "web", "voice", "edge"], ...] = Field(
+        examples=[["voice"]],
         min_length=1,
         description="What runs here: data (PostgreSQL, Redis, MinIO, Gearman), web (Django, Celery, dialer), voice (Asterisk), edge (nginx).",
     )
     calls: int | None = Field(
+        examples=[120],
         default=None, ge=1, le=10000, description="Voice hosts only: this host's share of capacity.concurrent_calls (sizes its RTP range)."
     )
-    sip_port: int | None = Field(default=None, ge=1, le=65535, description="Voice hosts only: SIP port of this host (default ports.sip).")
+    sip_port: int | None = Field(examples=[5062], default=None, ge=1, le=65535, description="Voice hosts only: SIP port of this host (default ports.sip).")
     rtp_start: int | None = Field(
+        examples=[20000],
         default=None, ge=1024, le=65534, description="Voice hosts only: first RTP port of this host, even (default rtp.start)."
     )
-    kind: HostKind | None = Field(default=None, description="What this host is (default host.kind): vps, bare-metal, lxc-unprivileged or lxc-privileged.")
-    userland_proxy: bool | None = Field(default=None, description="This host's daemon userland-proxy setting (default host.userland_proxy).")
+    kind: HostKind | None = Field(examples=["bare-metal"], default=None, description="What this host is (default host.kind): vps, bare-metal, lxc-unprivileged or lxc-privileged.")
+    userland_proxy: bool | None = Field(examples=[False], default=None, description="This host's daemon userland-proxy setting (default host.userland_proxy).")
 
     _addresses_are_text = field_validator("address", "public_ip", mode="before")(_address_as_text)
 
@@ -841,7 +889,7 @@ def _issues_from(
             hint = f"allowed keys here: {', '.join(allowed)}" if allowed else "remove it or check its spelling"
         elif kind == "missing":
             message = "required key is missing"
-            hint = "add it to the profile (see `omnigen schema`)"
+            hint = "add it to the profile (every key: docs/profile.md, `omnigen schema --format markdown`)"
         elif kind == "literal_error" and loc == ("schema_version",):
             hint = "run `omnigen migrate` on older profiles; a newer one needs a newer omnigen"
         elif kind == "value_error" and (keyed := _KEYED_MESSAGE.match(message)):
@@ -950,6 +998,30 @@ class _GivenEnvSource(EnvSettingsSource):
 
     def _load_env_vars(self) -> Mapping[str, str | None]:
         return parse_env_vars(_given_env.get() or {}, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+
+    def __call__(self) -> dict[str, Any]:
+        return _typed_env_values(super().__call__(), self.settings_cls)
+
+
+def _typed_env_values(data: dict[str, Any], model: Any) -> dict[str, Any]:
+    """Environment values are text: `OMNIGEN_CAPACITY__CONCURRENT_CALLS=60` means the number 60 and
+    `..._VIDEO=true` the switch, while the same text quoted in the TOML file is refused (Frozen)."""
+    fields = model.model_fields if isinstance(model, type) and issubclass(model, BaseModel) else {}
+    typed: dict[str, Any] = {}
+    for key, value in data.items():
+        field = fields.get(key)
+        if field is None:
+            typed[key] = value
+        elif isinstance(value, dict):
+            typed[key] = _typed_env_values(value, _model_class(field.annotation))
+        elif isinstance(value, str) and (kind := _scalar_kind(field.annotation)) is not None:
+            try:
+                typed[key] = TypeAdapter(kind).validate_python(value.strip())
+            except ValidationError:
+                typed[key] = value  # the model's own message names the variable
+        else:
+            typed[key] = value
+    return typed
 
 
 def _build_with_env(data: dict[str, Any], env: dict[str, str]) -> Profile:

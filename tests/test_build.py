@@ -57,6 +57,35 @@ def test_no_profile_builds_packaged_default(tmp_path: Path) -> None:
     assert (tmp_path / "out" / "lan-office.secrets.toml").is_file()
 
 
+def test_default_output_sits_beside_the_profile_wherever_build_runs(tmp_path: Path) -> None:
+    """Like the sidecar: a build run from another folder leaves no credentials there."""
+    site = tmp_path / "site"
+    elsewhere = tmp_path / "elsewhere"
+    site.mkdir()
+    elsewhere.mkdir()
+    (site / "omnivoip.toml").write_text((ROOT / "profiles" / "vps-nat.toml").read_text())
+    result = run_cli("build", "../site/omnivoip.toml", cwd=elsewhere)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("../site/out/vps-nat: "), result.stdout
+    assert (site / "out" / "vps-nat" / ".env").is_file() and (site / "omnivoip.secrets.toml").is_file()
+    assert list(elsewhere.iterdir()) == []
+    # check and diff look in the same place, from anywhere.
+    assert run_cli("check", "../site/omnivoip.toml", cwd=elsewhere).returncode == 0
+    assert run_cli("check", "omnivoip.toml", cwd=site).returncode == 0
+    assert run_cli("diff", str(site / "omnivoip.toml"), cwd=tmp_path).returncode == 0
+
+
+def test_batch_without_output_builds_each_profile_beside_itself(tmp_path: Path) -> None:
+    for name in ("vps-nat", "rootless"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "site.toml").write_text((ROOT / "profiles" / f"{name}.toml").read_text())
+    result = run_cli("build", "vps-nat/site.toml", "rootless/site.toml", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "vps-nat" / "out" / "vps-nat" / "docker-compose.yml").is_file()
+    assert (tmp_path / "rootless" / "out" / "rootless" / "docker-compose.yml").is_file()
+    assert not (tmp_path / "out").exists()
+
+
 def test_output_is_deterministic_across_environments(tmp_path: Path) -> None:
     """Byte-identical across runs, PYTHONHASHSEED, TZ, locale and umask."""
     profile = tmp_path / "p.toml"

@@ -54,7 +54,7 @@ def states(report: dict[str, object]) -> dict[str, str]:
 def test_fresh_build_is_up_to_date_by_the_fast_path(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, report = check_json(capsys, str(site))
     assert code == 0 and report["up_to_date"] is True and report["fast_path"] is True
-    assert report["out_dir"] == "out/vps-nat"
+    assert report["out_dir"] == str(site.parent / "out" / "vps-nat")
     code, text = check(capsys, str(site), "-o", "out/vps-nat")
     assert code == 0 and "up to date" in text
 
@@ -206,13 +206,14 @@ def test_symlinked_output_folder_is_exit_2(site: Path, capsys: pytest.CaptureFix
 
 @pytest.mark.parametrize("profile", EXAMPLES, ids=lambda p: p.stem)
 def test_fast_default_folder_agrees_with_build(profile: Path) -> None:
-    assert fast_default_out_dir(profile.read_bytes(), {}) == default_out_dir(load_profile(profile, {}))
+    assert fast_default_out_dir(profile, profile.read_bytes(), {}) == default_out_dir(profile, load_profile(profile, {}))
 
 
 def test_fast_default_folder_defers_to_full_validation_when_unsure() -> None:
-    assert fast_default_out_dir(b"[project]\nname = 'Bad Name'\n", {}) is None
-    assert fast_default_out_dir(b"[project]\nname = 'ok'\n", {"OMNIGEN_PROJECT__NAME": "other"}) is None
-    assert fast_default_out_dir(b"not toml [", {}) is None
+    site = Path("site.toml")
+    assert fast_default_out_dir(site, b"[project]\nname = 'Bad Name'\n", {}) is None
+    assert fast_default_out_dir(site, b"[project]\nname = 'ok'\n", {"OMNIGEN_PROJECT__NAME": "other"}) is None
+    assert fast_default_out_dir(site, b"not toml [", {}) is None
 
 
 def test_real_process_exit_codes(site: Path) -> None:

@@ -24,7 +24,17 @@ from omnigen.cluster import STACK_OUTPUTS
 from omnigen.pipeline import Compiled
 from omnigen.profile import load_profile
 from omnigen.schema import profile_schema
-from tests.conftest import MULTI_HOST_EXAMPLES, ROOT, compile_example, compose_binary, run_cli, snapshot_suffix, write_files
+from tests.conftest import (
+    MULTI_HOST_EXAMPLES,
+    ROOT,
+    compile_example,
+    compose_binary,
+    missing_tool,
+    node_tool,
+    run_cli,
+    snapshot_suffix,
+    write_files,
+)
 
 PROFILES = {path.stem: path for path in MULTI_HOST_EXAMPLES}
 # The Docker CLI of the e2e tier (tests/e2e/engine.py): `docker stack config` needs no daemon.
@@ -85,10 +95,10 @@ def _exported_env(folder: Path) -> dict[str, str]:
 
 
 def _docker_cli() -> str:
-    """A docker CLI with `stack config` (Docker 20.10's has none): its absence fails, it never skips."""
+    """A docker CLI with `stack config` (Docker 20.10's, Debian bookworm's, has none)."""
     client = shutil.which("docker")
     if client is None or subprocess.run([client, *STACK_CONFIG_HELP], capture_output=True, check=False).returncode != 0:
-        pytest.fail("`docker stack config` is needed (Docker CLI 23 or later on PATH); the e2e tier uses the same client")
+        missing_tool("`docker stack config` needs Docker CLI 23 or later on PATH (.ci/install-docker.sh installs it)")
     return client
 
 
@@ -242,9 +252,7 @@ def test_the_examples_validate_against_the_schema_editors_use(profile: str) -> N
     text = PROFILES[profile].read_text()
     assert text.splitlines()[0] == "#:schema ../schema/omnivoip.schema.json"
     jsonschema.validate(tomllib.loads(text), profile_schema())
-    taplo = ROOT / "node_modules" / ".bin" / "taplo"
-    if not taplo.exists():
-        pytest.fail("taplo is missing: run .ci/install-node-tools.sh (npm ci)")
+    taplo = node_tool("taplo")
     result = subprocess.run([str(taplo), "check", str(PROFILES[profile])], capture_output=True, text=True, check=False, cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
 

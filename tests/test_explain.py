@@ -17,7 +17,7 @@ from omnigen.capacity import port_plan
 from omnigen.cli import main
 from omnigen.explain import explain_tables, print_rich
 from omnigen.profile import load_profile
-from tests.conftest import EXAMPLES, ROOT, compile_example, run_cli
+from tests.conftest import ALL_EXAMPLES, EXAMPLES, ROOT, compile_example, run_cli
 
 COLOUR = re.compile(r"\x1b\[[0-9;]*(?:3[0-7]|9[0-7]|38;[0-9;]+)m")
 
@@ -89,6 +89,27 @@ def test_piped_output_is_plain_text_tables() -> None:
         assert title in result.stdout
     assert "192.168.50.5  16000-16051" in result.stdout
     assert "rootless Docker loses UDP source addresses" in result.stdout
+
+
+@pytest.mark.parametrize("profile", sorted(ALL_EXAMPLES), ids=lambda p: p.stem)
+def test_piped_output_fits_100_columns_and_loses_no_word(profile: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Logs and pagers: long warnings, purposes and service lists wrap under their column."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    assert main(["explain", str(profile)]) == 0
+    piped = capsys.readouterr().out
+    assert max(len(line) for line in piped.splitlines()) <= 100
+    assert main(["explain", str(profile), "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    warnings = [warning["message"] for warning in data["warnings"]] if data["warnings"] and isinstance(data["warnings"][0], dict) else []
+    for message in warnings:  # every word of every warning is still there, in order
+        assert " ".join(message.split()) in " ".join(piped.split()), message
+
+
+def test_columns_sets_the_piped_width(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("COLUMNS", "72")
+    assert main(["explain", str(ROOT / "profiles" / "proxmox-lxc.toml")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines) <= 72 and len(lines) > 40
 
 
 def _terminal_output(monkeypatch: pytest.MonkeyPatch, no_color: bool) -> str:

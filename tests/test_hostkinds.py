@@ -142,7 +142,7 @@ ACCEPTED = [
         id="desktop-proxy-off-still-forwards",
     ),
     pytest.param(
-        [("host.kind", "lxc-unprivileged")],
+        [("host.kind", "lxc-unprivileged"), ("components.webrtc", True), ("capacity.concurrent_calls", 10)],
         ["unprivileged LXC cannot load kernel modules: media relays must forward in userspace (rtpengine table = -1)", "run `omnigen doctor`"],
         id="lxc-unprivileged-no-modules",
     ),
@@ -164,6 +164,12 @@ ACCEPTED = [
     ),
     pytest.param([("host.low_ports", "remap")], ['host.low_ports: "remap" only applies to host.kind = "rootless"'], id="low-ports-ignored-off-rootless"),
 ]
+
+
+def test_unprivileged_lxc_without_webrtc_has_no_media_relay_to_warn_about() -> None:
+    warnings = "\n".join(_warnings(_validate(_data(("host.kind", "lxc-unprivileged")))))
+    assert "rtpengine" not in warnings and "kernel modules" not in warnings
+    assert "run `omnigen doctor`" in warnings  # the sysctl hint still applies
 
 
 @pytest.mark.parametrize(("patches", "expected"), ACCEPTED)

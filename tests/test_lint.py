@@ -194,6 +194,15 @@ def test_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "no compose file here" in capsys.readouterr().err
 
 
+def test_a_deployment_one_folder_down_is_named_in_the_hint(reference: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The v2 layout keeps its compose file in prod-env/ (which `omnigen import` accepts): lint points there."""
+    assert main(["lint", str(reference)]) == 2
+    error = capsys.readouterr().err
+    assert f"{reference}: no compose file here" in error
+    assert f"the compose file is one folder down: run `omnigen lint {reference / 'prod-env'}`" in error
+    assert main(["lint", str(reference / "prod-env")]) == 1  # the hint's command works
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [

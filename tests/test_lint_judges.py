@@ -27,7 +27,7 @@ import yaml
 from omnigen.deployment import swarm_stack
 from omnigen.rules import all_rules
 from omnigen.rules.policy import FLOATING_TAGS
-from tests.conftest import EXAMPLES, ROOT, compile_example, write_files
+from tests.conftest import EXAMPLES, ROOT, compile_example, node_tool, write_files
 from tests.corpus import CORPUS, cases
 
 DCLINT = ROOT / "node_modules" / ".bin" / "dclint"
@@ -59,8 +59,7 @@ def judge_mapping() -> dict[str, tuple[str, str, str]]:
 
 
 def _require_dclint() -> None:
-    if not DCLINT.exists():
-        pytest.fail(f"dclint is not installed at {DCLINT}: run .ci/install-node-tools.sh (npm ci); this judge must not be skipped")
+    node_tool("dclint")
 
 
 def _dclint(files: list[Path], output: Path) -> list[dict[str, Any]]:

@@ -184,7 +184,7 @@ def test_expected_outputs_never_writes(tmp_path: Path) -> None:
     before = photograph(tmp_path)
     expected = expected_outputs(profile, None, environ={})
     assert expected.missing_secrets == tuple(SECRET_NAMES)
-    assert expected.out_dir == Path("out") / "vps-nat"
+    assert expected.out_dir == profile.parent / "out" / "vps-nat"
     assert photograph(tmp_path) == before
 
 

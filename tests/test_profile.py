@@ -41,6 +41,18 @@ BAD_INPUTS = [
     pytest.param(GOOD.replace("concurrent_calls = 50", "concurrent_calls = 50.0"), "capacity.concurrent_calls: must be a whole number", id="calls-whole-float"),
     pytest.param(GOOD.replace("concurrent_calls = 50", "concurrent_calls = true"), "capacity.concurrent_calls: must be a whole number", id="calls-bool"),
     pytest.param(GOOD + "[components]\nwebrtc = 1\n", "components.webrtc: must be true or false", id="switch-number"),
+    pytest.param(
+        GOOD.replace("concurrent_calls = 50", 'concurrent_calls = "50"'),
+        'acme.toml:10: capacity.concurrent_calls: must be a whole number, written without quotes: 50, not "50"',
+        id="calls-quoted",
+    ),
+    pytest.param(GOOD.replace("start = 10000", 'start = " 10000"'), "rtp.start: must be a whole number, written without quotes", id="start-quoted"),
+    pytest.param(GOOD + "[components]\nwebrtc = \"true\"\n", "components.webrtc: must be true or false, written without quotes", id="switch-quoted"),
+    pytest.param(
+        GOOD.replace('subnet = "10.22.22.0/24"', 'subnet = "10.22.22.5/24"'),
+        'acme.toml:6: network.subnet: 10.22.22.5/24 has host bits set: a subnet is written with its network address; write "10.22.22.0/24"',
+        id="subnet-host-bits",
+    ),
     pytest.param(GOOD.replace("start = 10000", "start = 10001"), "acme.toml:12: rtp.start: rtp.start must be even", id="odd-start"),
     pytest.param(GOOD.replace("start = 10000", "start = 65400"), "ends at 65651, past 65535", id="range-past-65535"),
     pytest.param(GOOD.replace('subnet = "10.22.22.0/24"', 'subnet = "10.22.22.0/33"'), "acme.toml:6: network.subnet", id="bad-subnet"),
@@ -71,6 +83,34 @@ def test_bad_profile_is_refused_with_exit_2(tmp_path: Path, text: str, expected:
 def test_environment_override_wins_over_file(tmp_path: Path) -> None:
     profile = load_profile(_profile(tmp_path, GOOD), {"OMNIGEN_CAPACITY__CONCURRENT_CALLS": "60"})
     assert profile.capacity.concurrent_calls == 60
+
+
+def test_environment_overrides_are_text_and_still_typed(tmp_path: Path) -> None:
+    """Every environment value is a string; the quoted-number refusal is for the TOML file only."""
+    env = {
+        "OMNIGEN_CAPACITY__CONCURRENT_CALLS": "60",
+        "OMNIGEN_CAPACITY__VIDEO": "true",
+        "OMNIGEN_NETWORK__EXPOSE_INTERNAL": "1",
+        "OMNIGEN_RTP__START": " 12000 ",
+        "OMNIGEN_WORKERS__DIALER": "3",
+        "OMNIGEN_HOST__USERLAND_PROXY": "false",
+    }
+    profile = load_profile(_profile(tmp_path, GOOD), env)
+    assert (profile.capacity.concurrent_calls, profile.capacity.video, profile.network.expose_internal) == (60, True, True)
+    assert (profile.rtp.start, profile.workers.dialer, profile.host.userland_proxy) == (12000, 3, False)
+    result = run_cli("build", str(_profile(tmp_path, GOOD)), env={"OMNIGEN_CAPACITY__CONCURRENT_CALLS": "60"}, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    with pytest.raises(ProfileError) as caught:
+        load_profile(_profile(tmp_path, GOOD), {"OMNIGEN_CAPACITY__CONCURRENT_CALLS": "sixty"})
+    assert "environment OMNIGEN_CAPACITY__CONCURRENT_CALLS: capacity.concurrent_calls: Input should be a valid integer" in caught.value.render()
+
+
+def test_lan_subnet_with_host_bits_names_the_network(tmp_path: Path) -> None:
+    lan = '[network.lan]\nparent = "eth0"\nsubnet = "192.168.1.10/24"\ngateway = "192.168.1.1"\naddress = "192.168.1.20"\n'
+    text = GOOD.replace('mode = "bridge"', 'mode = "ipvlan"').replace("[capacity]", lan + "[capacity]")
+    with pytest.raises(ProfileError) as caught:
+        load_profile(_profile(tmp_path, text), {})
+    assert 'network.lan.subnet: 192.168.1.10/24 has host bits set: a subnet is written with its network address; write "192.168.1.0/24"' in caught.value.render()
 
 
 def test_bad_environment_override_names_the_variable(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 import subprocess
 import tempfile
 from functools import cache
@@ -23,8 +24,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from omnigen.deployment import load_deployment
 from omnigen.lint import lint
-from omnigen.rules import all_rules
+from omnigen.rules import all_rules, run_rules
 from omnigen.rules.policy import is_internal
 from tests.conftest import EXAMPLES, compile_example, compose_binary, write_files
 from tests.corpus import Case, cases
@@ -106,3 +108,32 @@ def test_planted_hazard_is_always_reported(mutation: tuple[str, str, Spelling, s
         rendered = "\n".join(f.render() for f in result.report.findings)
         assert not [f for f in result.report.findings if f.rule_id == "OV000"], f"the planted file does not parse:\n{rendered}"
         assert expected in found, f"{spelling.name} planted in {service} ({placement}) at {planted.file}:{planted.line}, got:\n{rendered}"
+
+
+@pytest.mark.parametrize(
+    ("project_dir", "source", "flagged"),
+    [
+        ("/root/site/out/acme", "./certs", False),  # a root user's checkout: omnigen's own output
+        ("/root/site", "./data", False),
+        ("/root/site/prod-env", "../configs/nginx.conf", False),  # the v2 layout, under /root
+        ("/root/site", "../.ssh", True),  # climbs into /root itself
+        ("/root/site/out/acme", "../../../.ssh", True),
+        ("/etc/omnivoip", "../passwd", True),
+        ("/root", "./.ssh", True),  # a deployment kept in /root itself
+        ("/", "./etc", True),
+        ("/srv/acme", "/etc", True),
+        ("/srv/acme", "./data", False),
+    ],
+)
+def test_relative_mounts_inside_the_deployment_are_its_own_files_wherever_it_lives(project_dir: str, source: str, flagged: bool) -> None:
+    compose = f"services:\n  web:\n    image: nginx:1.27.3\n    volumes:\n      - {source}:/data:ro\n"
+    files = {posixpath.join(project_dir, "docker-compose.yml"): compose}
+
+    def read(path: str) -> str:
+        if path not in files:
+            raise FileNotFoundError(path)
+        return files[path]
+
+    deployment = load_deployment(next(iter(files)), read, lambda _path: [])
+    found = {finding.rule_id for finding in run_rules(deployment).findings}
+    assert ("OV108" in found) == flagged, found

@@ -30,7 +30,7 @@ from omnigen import __version__
 from omnigen.cli import COMMANDS
 from omnigen.errors import ProfileError
 from omnigen.profile import TIMEZONE_PATTERN, HostKind, Profile, load_profile, validate_profile
-from omnigen.scaffold import BIND_CASES, LIMITS_FILE, MAX_CALLS, accepts, limits, limits_jinja, max_calls, scaffold_profile
+from omnigen.scaffold import BIND_CASES, LIMITS_FILE, MAX_CALLS, PROXY_CASES, accepts, limits, limits_jinja, max_calls, scaffold_profile
 from tests.conftest import ROOT
 
 BIN = Path(sys.executable).parent
@@ -42,6 +42,7 @@ QUESTIONS = {name: spec for name, spec in COPIER_YML.items() if not name.startsw
 GOOD: dict[str, Any] = {
     "project_name": "acme",
     "host_kind": "vps",
+    "userland_proxy": True,
     "timezone": "UTC",
     "public_ip": "203.0.113.10",
     "bind_ip": "0.0.0.0",
@@ -151,13 +152,39 @@ def test_copy_then_make_build_works_offline(template_repo: Path, tmp_path: Path)
         assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
-def test_defaults_are_validated_too(template_repo: Path, tmp_path: Path) -> None:
-    """--defaults is no bypass: bind_ip's default 0.0.0.0 without a public_ip advertises nothing."""
-    site = tmp_path / "site"
-    result = copier_copy(template_repo, site, {"project_name": "acme"}, "--vcs-ref", "v1")
-    assert result.returncode != 0
-    assert "Validation error for question 'bind_ip': network: no address to advertise in SIP/SDP" in result.stderr
-    assert not (site / "omnivoip.toml").exists()
+def test_defaults_alone_scaffold_a_site_that_builds(template_repo: Path, tmp_path: Path) -> None:
+    """`copier copy --defaults`: the project is named after the folder, and without a public_ip
+    the site is published on 127.0.0.1 only (valid, and exposed to nobody until told otherwise)."""
+    site = tmp_path / "acme-site"
+    copied = copier_copy(template_repo, site, {}, "--vcs-ref", "v1")
+    assert copied.returncode == 0, copied.stderr
+    profile = load_profile(site / "omnivoip.toml", {})
+    assert (profile.project.name, str(profile.network.bind_ip), profile.network.public_ip) == ("acme-site", "127.0.0.1", None)
+    assert profile.host.userland_proxy is True
+    built = run("make", "build", f"OMNIGEN={OMNIGEN}", cwd=site)
+    assert built.returncode == 0, built.stdout + built.stderr
+    assert (site / "out" / "acme-site" / "docker-compose.yml").is_file()
+
+
+@pytest.mark.parametrize(
+    ("folder", "name"),
+    [("acme-site", "acme-site"), ("My_Site 2", "my-site-2"), ("2024-tenant.example", "tenant-example"), ("x" * 45 + "-y", "x" * 40)],
+)
+def test_project_name_defaults_to_the_destination_folder_made_valid(template_repo: Path, tmp_path: Path, folder: str, name: str) -> None:
+    copied = copier_copy(template_repo, tmp_path / folder, {"public_ip": "203.0.113.10"}, "--vcs-ref", "v1")
+    assert copied.returncode == 0, copied.stderr
+    assert load_profile(tmp_path / folder / "omnivoip.toml", {}).project.name == name
+
+
+def test_a_150_call_lxc_site_needs_the_userland_proxy_off(template_repo: Path, tmp_path: Path) -> None:
+    lxc = {**GOOD, "host_kind": "lxc-unprivileged", "concurrent_calls": 150}
+    refused = copier_copy(template_repo, tmp_path / "proxy-on", lxc, "--vcs-ref", "v1")
+    assert refused.returncode != 0
+    assert "capacity.concurrent_calls: 150 calls publish more ports than the port budget of a lxc-unprivileged host allows" in refused.stderr
+    copied = copier_copy(template_repo, tmp_path / "proxy-off", {**lxc, "userland_proxy": False}, "--vcs-ref", "v1")
+    assert copied.returncode == 0, copied.stderr
+    profile = load_profile(tmp_path / "proxy-off" / "omnivoip.toml", {})
+    assert (profile.host.kind, profile.host.userland_proxy, profile.capacity.concurrent_calls) == ("lxc-unprivileged", False, 150)
 
 
 def test_rootless_scaffold_publishes_the_web_ui_above_1024(template_repo: Path, tmp_path: Path) -> None:
@@ -203,9 +230,16 @@ def test_template_metadata_follows_the_package_and_the_model() -> None:
         description = model.model_fields[field].description  # type: ignore[union-attr]
         first_sentence = description.split(". ")[0].rstrip(".")
         assert first_sentence in spec["help"], (name, first_sentence)
-    # Every default is itself a valid answer (Copier validates defaults too, but only when asked).
-    defaults = {name: spec.get("default") for name, spec in QUESTIONS.items()}
-    assert model_verdict({**defaults, "project_name": "acme", "public_ip": "203.0.113.10"}) is None
+    # Every default is itself a valid answer (Copier validates defaults too, but only when asked),
+    # with a public_ip and without one.
+    for public_ip in ("203.0.113.10", ""):
+        answers: dict[str, Any] = {"public_ip": public_ip, "_copier_conf": {"dst_path": "/srv/sites/acme-site"}}
+        for name, spec in QUESTIONS.items():
+            if name not in answers:
+                default = spec.get("default")
+                answers[name] = ENVIRONMENT.from_string(default).render(answers) if isinstance(default, str) else default
+        assert answers["project_name"] == "acme-site"
+        assert model_verdict(answers) is None, answers
 
 
 # ---------------------------------------------------------------------------
@@ -236,6 +270,10 @@ ANSWER_TABLE: list[tuple[dict[str, Any], str | None]] = [
     ({"concurrent_calls": 10001}, "model"),
     ({"concurrent_calls": 67}, "capacity.concurrent_calls: 67 calls publish more ports than the port budget of a vps host allows"),
     ({"host_kind": "docker-desktop", "concurrent_calls": 33}, "capacity.concurrent_calls: 33 calls publish more ports than"),
+    ({"host_kind": "lxc-unprivileged", "userland_proxy": False, "concurrent_calls": 150}, None),
+    ({"host_kind": "vps", "userland_proxy": False, "concurrent_calls": 527}, "capacity.concurrent_calls: 527 calls publish more ports than"),
+    ({"host_kind": "rootless", "userland_proxy": False}, "model"),
+    ({"subnet": "10.22.22.5/24"}, "model"),
     ({"concurrent_calls": "twenty"}, "invalid literal for int()"),
     ({"host_kind": "k8s"}, "Invalid choice for 'host_kind'"),
     ({"public_ip": "1.2.3"}, "model"),
@@ -410,9 +448,10 @@ def test_subnet_agrees_with_the_model(subnet: str) -> None:
     host_kind=st.sampled_from(get_args(HostKind)),
     calls=st.integers(min_value=-10, max_value=12000),
     bind=st.sampled_from(sorted(BIND_CASES)),
+    proxy=st.booleans(),
 )
-def test_calls_agree_with_the_model_for_every_host_kind(host_kind: str, calls: int, bind: str) -> None:
-    assert_agree({**GOOD, **BIND_CASES[bind], "host_kind": host_kind, "concurrent_calls": calls})
+def test_calls_agree_with_the_model_for_every_host_kind(host_kind: str, calls: int, bind: str, proxy: bool) -> None:
+    assert_agree({**GOOD, **BIND_CASES[bind], "host_kind": host_kind, "userland_proxy": proxy, "concurrent_calls": calls})
 
 
 # ---------------------------------------------------------------------------
@@ -425,13 +464,16 @@ def test_limits_file_matches_the_model() -> None:
 
 def test_limits_are_the_exact_boundary() -> None:
     for kind, by_bind in limits().items():
-        for bind, most in by_bind.items():
-            answers = {**GOOD, **BIND_CASES[bind], "host_kind": kind}
-            assert most >= 1, f"a {kind} scaffold cannot carry one call"
-            assert accepts({**answers, "concurrent_calls": most})
-            if most < MAX_CALLS:
-                assert not accepts({**answers, "concurrent_calls": most + 1})
-    assert max_calls("vps", "all") == limits()["vps"]["all"]
+        for bind, by_proxy in by_bind.items():
+            for proxy, most in by_proxy.items():
+                answers = {**GOOD, **BIND_CASES[bind], "host_kind": kind, "userland_proxy": PROXY_CASES[proxy]}
+                if most == 0:  # the model refuses the combination itself (rootless without the proxy)
+                    assert kind == "rootless" and proxy == "off" and not accepts({**answers, "concurrent_calls": 1})
+                    continue
+                assert accepts({**answers, "concurrent_calls": most})
+                if most < MAX_CALLS:
+                    assert not accepts({**answers, "concurrent_calls": most + 1})
+    assert max_calls("vps", "all", "on") == limits()["vps"]["all"]["on"]
 
 
 # ---------------------------------------------------------------------------
@@ -442,7 +484,7 @@ def make_v2(template: Path, *, with_migration: bool) -> None:
     """v2 of the template: `concurrent_calls` renamed `calls`, a new Makefile target, a README line."""
     copier_yml = template / "copier.yml"
     text = copier_yml.read_text()
-    text = text.replace("\nconcurrent_calls:\n", "\ncalls:\n").replace("check(concurrent_calls, host_kind, bind_ip)", "check(calls, host_kind, bind_ip)")
+    text = text.replace("\nconcurrent_calls:\n", "\ncalls:\n").replace("check(concurrent_calls, host_kind, bind_ip, userland_proxy)", "check(calls, host_kind, bind_ip, userland_proxy)")
     if with_migration:
         migration = (
             "_migrations:\n"

@@ -5,16 +5,21 @@ from __future__ import annotations
 import json
 import subprocess
 import tomllib
+import typing
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
+from pydantic import BaseModel
 
+from omnigen.profile import Profile, Secrets
+from omnigen.reference import profile_reference
 from omnigen.schema import profile_schema, schema_text
-from tests.conftest import EXAMPLES, ROOT, run_cli
+from tests.conftest import EXAMPLES, ROOT, node_tool, run_cli
 
 COMMITTED = ROOT / "schema" / "omnivoip.schema.json"
+REFERENCE = ROOT / "docs" / "profile.md"
 
 
 def test_committed_schema_is_current() -> None:
@@ -25,6 +30,47 @@ def test_schema_command_prints_it() -> None:
     result = run_cli("schema")
     assert result.returncode == 0
     assert json.loads(result.stdout) == profile_schema()
+
+
+def test_committed_profile_reference_is_current() -> None:
+    assert REFERENCE.read_text() == profile_reference(), "docs/profile.md is stale: run `make snapshots` (or `omnigen schema --format markdown -o docs/profile.md`)"
+    result = run_cli("schema", "--format", "markdown")
+    assert result.returncode == 0 and result.stdout == REFERENCE.read_text()
+
+
+def _leaf_keys(model: Any, prefix: str = "") -> list[str]:
+    """Every key a profile can hold, walked on the pydantic models themselves (not on the schema the page is made from)."""
+    keys = []
+    for name, field in model.model_fields.items():
+        inner = [arg for arg in (typing.get_args(field.annotation) or (field.annotation,)) if isinstance(arg, type) and issubclass(arg, BaseModel)]
+        if inner:
+            keys += _leaf_keys(inner[0], f"{prefix}{name}{'[]' if typing.get_origin(field.annotation) is tuple else ''}.")
+        else:
+            keys.append(f"{prefix}{name}")
+    return keys
+
+
+def test_profile_reference_lists_every_key_with_an_example_that_validates() -> None:
+    text = REFERENCE.read_text()
+    schema = profile_schema()
+    rows = {line.split(" | ")[0].removeprefix("| `").removesuffix("`"): line for line in text.splitlines() if line.startswith("| `")}
+    for key in _leaf_keys(Profile):
+        assert key in rows, f"docs/profile.md lacks {key}"
+        example = rows[key].rsplit(" | ", 1)[1].removeprefix("`").removesuffix("` |")
+        value = tomllib.loads(example)[key.rsplit(".", 1)[-1]]
+        node: dict[str, Any] = schema
+        for part in key.replace("[]", "").split("."):
+            node = node["properties"][part] if "properties" in node else node
+            while "$ref" in node or "anyOf" in node or (node.get("type") == "array" and "$ref" in node.get("items", {})):
+                if "anyOf" in node:
+                    node = next(option for option in node["anyOf"] if option.get("type") != "null")
+                elif "$ref" in node:
+                    node = schema["$defs"][node["$ref"].rsplit("/", 1)[-1]]
+                else:
+                    node = schema["$defs"][node["items"]["$ref"].rsplit("/", 1)[-1]]
+        jsonschema.validate(value, {"$defs": schema["$defs"], **node})
+    for name in Secrets.model_fields:
+        assert f"| `{name}` |" in text, f"docs/profile.md lacks the sidecar key {name}"
 
 
 def _properties(schema: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -56,10 +102,7 @@ def test_schema_rejects_unknown_keys_and_bad_values() -> None:
 
 
 def _taplo() -> str:
-    binary = ROOT / "node_modules" / ".bin" / "taplo"
-    if not binary.exists():
-        pytest.fail("taplo is missing: run .ci/install-node-tools.sh (npm ci)")
-    return str(binary)
+    return str(node_tool("taplo"))
 
 
 def test_taplo_validates_every_example_through_its_schema_directive() -> None:

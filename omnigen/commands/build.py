@@ -6,10 +6,10 @@ from pathlib import Path
 
 HELP = "compile profiles into docker-compose.yml, .env and the service configs"
 EPILOG = """examples:
-  omnigen build                          build the packaged default profile into out/<name>
-  omnigen build omnivoip.toml            build a profile into out/<project.name>
+  omnigen build                          build the packaged default profile into ./out/lan-office
+  omnigen build omnivoip.toml            build a profile into out/<project.name> beside it
   omnigen build site.toml -o deploy/     choose the output folder
-  omnigen build profiles/*.toml          batch: one folder per profile, out/<project.name>
+  omnigen build profiles/*.toml          batch: profiles/out/<project.name> for each
   omnigen build a.toml b.toml -o sites/  batch into sites/<project.name>
   OMNIGEN_CAPACITY__CONCURRENT_CALLS=300 omnigen build site.toml
 """
@@ -17,7 +17,7 @@ EPILOG = """examples:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("profiles", nargs="*", type=Path, metavar="PROFILE", help="profile TOML files (default: the packaged lan-office profile)")
-    parser.add_argument("-o", "--output", type=Path, help="output folder (default: out/<project.name>); with several profiles, the parent of one folder per profile")
+    parser.add_argument("-o", "--output", type=Path, help="output folder (default: out/<project.name> beside the profile, like its secrets sidecar); with several profiles, the parent of one folder per profile")
     parser.add_argument("--force", action="store_true", help="overwrite files edited since the last build, keeping a .bak of each")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only errors")
 

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 HELP = "exit 0 when an output folder is exactly what build would write, 1 when it is stale or edited"
 EPILOG = """examples:
-  omnigen check site.toml                 check out/<project.name>
+  omnigen check site.toml                 check out/<project.name> beside site.toml
   omnigen check site.toml -o deploy/      check another folder
   omnigen check site.toml --format json   machine-readable list of files and their state
 
@@ -40,13 +40,15 @@ _PROJECT_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("profile", type=Path, help="profile TOML")
-    parser.add_argument("-o", "--output", type=Path, help="output folder (default: out/<project.name>)")
+    parser.add_argument("-o", "--output", type=Path, help="output folder (default: out/<project.name> beside the profile)")
     parser.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
 
 
-def fast_default_out_dir(profile_bytes: bytes, environ: dict[str, str]) -> Path | None:
-    """out/<project.name> read with tomllib alone; None when only full validation can tell."""
+def fast_default_out_dir(profile: Path, profile_bytes: bytes, environ: dict[str, str]) -> Path | None:
+    """out/<project.name> beside the profile, read with tomllib alone; None when only full validation can tell."""
     import tomllib
+
+    from omnigen.fingerprint import output_path
 
     if any(key.upper().startswith("OMNIGEN_PROJECT") for key in environ):
         return None
@@ -54,7 +56,7 @@ def fast_default_out_dir(profile_bytes: bytes, environ: dict[str, str]) -> Path 
         name = tomllib.loads(profile_bytes.decode("utf-8"))["project"]["name"]
     except (UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError, RecursionError):
         return None
-    return Path("out") / name if isinstance(name, str) and _PROJECT_NAME.match(name) else None
+    return output_path(profile, name) if isinstance(name, str) and _PROJECT_NAME.match(name) else None
 
 
 def fast_check(profile: Path, output: Path | None, environ: dict[str, str]) -> tuple[Path, Manifest] | None:
@@ -75,7 +77,7 @@ def fast_check(profile: Path, output: Path | None, environ: dict[str, str]) -> t
         return None
     if sidecar is not None and loose_mode(sidecar_path(profile)) is not None:
         return None  # the full path reports it with the fix
-    out_dir = output if output is not None else fast_default_out_dir(profile_bytes, environ)
+    out_dir = output if output is not None else fast_default_out_dir(profile, profile_bytes, environ)
     if out_dir is None:
         return None
     manifest = recorded_files_match(out_dir, fingerprint(profile_bytes, sidecar, environ))

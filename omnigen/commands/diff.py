@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 HELP = "show what build would change in an output folder, as a unified diff with every secret masked"
 EPILOG = """examples:
-  omnigen diff site.toml                  compare with out/<project.name>
+  omnigen diff site.toml                  compare with out/<project.name> beside site.toml
   omnigen diff site.toml -o deploy/       compare with another folder
   omnigen diff site.toml -o deploy/ | less -R
 
@@ -26,7 +26,7 @@ not have yet are shown masked too: build would generate them.
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("profile", type=Path, help="profile TOML")
-    parser.add_argument("-o", "--output", type=Path, help="output folder (default: out/<project.name>)")
+    parser.add_argument("-o", "--output", type=Path, help="output folder (default: out/<project.name> beside the profile)")
     parser.add_argument("-U", "--unified", type=int, default=3, metavar="N", help="lines of context (default: 3)")
 
 

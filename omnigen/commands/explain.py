@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     tables = explain_tables(data)
     if not sys.stdout.isatty():
-        sys.stdout.write(render_plain(tables))
+        sys.stdout.write(render_plain(tables, _plain_width()))
         return 0
     from rich.console import Console
 
@@ -62,3 +62,11 @@ def run(args: argparse.Namespace) -> int:
     # rich also reads NO_COLOR itself; passing it makes the rule explicit.
     print_rich(tables, Console(no_color=bool(os.environ.get("NO_COLOR")), highlight=False))
     return 0
+
+
+def _plain_width() -> int:
+    """COLUMNS when set (as for any tool), else 100: wide enough for the tables, narrow enough for logs."""
+    from omnigen.explain import PLAIN_WIDTH
+
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) >= 40 else PLAIN_WIDTH

@@ -44,22 +44,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def compose_files(source: Path) -> list[str]:
     """The compose files Compose would read for this deployment (as `omnigen lint` picks them),
     in the folder given or, for the v2 layout, in the one subfolder that has them (prod-env/)."""
-    import os
-
-    from omnigen.composefiles import default_compose_files
     from omnigen.errors import DeploymentInputError, UsageError
-    from omnigen.lint import find_target
+    from omnigen.lint import deployments_below, find_target
 
     try:
         return list(find_target(str(source)).files)
     except DeploymentInputError:
         if not source.is_dir():
             raise
-    below = [sub for sub in sorted(source.iterdir()) if sub.is_dir() and not sub.name.startswith(".") and default_compose_files(str(sub), os.path.isfile)[0]]
+    below = deployments_below(str(source.absolute()))
     if len(below) != 1:
-        found = f"several deployments ({', '.join(sub.name for sub in below)})" if below else "no compose file here or one folder down"
+        found = f"several deployments ({', '.join(below)})" if below else "no compose file here or one folder down"
         raise UsageError(f"{source}: {found}; give the deployment folder or compose file to import")
-    return list(find_target(str(below[0])).files)
+    return list(find_target(str(source / below[0])).files)
 
 
 def run(args: argparse.Namespace) -> int:

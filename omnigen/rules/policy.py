@@ -14,7 +14,7 @@ import posixpath
 from collections.abc import Iterator
 from typing import Any
 
-from omnigen.deployment import Deployment, truthy
+from omnigen.deployment import Deployment, Mount, truthy
 from omnigen.formats.composeports import PortSpec, parse_port
 from omnigen.rules import Hit, RuleContext, rule
 
@@ -163,6 +163,21 @@ def _sensitive(path: str, read_only: bool) -> str | None:
     return None
 
 
+def _the_deployments_own(mount: Mount, project_dir: str) -> bool:
+    """A relative source that stays in the deployment's folder, or in the repository folder just above it
+    (the v2 layout's prod-env/../configs), is the operator's own file wherever the deployment lives:
+    /root/site is a common place, and its ./certs is no host system path. The folder above does not
+    count when it is itself a system folder (/root, /etc, /home): ../.ssh from /root/site is flagged."""
+    if mount.source.startswith(("/", "~")) or not project_dir.startswith("/"):
+        return False
+    if project_dir in SENSITIVE_EXACT or project_dir in SENSITIVE_TREES:
+        return False  # a deployment kept in /root or /etc itself: everything it mounts is judged
+    above = posixpath.dirname(project_dir)
+    system_folder = above in SENSITIVE_EXACT or above in SENSITIVE_TREES
+    anchor = project_dir if system_folder else above
+    return mount.host_path == anchor or mount.host_path.startswith(anchor.rstrip("/") + "/")
+
+
 @rule("OV108", "sensitive-mount", "error", "Mounting the container runtime socket or host system paths gives the container the host.", "CIS 5.6, 5.32; KICS Docker Socket Mounted In Container / Volume Has Sensitive Host Directory")
 def sensitive_mount(deployment: Deployment, _: RuleContext) -> Iterator[Hit]:
     for name in deployment.services:
@@ -170,7 +185,7 @@ def sensitive_mount(deployment: Deployment, _: RuleContext) -> Iterator[Hit]:
             if mount.kind == "config":
                 continue
             host = mount.host_path if mount.host_path.startswith("/") else mount.source
-            if not host.startswith("/"):
+            if not host.startswith("/") or _the_deployments_own(mount, deployment.project_dir):
                 continue
             why = _sensitive(host, mount.read_only)
             if why:
