@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 HELP = "compile profiles into docker-compose.yml, .env and the service configs"
@@ -61,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
 
     args.profiles = profile_arguments(args.profiles)
     if len(args.profiles) <= 1:
-        result = build(args.profiles[0] if args.profiles else None, args.output, force=args.force)
+        profile = args.profiles[0] if args.profiles else None
+        result = build(profile, args.output, force=args.force, on_wait=_waiting(profile, args.quiet))
         if not args.quiet:
             print(_summary(result))
         _print_warnings(result)
@@ -79,7 +81,7 @@ def _batch(args: argparse.Namespace) -> int:
     progress = _progress(len(args.profiles)) if sys.stderr.isatty() and not args.quiet else None
     for path in args.profiles:
         try:
-            result = build(path, force=args.force, out_root=args.output)
+            result = build(path, force=args.force, out_root=args.output, on_wait=_waiting(path, args.quiet or progress is not None))
             if not args.quiet and progress is None:
                 print(_summary(result))
             if progress is None:
@@ -93,6 +95,14 @@ def _batch(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"{len(args.profiles) - failures} of {len(args.profiles)} profiles built", file=sys.stderr)
     return worst if failures else 0 if worst == 0 else EXIT_BAD_INPUT
+
+
+def _waiting(profile: Path | None, quiet: bool) -> Callable[[], None] | None:
+    """What to say while another build of the same profile holds its secrets lock."""
+    if quiet:
+        return None
+    name = profile if profile is not None else "the default profile"
+    return lambda: print(f"{name}: waiting for another omnigen build of this profile to finish (its secrets are locked)", file=sys.stderr)
 
 
 def _progress(total: int):  # type: ignore[no-untyped-def]
