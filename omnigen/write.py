@@ -704,6 +704,30 @@ def _free_backup_name(target: Path) -> Iterable[Path]:
         yield target.with_name(f"{target.name}{BACKUP_SUFFIX}.{counter}")
 
 
+def keep_backup(target: Path, replacement: str, mode: int) -> Path | None:
+    """Before a file outside an output folder is replaced (import --force): copy it to the first free
+    `.bak` name with `mode`; None when there is nothing to keep (absent, or already the new text)."""
+    try:
+        info = _lstat(target)
+        if info is None:
+            return None
+        if not stat.S_ISREG(info.st_mode):
+            raise OutputError(f"{target}: exists and is not a regular file; move it away")
+        current = read_regular(target)
+        if current == replacement.encode("utf-8"):
+            return None
+        for candidate in _free_backup_name(target):
+            try:
+                _create_file(candidate, current, mode)
+            except FileExistsError:
+                continue
+            fsync_dir(target.parent)
+            return candidate
+    except OSError as exc:
+        raise OutputError(f"{target}: cannot keep a backup before replacing it ({exc.strerror or exc}); nothing was written") from None
+    raise OutputError(f"{target}: too many backups ({target.name}.bak ...); delete old ones and try again")
+
+
 def _place_backup(staged: Path, target: Path, data: bytes, mode: int) -> Path:
     """Hard-link a staged copy to the first free `.bak` name: link never overwrites an older backup."""
     for candidate in _free_backup_name(target):
