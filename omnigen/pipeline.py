@@ -61,6 +61,11 @@ def output_dir(profile: Profile, out_dir: Path | None, out_root: Path | None = N
     return out_dir if out_dir is not None else default_out_dir(profile, out_root)
 
 
+def planned_output_dir(profile_path: Path, out_root: Path | None = None, *, environ: Mapping[str, str] | None = None) -> Path:
+    """The folder a batch build of this profile writes (loads the profile; nothing else)."""
+    return output_dir(load_profile(profile_path, dict(os.environ if environ is None else environ)), None, out_root)
+
+
 def secrets_location(profile_path: Path, out_dir: Path | None, packaged: bool) -> Path:
     """The sidecar sits beside the profile; the packaged default profile keeps it beside the output."""
     if packaged:

@@ -131,6 +131,21 @@ def test_one_bad_profile_in_a_batch_does_not_stop_the_rest(tmp_path: Path) -> No
     assert not (out / "bravo").exists()
 
 
+@pytest.mark.parametrize("output", [None, "sites"])
+def test_a_batch_that_would_write_one_folder_twice_is_refused_before_writing(tmp_path: Path, output: str | None) -> None:
+    for site in ("a", "b"):
+        (tmp_path / site).mkdir()
+        (tmp_path / site / "site.toml").write_text((ROOT / "profiles" / "lan-office.toml").read_text())
+    (tmp_path / "c.toml").write_text((ROOT / "profiles" / "lan-office.toml").read_text().replace('name = "lan-office"', 'name = "other"'))
+    options = ["-o", output] if output else []
+    result = run_cli("build", "a/site.toml", "c.toml", "./b/site.toml", *options, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "a/site.toml and b/site.toml would all write this folder" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a", "b", "c.toml"], "nothing is written, not even sidecars"
+    assert sorted(path.name for path in (tmp_path / "a").iterdir()) == ["site.toml"]
+
+
 def test_batch_shows_a_progress_bar_only_on_a_terminal(tmp_path: Path) -> None:
     import pty
 

@@ -71,11 +71,43 @@ def run(args: argparse.Namespace) -> int:
     return _batch(args)
 
 
+def _shared_outputs(profiles: list[Path], out_root: Path | None) -> list[str]:
+    """Profiles of one batch that would write the same folder: the second would silently replace
+    the first's files (and leave them out of step with the first's sidecar)."""
+    import os
+
+    from omnigen.errors import OmnigenError
+    from omnigen.pipeline import planned_output_dir
+
+    writers: dict[str, list[Path]] = {}
+    shown: dict[str, Path] = {}
+    for path in profiles:
+        try:
+            folder = planned_output_dir(path, out_root)
+        except OmnigenError:
+            continue  # reported when the batch builds it
+        key = os.path.realpath(folder)
+        writers.setdefault(key, []).append(path)
+        shown.setdefault(key, folder)
+    return [
+        f"{shown[key]}: {' and '.join(map(str, paths))} would all write this folder; "
+        "give each profile its own project.name, or build them one at a time with -o"
+        for key, paths in writers.items()
+        if len(paths) > 1
+    ]
+
+
 def _batch(args: argparse.Namespace) -> int:
     """Many profiles in one process: templates compile once, and one bad profile does not stop the rest."""
     from omnigen.errors import EXIT_BAD_INPUT, OmnigenError
     from omnigen.pipeline import build
 
+    clashes = _shared_outputs(args.profiles, args.output)
+    if clashes:
+        for clash in clashes:
+            print(clash, file=sys.stderr)
+        print("nothing was built", file=sys.stderr)
+        return EXIT_BAD_INPUT
     failures = 0
     worst = 0
     progress = _progress(len(args.profiles)) if sys.stderr.isatty() and not args.quiet else None
