@@ -101,6 +101,10 @@ _HOSTNAME = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.
 _URL = re.compile(r"^(?P<scheme>[a-z][a-z0-9+.-]*)://(?:(?P<userinfo>[^@/?#]*)@)?(?P<host>[^/?#]*)(?P<rest>.*)$", re.IGNORECASE | re.DOTALL)
 
 
+def looks_like_credential_name(name: str) -> bool:
+    return bool(_SECRET_NAME.search(name))
+
+
 def _address(text: str) -> bool:
     import ipaddress
 
