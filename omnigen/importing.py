@@ -17,7 +17,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from omnigen import __version__
@@ -33,6 +32,7 @@ from omnigen.plan import DATABASE_PASSWORD_SCRIPT, DATABASE_VOLUMES, VOLUME_MOUN
 from omnigen.profile import SCHEMA_VERSION, SECRET_NAMES, VOLUME_KEYS, Profile, Secrets, validate_profile
 from omnigen.redact import HIDDEN, shown_value
 from omnigen.rules import Finding, run_rules
+from omnigen.verify import deployment_from_memory
 
 NoteKind = Literal["kept", "changed", "closed", "dropped", "generated", "data", "steps", "fixed", "manual"]
 
@@ -816,12 +816,12 @@ def _other_mounts_and_services(deployment: Deployment, draft: _Draft) -> None:
 
 def _environment_left_behind(deployment: Deployment, draft: _Draft, compiled: Compiled) -> None:
     """Container variables the original services set and the generated ones do not."""
-    generated = yaml.safe_load(compiled.files["docker-compose.yml"])["services"]
+    generated = deployment_from_memory(compiled.files)  # environment and env_file (secrets/<service>.env)
     for name in sorted(deployment.services):
-        if name not in generated:
+        if name not in generated.services:
             continue
         theirs = deployment.service_env(name)
-        ours = generated[name].get("environment") or {}
+        ours = generated.service_env(name)
         missing = [key for key in theirs if key not in ours]
         if missing:
             shown = ", ".join(f"{key}={shown_value(key, theirs[key])}" for key in missing)

@@ -193,6 +193,8 @@ def render(plan: Plan) -> dict[str, str]:
     """Render every output of the plan: relative path -> text, in plan order."""
     env = environment()
     files = {dest: env.get_template(template).render(plan=plan) for template, dest in plan.outputs}
+    for dest, variables in plan.secret_env.items():  # secrets/<service>.env, the services' env_file
+        files[dest] = env.get_template("secrets.env.j2").render(plan=plan, variables=variables)
     for folder, part in plan.bundles:  # multi-host: each host's bundle, from a plan of its own
         files.update({f"{folder}/{dest}": text for dest, text in render(part).items()})
     return files
