@@ -61,11 +61,6 @@ def output_dir(profile: Profile, out_dir: Path | None, out_root: Path | None = N
     return out_dir if out_dir is not None else default_out_dir(profile, out_root)
 
 
-def planned_output_dir(profile_path: Path, out_root: Path | None = None, *, environ: Mapping[str, str] | None = None) -> Path:
-    """The folder a batch build of this profile writes (loads the profile; nothing else)."""
-    return output_dir(load_profile(profile_path, dict(os.environ if environ is None else environ)), None, out_root)
-
-
 def secrets_location(profile_path: Path, out_dir: Path | None, packaged: bool) -> Path:
     """The sidecar sits beside the profile; the packaged default profile keeps it beside the output."""
     if packaged:
@@ -161,6 +156,7 @@ def build(
     force: bool = False,
     out_root: Path | None = None,
     on_wait: Callable[[], None] | None = None,
+    loaded_profile: Profile | None = None,
 ) -> BuildResult:
     """Load, compile, then write; the order is what makes it safe.
 
@@ -180,7 +176,8 @@ def build(
     env = dict(os.environ if environ is None else environ)
     packaged = profile_path is None
     path = packaged_profile() if profile_path is None else profile_path
-    profile = load_profile(path, env)
+    # A batch loads every profile first (to refuse two that share a folder) and passes it on.
+    profile = loaded_profile if loaded_profile is not None else load_profile(path, env)
     destination = output_dir(profile, out_dir, out_root)
     check_build_contexts(profile, path, destination)
     secrets_path = secrets_location(path, out_dir, packaged)

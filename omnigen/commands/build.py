@@ -4,6 +4,10 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from omnigen.profile import Profile
 
 HELP = "compile profiles into docker-compose.yml, .env and the service configs"
 EPILOG = """examples:
@@ -71,30 +75,35 @@ def run(args: argparse.Namespace) -> int:
     return _batch(args)
 
 
-def _shared_outputs(profiles: list[Path], out_root: Path | None) -> list[str]:
-    """Profiles of one batch that would write the same folder: the second would silently replace
-    the first's files (and leave them out of step with the first's sidecar)."""
+def _load_all(profiles: list[Path], out_root: Path | None) -> tuple[dict[Path, Profile], list[str]]:
+    """Every profile that loads, and the folders two of them would write: the second would
+    silently replace the first's files (and leave them out of step with the first's sidecar)."""
     import os
 
     from omnigen.errors import OmnigenError
-    from omnigen.pipeline import planned_output_dir
+    from omnigen.pipeline import output_dir
+    from omnigen.profile import load_profile
 
+    loaded: dict[Path, Profile] = {}
     writers: dict[str, list[Path]] = {}
     shown: dict[str, Path] = {}
     for path in profiles:
         try:
-            folder = planned_output_dir(path, out_root)
+            profile = load_profile(path, dict(os.environ))
         except OmnigenError:
             continue  # reported when the batch builds it
+        loaded[path] = profile
+        folder = output_dir(profile, None, out_root)
         key = os.path.realpath(folder)
         writers.setdefault(key, []).append(path)
         shown.setdefault(key, folder)
-    return [
+    clashes = [
         f"{shown[key]}: {' and '.join(map(str, paths))} would all write this folder; "
         "give each profile its own project.name, or build them one at a time with -o"
         for key, paths in writers.items()
         if len(paths) > 1
     ]
+    return loaded, clashes
 
 
 def _batch(args: argparse.Namespace) -> int:
@@ -102,7 +111,7 @@ def _batch(args: argparse.Namespace) -> int:
     from omnigen.errors import EXIT_BAD_INPUT, OmnigenError
     from omnigen.pipeline import build
 
-    clashes = _shared_outputs(args.profiles, args.output)
+    loaded, clashes = _load_all(args.profiles, args.output)
     if clashes:
         for clash in clashes:
             print(clash, file=sys.stderr)
@@ -113,7 +122,13 @@ def _batch(args: argparse.Namespace) -> int:
     progress = _progress(len(args.profiles)) if sys.stderr.isatty() and not args.quiet else None
     for path in args.profiles:
         try:
-            result = build(path, force=args.force, out_root=args.output, on_wait=_waiting(path, args.quiet or progress is not None))
+            result = build(
+                path,
+                force=args.force,
+                out_root=args.output,
+                on_wait=_waiting(path, args.quiet or progress is not None),
+                loaded_profile=loaded.get(path),
+            )
             if not args.quiet and progress is None:
                 print(_summary(result))
             if progress is None:
