@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The real daemons that judge the generated WebRTC edge (tests/test_edge_daemons.py):
-# Kamailio 5.6 with its websocket and auth_ephemeral modules, rtpengine, nginx, openssl.
+# Kamailio 5.6 with its websocket and auth_ephemeral modules, rtpengine, nginx, openssl;
+# redis-server and redis-tools judge the Redis start command (tests/test_redis_real.py).
 # Idempotent and quiet; services are never started (policy-rc.d answers 101 while installing).
 # Without root (or apt) it says what is missing and leaves it to the tests to skip.
 set -euo pipefail
-packages=(kamailio kamailio-websocket-modules kamailio-autheph-modules rtpengine-daemon nginx openssl)
+packages=(kamailio kamailio-websocket-modules kamailio-autheph-modules rtpengine-daemon nginx openssl redis-server redis-tools)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -33,7 +33,7 @@ from omnigen.deployment import Deployment
 from omnigen.errors import VerifyError
 from omnigen.formats import dotenv
 from omnigen.formats.composeports import parse_port
-from omnigen.plan import Plan
+from omnigen.plan import SERVICE_SECRETS, Plan
 from omnigen.rules import RuleContext, run_rules
 from omnigen.rules.drift import _listen_ports, _published_media_range, _rtp_conf_range
 from omnigen.verify import deployment_from_memory
@@ -68,7 +68,9 @@ def _env_problems(where: str, plan: Plan, text: str, deployment: Deployment) -> 
     if env != plan.env_map:
         differing = sorted(key for key in env.keys() | plan.env_map.keys() if env.get(key) != plan.env_map.get(key))
         problems.append(f"{where}.env: does not read back as planned: {', '.join(differing)}")
-    unread = sorted(set(env) - _references(deployment))
+    # secrets/<service>.env hold the secret values a bundle's services receive (copies of .env keys).
+    via_secret_files = {key for path in plan.secret_env for _, key in SERVICE_SECRETS[path.removeprefix("secrets/").removesuffix(".env")]}
+    unread = sorted(set(env) - _references(deployment) - via_secret_files)
     if unread:
         problems.append(f"{where}.env: holds variables nothing reads: {', '.join(unread)}")
     return problems
@@ -117,6 +119,10 @@ def _twin_problems(plan: Plan, stack: Deployment, bundles: dict[str, Deployment]
             yield f"{STACK_FILE}: {service.name} limits differ from hosts/{service.host}'s {service.base}"
         mine_env = _normalised(_raw(stack, "services", service.name, "environment")) or {}
         twin_env = _raw(bundle, "services", service.base, "environment") or {}
+        # A bundle's secrets come from its secrets/<service>.env (checked against the plan when the
+        # bundle was verified); the stack names the same .env keys, which deploy-stack.sh exports.
+        from_secret_file = {name: f"${{{key}}}" for name, key in SERVICE_SECRETS.get(service.base, ())}
+        twin_env = {key: from_secret_file.get(key, value) for key, value in twin_env.items()}
         twin_values = bundle.service_env(service.base)
         if set(mine_env) != set(twin_env):
             yield f"{STACK_FILE}: {service.name} sets {sorted(mine_env)}, hosts/{service.host}'s {service.base} sets {sorted(twin_env)}"

@@ -658,7 +658,11 @@ def _env_files(name: str, service: dict[str, Any], where: Where, loader: _Loader
             deployment.problems.append(LoadProblem(Location(shown, 1), f"invalid env_file: {exc}"))
             continue
         for item in parsed:
-            env[item.key] = item.value
+            value = item.value
+            if item.quoted != "'" and "$" in item.raw:
+                # Compose reads an env_file as it reads .env: `$$` is a literal `$`, `${VAR}` interpolates.
+                value = interpolate(item.raw if item.quoted == "" else dotenv.decode_escapes(item.raw), deployment.env).value
+            env[item.key] = value
             kids[item.key] = Where(Location(shown, item.line))
     return env, Where(where.at, kids)
 

@@ -73,9 +73,17 @@ class ProfileError(OmnigenError):
 
 
 class OutputError(OmnigenError):
-    """The output folder cannot be written safely (symlink, edited file, escape)."""
+    """The output folder cannot be written safely (symlink, edited file, escape).
+
+    `folder_changed` is True only when a failed write could not undo all it did:
+    the folder may then hold files with the secrets of this build.
+    """
 
     exit_code = EXIT_BAD_INPUT
+
+    def __init__(self, message: str, *, folder_changed: bool = False) -> None:
+        super().__init__(message)
+        self.folder_changed = folder_changed
 
 
 class InputFileError(OmnigenError):

@@ -17,7 +17,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from omnigen import __version__
@@ -31,7 +30,9 @@ from omnigen.formats.composeports import PortSpec, parse_port
 from omnigen.pipeline import Compiled, compile_profile
 from omnigen.plan import DATABASE_PASSWORD_SCRIPT, DATABASE_VOLUMES, VOLUME_MOUNTS, make_plan
 from omnigen.profile import SCHEMA_VERSION, SECRET_NAMES, VOLUME_KEYS, Profile, Secrets, validate_profile
+from omnigen.redact import HIDDEN, shown_value
 from omnigen.rules import Finding, run_rules
+from omnigen.verify import deployment_from_memory
 
 NoteKind = Literal["kept", "changed", "closed", "dropped", "generated", "data", "steps", "fixed", "manual"]
 
@@ -129,7 +130,6 @@ ENV_REASONS: dict[str, str] = {
     "DIALER_API_HOST": "the dialer API's service name and port inside the network",
 }
 
-SECRET_KEY = re.compile(r"PASSWORD|PASSWD|SECRET|_PASS$|TOKEN|API_KEY|PRIVATE_KEY|_SK$", re.IGNORECASE)
 _ENV_REFERENCE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
 _CONCURRENCY = re.compile(r"--concurrency[= ]?(\d+)")
 _REQUIREPASS = re.compile(r"--requirepass\s+(\"[^\"]*\"|'[^']*'|\S+)")
@@ -368,7 +368,7 @@ def _network(deployment: Deployment, draft: _Draft, options: ImportOptions, publ
             if value and _ipv4(value) is not None:
                 public = (value.strip(), f"{location} {key}")
                 break
-            looked_at.append(f"{key} is not set" if location is None else f"{key} ({location}) is {'empty' if not value else repr(value)}")
+            looked_at.append(f"{key} is not set" if location is None else f"{key} ({location}) is {'empty' if not value else shown_value(key, value)}")
     pjsip = deployment.config("pjsip.conf")
     if pjsip is not None:
         for section in pjsip.conf.sections:
@@ -648,7 +648,7 @@ def _names(deployment: Deployment, draft: _Draft) -> None:
         draft.note(
             "fixed",
             "MinIO credentials",
-            f"django-app used access key {app_env['MINIO_ACCESS_KEY']!r}, which nothing creates in MinIO; the generated app uses the MinIO root user",
+            "django-app used an access key (not shown) that nothing creates in MinIO; the generated app uses the MinIO root user",
             _where(deployment, "services", "django-app", "environment", "MINIO_ACCESS_KEY"),
         )
 
@@ -816,15 +816,15 @@ def _other_mounts_and_services(deployment: Deployment, draft: _Draft) -> None:
 
 def _environment_left_behind(deployment: Deployment, draft: _Draft, compiled: Compiled) -> None:
     """Container variables the original services set and the generated ones do not."""
-    generated = yaml.safe_load(compiled.files["docker-compose.yml"])["services"]
+    generated = deployment_from_memory(compiled.files)  # environment and env_file (secrets/<service>.env)
     for name in sorted(deployment.services):
-        if name not in generated:
+        if name not in generated.services:
             continue
         theirs = deployment.service_env(name)
-        ours = generated[name].get("environment") or {}
+        ours = generated.service_env(name)
         missing = [key for key in theirs if key not in ours]
         if missing:
-            shown = ", ".join(f"{key}={theirs[key]!r}" if not SECRET_KEY.search(key) else f"{key}=***" for key in missing)
+            shown = ", ".join(f"{key}={shown_value(key, theirs[key])}" for key in missing)
             draft.note("manual", f"{name} environment", f"{shown}: not set by the generated compose", _where(deployment, "services", name, "environment"))
 
 
@@ -1144,7 +1144,8 @@ def render_report(imported: Imported, *, profile_path: str, secrets_path: str) -
         lines.append("")
         lines.append(f".env values that change ({len(imported.env_changes)}), secrets masked:")
         for change in imported.env_changes:
-            old, new = ("***", "***") if change.secret else (repr(change.old), repr(change.new))
+            # The plan knows which of its keys hold no secret; the old value is theirs, so a URL in it still loses its credentials.
+            old, new = (HIDDEN, HIDDEN) if change.secret else (shown_value(change.key, change.old, plain_key=True), repr(change.new))
             lines.append(f"  {change.key}: {old} -> {new}: {change.reason}")
     errors = sum(1 for finding in imported.original_findings if finding.severity == "error")
     warnings = len(imported.original_findings) - errors

@@ -7,7 +7,7 @@ factory it is given); `build` adds loading and writing around it.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +18,7 @@ from omnigen.plan import Plan, make_plan
 from omnigen.profile import Profile, Secrets, load_profile, load_secrets, secrets_path_for
 from omnigen.render import render
 from omnigen.verify import verify
-from omnigen.write import SECRET_MODE, FileRecord, Manifest, WriteReport, loose_mode, sha256, write_file_atomic, write_outputs
+from omnigen.write import SECRET_MODE, FileRecord, Manifest, WriteReport, loose_mode, sha256, sidecar_lock, write_file_atomic, write_outputs
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,11 @@ def default_out_dir(profile_path: Path | None, profile: Profile, out_root: Path 
     if profile_path is None:
         return Path(OUTPUT_FOLDER) / profile.project.name
     return output_path(profile_path, profile.project.name)
+
+
+def output_dir(profile_path: Path | None, profile: Profile, out_dir: Path | None, out_root: Path | None = None) -> Path:
+    """Where `build` writes: `-o` for one profile, else the default folder (under `out_root` in a batch)."""
+    return out_dir if out_dir is not None else default_out_dir(profile_path, profile, out_root)
 
 
 def secrets_location(profile_path: Path, out_dir: Path | None, packaged: bool) -> Path:
@@ -138,6 +143,19 @@ def _profile_bytes(path: Path) -> bytes:
     return data
 
 
+def _restore_sidecar(secrets_path: Path, previous: bytes | None) -> None:
+    """Take back the secrets of a build that failed and undid its writes: no output holds them,
+    and no other build has read them (the sidecar is locked). Best effort: kept secrets are
+    merely unused, the next build deploys them."""
+    try:
+        if previous is None:
+            os.unlink(secrets_path)
+        else:
+            write_file_atomic(secrets_path, previous.decode("utf-8"), SECRET_MODE)
+    except (OSError, OutputError, UnicodeDecodeError):
+        pass
+
+
 def build(
     profile_path: Path | None,
     out_dir: Path | None = None,
@@ -146,49 +164,64 @@ def build(
     token: TokenFactory = random_token,
     force: bool = False,
     out_root: Path | None = None,
+    on_wait: Callable[[], None] | None = None,
+    loaded_profile: Profile | None = None,
 ) -> BuildResult:
     """Load, compile, then write; the order is what makes it safe.
 
+    0. The profile's secrets lock is held from before the sidecar is read until
+       the outputs are written: two builds of one profile never both generate
+       secrets, and what one build deploys is what the sidecar holds.
     1. Everything that can fail on bad input (profile, sidecar, verify) runs in
        memory before the disk is touched.
     2. `write_outputs` refuses unsafe or edited output folders before anything is
        written, then calls back to write the sidecar: new secrets reach the disk
        only when the build is going ahead, and always before any output that
-       contains them, so a failure or crash later never loses a deployed secret
-       (the next build reuses it instead of generating another).
+       contains them, so a crash later never loses a deployed secret (the next
+       build reuses it instead of generating another). A write that fails and
+       undoes itself takes the new secrets back out of the sidecar.
     3. The outputs are written all or nothing.
     """
     env = dict(os.environ if environ is None else environ)
     packaged = profile_path is None
     path = packaged_profile() if profile_path is None else profile_path
-    profile = load_profile(path, env)
-    destination = out_dir if out_dir is not None else default_out_dir(profile_path, profile, out_root)
+    # A batch loads every profile first (to refuse two that share a folder) and passes it on.
+    profile = loaded_profile if loaded_profile is not None else load_profile(path, env)
+    destination = output_dir(profile_path, profile, out_dir, out_root)
     check_build_contexts(profile, path, destination)
     secrets_path = secrets_location(path, out_dir, packaged)
-    loaded = load_secrets(secrets_path)
-    _check_stack_secrets(profile, loaded, secrets_path)
-    compiled = compile_profile(profile, loaded, token)
+    with sidecar_lock(secrets_path, on_wait):
+        loaded = load_secrets(secrets_path)
+        _check_stack_secrets(profile, loaded, secrets_path)
+        compiled = compile_profile(profile, loaded, token)
 
-    existing_sidecar = _read_bytes(secrets_path, "secrets sidecar")
-    new_sidecar: str | None = None
-    if compiled.generated:
-        existing_text = existing_sidecar.decode("utf-8") if existing_sidecar is not None else None
-        new_sidecar = sidecar_text(existing_text, compiled.secrets, compiled.generated)
-    sidecar_bytes = new_sidecar.encode("utf-8") if new_sidecar is not None else existing_sidecar
+        existing_sidecar = _read_bytes(secrets_path, "secrets sidecar")
+        new_sidecar: str | None = None
+        if compiled.generated:
+            existing_text = existing_sidecar.decode("utf-8") if existing_sidecar is not None else None
+            new_sidecar = sidecar_text(existing_text, compiled.secrets, compiled.generated)
+        sidecar_bytes = new_sidecar.encode("utf-8") if new_sidecar is not None else existing_sidecar
+        sidecar_fixed: list[Path] = []
+        sidecar_written = False
 
-    sidecar_fixed: list[Path] = []
+        def write_sidecar() -> None:
+            nonlocal sidecar_written
+            try:
+                if new_sidecar is not None:
+                    write_file_atomic(secrets_path, new_sidecar, SECRET_MODE)
+                    sidecar_written = True
+                elif existing_sidecar is not None and _keep_sidecar_private(secrets_path):
+                    sidecar_fixed.append(secrets_path)
+            except OSError as exc:  # write_file_atomic reports its own failures as OutputError
+                raise OutputError(f"{secrets_path}: cannot make the secrets sidecar private ({exc.strerror or exc})") from None
 
-    def write_sidecar() -> None:
+        manifest = _manifest(compiled, fingerprint(_profile_bytes(path), sidecar_bytes, env))
         try:
-            if new_sidecar is not None:
-                write_file_atomic(secrets_path, new_sidecar, SECRET_MODE)
-            elif existing_sidecar is not None and _keep_sidecar_private(secrets_path):
-                sidecar_fixed.append(secrets_path)
-        except OSError as exc:  # write_file_atomic reports its own failures as OutputError
-            raise OutputError(f"{secrets_path}: cannot make the secrets sidecar private ({exc.strerror or exc})") from None
-
-    manifest = _manifest(compiled, fingerprint(_profile_bytes(path), sidecar_bytes, env))
-    report = write_outputs(destination, compiled.files, compiled.plan.secret_files, manifest, force=force, before_write=write_sidecar)
+            report = write_outputs(destination, compiled.files, compiled.plan.secret_files, manifest, force=force, before_write=write_sidecar)
+        except OutputError as error:
+            if sidecar_written and not error.folder_changed:
+                _restore_sidecar(secrets_path, existing_sidecar)
+            raise
     return BuildResult(compiled, destination, secrets_path, report, sidecar_made_private=bool(sidecar_fixed))
 
 
@@ -207,7 +240,7 @@ def expected_outputs(profile_path: Path, out_dir: Path | None, *, environ: Mappi
     a folder built without them cannot be up to date, whatever they would be."""
     env = dict(os.environ if environ is None else environ)
     profile = load_profile(profile_path, env)
-    destination = out_dir if out_dir is not None else default_out_dir(profile_path, profile)
+    destination = output_dir(profile_path, profile, out_dir)
     check_build_contexts(profile, profile_path, destination)
     secrets_path = secrets_path_for(profile_path)
     loaded = load_secrets(secrets_path)

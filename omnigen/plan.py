@@ -341,9 +341,24 @@ class Plan:
         return () if self.cluster is None else tuple((f"hosts/{host.name}", host.plan) for host in self.cluster.hosts)
 
     @property
+    def secret_env(self) -> dict[str, tuple[EnvVar, ...]]:
+        """`secrets/<service>.env` of each service this compose file runs: its secret variables."""
+        if ("docker-compose.yml.j2", "docker-compose.yml") not in self.outputs:
+            return {}  # the top-level plan of a multi-host profile: stack.yml, whose deploy script sets .env itself
+        values = self.env_map
+        files = {}
+        for service, variables in SERVICE_SECRETS.items():
+            if not self.runs(service) or (service in WEBRTC_SERVICES and self.webrtc is None):
+                continue
+            present = tuple(EnvVar(name, values[key], True) for name, key in variables if key in values)
+            if present:
+                files[f"secrets/{service}.env"] = present
+        return files
+
+    @property
     def secret_files(self) -> frozenset[str]:
-        """Every output that holds secrets (written 0600): each .env, the bundles' included."""
-        names = {dest for _, dest in self.outputs if posixpath.basename(dest) == ".env"}
+        """Every output that holds secrets (written 0600): each .env and secrets/*.env, the bundles' included."""
+        names = {dest for _, dest in self.outputs if posixpath.basename(dest) == ".env"} | set(self.secret_env)
         for folder, part in self.bundles:
             names |= {f"{folder}/{name}" for name in part.secret_files}
         return frozenset(names)
@@ -376,6 +391,47 @@ WEBRTC_OUTPUTS: tuple[tuple[str, str], ...] = (
 )
 
 SECRET_FILES = frozenset({".env"})
+
+# The secret-bearing variables each service receives: (name in the container, .env key).
+# Compose takes them from `secrets/<service>.env` (env_file), never from `${...}` in the
+# compose file: Compose would let any exported shell variable of the same name win over
+# .env, and a service would then hold another password than the URLs built from the
+# sidecar (docs/safe-output.md, "The operator's shell"). WEBRTC_AUTH_SECRET only with WebRTC.
+SERVICE_SECRETS: dict[str, tuple[tuple[str, str], ...]] = {
+    "asterisk": (("ACD_AMI_PASSWORD", "ACD_AMI_PASSWORD"), ("POSTGRES_PASSWORD", "POSTGRES_PASSWORD")),
+    "celery-beat": (("CELERY_BROKER_URL", "CELERY_BROKER_URL"), ("DJANGO_SECRET_KEY", "DJANGO_SECRET_KEY")),
+    "celery-worker": (
+        ("CELERY_BROKER_URL", "CELERY_BROKER_URL"),
+        ("CELERY_RESULT_BACKEND", "CELERY_RESULT_BACKEND"),
+        ("DATABASE_URL", "DATABASE_URL"),
+        ("DJANGO_SECRET_KEY", "DJANGO_SECRET_KEY"),
+        ("POSTGRES_PASSWORD", "POSTGRES_PASSWORD"),
+        ("REDIS_PASSWORD", "REDIS_PASSWORD"),
+    ),
+    "dialer-api": (
+        ("DIALER_PASSWORD", "DIALER_PASSWORD"),
+        ("DIALER_POSTGRES_PASSWORD", "DIALER_POSTGRES_PASSWORD"),
+        ("DIALER_REDIS_URL", "DIALER_REDIS_URL"),
+    ),
+    "dialer-postgresql": (("POSTGRES_PASSWORD", "DIALER_POSTGRES_PASSWORD"),),
+    "dialer-worker": (("DIALER_PASSWORD", "DIALER_PASSWORD"),),
+    "django-app": (
+        ("CELERY_BROKER_URL", "CELERY_BROKER_URL"),
+        ("CELERY_RESULT_BACKEND", "CELERY_RESULT_BACKEND"),
+        ("DATABASE_URL", "DATABASE_URL"),
+        ("MINIO_SECRET_KEY", "MINIO_ROOT_PASSWORD"),
+        ("POSTGRES_PASSWORD", "POSTGRES_PASSWORD"),
+        ("REDIS_PASSWORD", "REDIS_PASSWORD"),
+        ("SECRET_KEY", "DJANGO_SECRET_KEY"),
+        ("WEBRTC_AUTH_SECRET", "WEBRTC_AUTH_SECRET"),
+    ),
+    "kamailio": (("WEBRTC_AUTH_SECRET", "WEBRTC_AUTH_SECRET"),),
+    "minio": (("MINIO_ROOT_PASSWORD", "MINIO_ROOT_PASSWORD"),),
+    "postgresql": (("POSTGRES_PASSWORD", "POSTGRES_PASSWORD"),),
+    "redis": (("REDISCLI_AUTH", "REDIS_PASSWORD"), ("REDIS_PASSWORD", "REDIS_PASSWORD")),
+    "websockets": (("REDIS_URL", "REDIS_URL"),),
+}
+WEBRTC_SERVICES = frozenset({"kamailio", "rtpengine"})
 
 
 def profile_hash(profile: Profile) -> str:

@@ -462,6 +462,32 @@ HOST_SIDE_FIX = (
 )
 
 
+def probe_shell_environment(view: HostView, profile: Profile) -> Probe:
+    """Variables this shell exports that docker compose would use instead of the folder's .env.
+
+    Compose fills `${VAR}` in docker-compose.yml from exported variables first. Secrets never
+    go that way (services read them from secrets/<service>.env), but ports, host names or TZ
+    do: an exported `TZ` or `ACD_SIP_PORT` silently changes what the services get.
+    """
+    from omnigen.plan import make_plan
+    from omnigen.profile import SECRET_NAMES, Secrets
+
+    # Any complete set of secrets: only the names and the other values are compared.
+    placeholder = Secrets.model_validate({name: f"doctor-{index:02d}-0123456789abcdefghij" for index, name in enumerate(SECRET_NAMES)})
+    plan = make_plan(profile, placeholder)
+    plain = {var.key: var.value for section in plan.env for var in section.variables if not var.secret}
+    overridden = sorted(key for key, value in plain.items() if key in view.environ and view.environ[key] != value)
+    if not overridden:
+        return Probe("shell environment", "ok", "no exported variable overrides a value of the profile's .env")
+    return Probe(
+        "shell environment",
+        "problem",
+        f"this shell exports {', '.join(overridden)}, which docker compose would use instead of the .env's values; "
+        f"unset them before `docker compose up` (e.g. `env -u {overridden[0]} docker compose up -d`)",
+        {"overridden": ",".join(overridden)},
+    )
+
+
 @dataclass(frozen=True)
 class Diagnosis:
     probes: tuple[Probe, ...]
@@ -529,6 +555,7 @@ def diagnose(view: HostView, profile: Profile | None = None) -> Diagnosis:
     probes.append(_safely("unprivileged ports", lambda: probe_unprivileged_port_start(view)))
     if profile is not None:
         probes.append(_safely("profile ports", lambda: probe_ports(view, profile)))
+        probes.append(_safely("shell environment", lambda: probe_shell_environment(view, profile)))
     found = {probe.name: probe for probe in probes}
     kind, reason = _suggest(found)
 

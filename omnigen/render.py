@@ -8,13 +8,16 @@ could add a line, section or directive).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import re
+import stat
 from pathlib import Path
 
 import jinja2
+import jinja2.bccache
 
 from omnigen.formats.asteriskconf import conf_value
 from omnigen.formats.dotenv import encode_value
@@ -87,20 +90,80 @@ def shell_word(value: object) -> str:
     return text if _SHELL_SAFE.match(text) else "'" + text.replace("'", "'\\''") + "'"
 
 
+class PrivateBytecodeCache(jinja2.BytecodeCache):
+    """Jinja's compiled templates on disk, in a folder only the current user can write.
+
+    A cache file is code this process runs, so one planted by another user would
+    run with our rights (root's, often) over the secrets. As Jinja's own default
+    cache folder does, the folder must be owned by us and mode 0700; beyond that,
+    it is opened once (no symlink) and every file is opened relative to it, so
+    swapping a parent folder afterwards changes nothing, and a cache file is used
+    only if we own it and nobody else can write it.
+    """
+
+    def __init__(self, directory_fd: int) -> None:
+        self.directory_fd = directory_fd
+
+    @classmethod
+    def open(cls, directory: str) -> PrivateBytecodeCache | None:
+        """The cache in `directory` (created 0700), or None when that folder is not safely ours."""
+        flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+        try:
+            os.makedirs(os.path.dirname(directory), mode=0o700, exist_ok=True)
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(directory, 0o700)
+            fd = os.open(directory, flags)
+        except OSError:
+            return None
+        try:
+            info = os.fstat(fd)
+            if info.st_uid != os.geteuid() or not stat.S_ISDIR(info.st_mode):
+                os.close(fd)
+                return None
+            if stat.S_IMODE(info.st_mode) != 0o700:
+                # Ours but loosened: make it private again; files others planted meanwhile fail the owner check.
+                os.fchmod(fd, 0o700)
+        except OSError:
+            os.close(fd)
+            return None
+        return cls(fd)
+
+    @staticmethod
+    def _name(bucket: jinja2.bccache.Bucket) -> str:
+        return f"__jinja2_{bucket.key}.cache"
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        try:
+            fd = os.open(self._name(bucket), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0), dir_fd=self.directory_fd)
+        except OSError:
+            return
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
+                return
+            bucket.load_bytecode(handle)
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        name = self._name(bucket)
+        temporary = f".{name}.{os.urandom(6).hex()}.tmp"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+        try:
+            with os.fdopen(os.open(temporary, flags, 0o600, dir_fd=self.directory_fd), "wb") as handle:
+                bucket.write_bytecode(handle)
+            os.replace(temporary, name, src_dir_fd=self.directory_fd, dst_dir_fd=self.directory_fd)
+        except OSError:  # a cache that cannot be written only costs time
+            with contextlib.suppress(OSError):
+                os.unlink(temporary, dir_fd=self.directory_fd)
+
+
 def _bytecode_cache() -> jinja2.BytecodeCache | None:
     """Compiled templates survive between runs (Jinja checks each source's checksum,
-    so an edited template is recompiled). Compiling costs more than a whole build."""
+    so an edited template is recompiled). Compiling costs more than a whole build.
+    No cache at all when the folder is not safely ours (PrivateBytecodeCache)."""
     from omnigen import __version__
 
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    directory = os.path.join(base, "omnigen", f"jinja-{__version__}")
-    try:
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        if not os.access(directory, os.W_OK):
-            return None
-    except OSError:
-        return None
-    return jinja2.FileSystemBytecodeCache(directory)
+    return PrivateBytecodeCache.open(os.path.join(base, "omnigen", f"jinja-{__version__}"))
 
 
 @functools.cache
@@ -130,6 +193,8 @@ def render(plan: Plan) -> dict[str, str]:
     """Render every output of the plan: relative path -> text, in plan order."""
     env = environment()
     files = {dest: env.get_template(template).render(plan=plan) for template, dest in plan.outputs}
+    for dest, variables in plan.secret_env.items():  # secrets/<service>.env, the services' env_file
+        files[dest] = env.get_template("secrets.env.j2").render(plan=plan, variables=variables)
     for folder, part in plan.bundles:  # multi-host: each host's bundle, from a plan of its own
         files.update({f"{folder}/{dest}": text for dest, text in render(part).items()})
     return files

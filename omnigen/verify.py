@@ -40,6 +40,9 @@ def _plan_agreement(plan: Plan, files: dict[str, str], deployment: Deployment) -
     if env != expected_env:
         differing = sorted(key for key in expected_env.keys() | env.keys() if env.get(key) != expected_env.get(key))
         problems.append(f".env: does not read back as planned: {', '.join(differing)}")
+    for path, variables in plan.secret_env.items():
+        if dotenv.as_dict(dotenv.parse(files[path])) != {var.key: var.value for var in variables}:
+            problems.append(f"{path}: does not read back as planned")
     for service_name, planned in plan.published.items():
         service = deployment.services.get(service_name, {})
         entries = service.get("ports") or []

@@ -33,7 +33,8 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -564,8 +565,8 @@ class _Journal:
         return failures
 
 
-def _make_dirs(path: Path, journal: _Journal) -> None:
-    """mkdir -p, recording each folder created so a rollback removes it again."""
+def _make_dirs(path: Path, journal: _Journal) -> list[Path]:
+    """mkdir -p, recording each folder created so a rollback removes it again; the folders it created."""
     missing = []
     current = path
     while _lstat(current) is None:
@@ -576,6 +577,7 @@ def _make_dirs(path: Path, journal: _Journal) -> None:
     for folder in reversed(missing):
         os.mkdir(folder, DIR_MODE)
         journal.did(functools.partial(os.rmdir, folder))
+    return missing
 
 
 def _lock(out_dir: Path) -> int:
@@ -587,6 +589,102 @@ def _lock(out_dir: Path) -> int:
         os.close(fd)
         raise OutputError(f"{out_dir}: another omnigen build is writing this folder; wait for it and try again") from None
     return fd
+
+
+# Errors that mean "this folder cannot take a lock file": nobody can write a sidecar there either.
+_CANNOT_CREATE = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+def sidecar_lock_path(sidecar: Path) -> Path:
+    return sidecar.with_name(f".{sidecar.name}.lock")
+
+
+def _open_lock_file(path: Path) -> int | None:
+    flags = os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | flags, SECRET_MODE)
+    except OSError as exc:
+        if exc.errno not in _CANNOT_CREATE:
+            raise
+    try:
+        return os.open(path, os.O_RDONLY | flags)  # flock works on a read-only descriptor
+    except OSError as exc:
+        if exc.errno in _CANNOT_CREATE or exc.errno == errno.ENOENT:
+            return None
+        raise
+
+
+@contextmanager
+def sidecar_lock(sidecar: Path, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+    """Hold the profile's secrets lock from reading the sidecar until the outputs are written.
+
+    Two builds of one profile (into one folder or two) would otherwise both find
+    no sidecar, both generate secrets, and leave one folder deployed with secrets
+    that exist nowhere else. The lock is `flock` on `.<sidecar>.lock` beside the
+    sidecar (the sidecar itself is replaced by rename, so it cannot carry a lock).
+    The holder removes the lock file when done; a waiter that then gets the lock
+    on the removed file notices (its inode is no longer the path's) and retries.
+
+    Where the lock file cannot be created (a read-only folder), no build can
+    write the sidecar either, so the build goes on unlocked: it can only use the
+    secrets already there.
+    """
+    path = sidecar_lock_path(sidecar)
+    try:
+        fd = _acquire(path, on_wait)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            _refuse_symlink(path, "the secrets lock")
+        raise OutputError(f"{path}: cannot lock the secrets sidecar {sidecar} ({exc.strerror or exc})") from None
+    if fd is None:
+        yield
+        return
+    try:
+        yield
+    finally:
+        # While still holding it: waiters see their inode is gone and retry. A lock file
+        # left behind (best effort) is simply reused by the next build.
+        _remove_own_lock_file(path, fd)
+        os.close(fd)
+
+
+def _acquire(path: Path, on_wait: Callable[[], None] | None) -> int | None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = _open_lock_file(path)
+        if fd is None:
+            return None
+        locked = False
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise OutputError(f"{path}: the secrets lock is not a regular file; remove it")
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if on_wait is not None:
+                    on_wait()
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            locked = True
+            held = os.fstat(fd)
+            now = _lstat(path)
+        except BaseException:
+            if locked:
+                _remove_own_lock_file(path, fd)
+            os.close(fd)
+            raise
+        if now is not None and (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
+            return fd
+        os.close(fd)  # the previous holder removed this lock file: take the new one
+
+
+def _remove_own_lock_file(path: Path, fd: int) -> None:
+    """Best effort, while holding the lock: never remove a newer lock file another build holds."""
+    try:
+        held, now = os.fstat(fd), _lstat(path)
+        if now is not None and (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
+            os.unlink(path)
+    except OSError:
+        pass
 
 
 def _remove_stale_staging(out_dir: Path) -> None:
@@ -604,6 +702,30 @@ def _free_backup_name(target: Path) -> Iterable[Path]:
     yield target.with_name(target.name + BACKUP_SUFFIX)
     for counter in range(2, 1000):
         yield target.with_name(f"{target.name}{BACKUP_SUFFIX}.{counter}")
+
+
+def keep_backup(target: Path, replacement: str, mode: int) -> Path | None:
+    """Before a file outside an output folder is replaced (import --force): copy it to the first free
+    `.bak` name with `mode`; None when there is nothing to keep (absent, or already the new text)."""
+    try:
+        info = _lstat(target)
+        if info is None:
+            return None
+        if not stat.S_ISREG(info.st_mode):
+            raise OutputError(f"{target}: exists and is not a regular file; move it away")
+        current = read_regular(target)
+        if current == replacement.encode("utf-8"):
+            return None
+        for candidate in _free_backup_name(target):
+            try:
+                _create_file(candidate, current, mode)
+            except FileExistsError:
+                continue
+            fsync_dir(target.parent)
+            return candidate
+    except OSError as exc:
+        raise OutputError(f"{target}: cannot keep a backup before replacing it ({exc.strerror or exc}); nothing was written") from None
+    raise OutputError(f"{target}: too many backups ({target.name}.bak ...); delete old ones and try again")
 
 
 def _place_backup(staged: Path, target: Path, data: bytes, mode: int) -> Path:
@@ -700,7 +822,9 @@ def _apply(out_dir: Path, state: Survey, manifest: Manifest) -> WriteReport:
         if not (to_write or to_chmod or to_remove) and current_manifest == final_manifest:
             return report
         if not state.exists:
-            _make_dirs(out_dir, journal)
+            if out_dir not in _make_dirs(out_dir, journal):
+                # Surveyed as absent, but another build created it since: that survey says nothing now.
+                raise OutputError(f"{out_dir}: another omnigen build created this folder meanwhile; try again")
             created_lock = _lock(out_dir)
         staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out_dir))  # mode 0700: it holds secrets
         # Undone after every restore that reads from it, and before the folders are removed.
@@ -765,7 +889,9 @@ def _apply(out_dir: Path, state: Survey, manifest: Manifest) -> WriteReport:
                 message += "; could not restore everything: " + "; ".join(failures)
             else:
                 message += f"; {out_dir} is as it was before this build"
-            raise OutputError(message) from None
+            raise OutputError(message, folder_changed=bool(failures)) from None
+        if isinstance(exc, OutputError) and failures:
+            exc.folder_changed = True
         raise
     finally:
         if created_lock is not None:

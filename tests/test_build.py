@@ -160,6 +160,24 @@ def test_one_bad_profile_in_a_batch_does_not_stop_the_rest(tmp_path: Path) -> No
     assert not (out / "bravo").exists()
 
 
+@pytest.mark.parametrize("output", [None, "sites"])
+def test_a_batch_that_would_write_one_folder_twice_is_refused_before_writing(tmp_path: Path, output: str | None) -> None:
+    # Without -o each profile builds beside itself, so the clash is two profiles of one folder
+    # with one project.name; with -o it is the same name under the batch's root.
+    second = "a/copy.toml" if output is None else "b/site.toml"
+    for profile in ("a/site.toml", second):
+        (tmp_path / profile).parent.mkdir(exist_ok=True)
+        (tmp_path / profile).write_text((ROOT / "profiles" / "lan-office.toml").read_text())
+    (tmp_path / "c.toml").write_text((ROOT / "profiles" / "lan-office.toml").read_text().replace('name = "lan-office"', 'name = "other"'))
+    before = sorted(str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*"))
+    options = ["-o", output] if output else []
+    result = run_cli("build", "a/site.toml", "c.toml", f"./{second}", *options, cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"a/site.toml and {second} would all write this folder" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert sorted(str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*")) == before, "nothing is written, not even sidecars"
+
+
 def test_batch_shows_a_progress_bar_only_on_a_terminal(tmp_path: Path) -> None:
     import pty
 

@@ -110,3 +110,39 @@ def test_every_dependency_exists_and_waits_for_health(built: tuple[Compiled, Pat
         for dependency, condition in service.get("depends_on", {}).items():
             assert dependency in services
             assert condition["condition"] == "service_healthy"
+
+
+def test_the_operators_shell_cannot_change_a_secret(built: tuple[Compiled, Path, dict[str, Any]]) -> None:
+    """Every .env key exported in the shell with another value: Compose takes exported variables over
+    .env for `${...}`, so no service may receive a secret that way (docs/safe-output.md)."""
+    import json
+    import os
+    import subprocess
+
+    from tests.conftest import _unescape_dollars, compose_binary
+
+    compiled, folder, _ = built
+    shell = {key: value for key, value in os.environ.items() if not key.startswith(("COMPOSE_", "DOCKER_"))}
+    shell |= {key: "exported-in-the-shell" for key in compiled.plan.env_map}
+    result = subprocess.run(
+        [str(compose_binary()), "--project-directory", str(folder), "-f", str(folder / "docker-compose.yml"), "config", "--format", "json"],
+        capture_output=True,
+        text=True,
+        env=shell,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    services = _unescape_dollars(json.loads(result.stdout))["services"]
+    planned = compiled.plan.env_map
+    assert services["postgresql"]["environment"]["POSTGRES_PASSWORD"] == planned["POSTGRES_PASSWORD"]
+    assert services["django-app"]["environment"]["DATABASE_URL"] == planned["DATABASE_URL"]
+    received = 0
+    for path, variables in compiled.plan.secret_env.items():
+        service = path.removeprefix("secrets/").removesuffix(".env")
+        for var in variables:
+            assert services[service]["environment"][var.key] == var.value, (service, var.key)
+            received += 1
+    assert received >= 10
+    # ...so postgres and every URL agree on the password, whatever the shell says.
+    assert services["postgresql"]["environment"]["POSTGRES_PASSWORD"] in services["django-app"]["environment"]["DATABASE_URL"]

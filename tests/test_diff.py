@@ -95,12 +95,13 @@ def test_secret_hand_edited_into_env_is_masked_too(site: Path, capsys: pytest.Ca
 def test_missing_folder_shows_new_files_masked(site: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, out, _ = diff(capsys, str(site), "-o", str(tmp_path / "fresh"))
     assert code == 1
-    assert out.count("--- /dev/null") == 5
+    assert out.count("--- /dev/null") == 5 + 11  # the outputs, and the secrets/<service>.env of 11 services
     secrets = tomllib.loads(site.with_name("site.secrets.toml").read_text())
     for value in secrets.values():
         for form in all_spellings(value):
             assert form not in out
     assert f'+POSTGRES_PASSWORD="{MASK}"' in out
+    assert f'+DATABASE_URL="{MASK}"' in out.split("/secrets/django-app.env", 1)[1]
 
 
 def test_missing_secrets_are_masked_and_not_written(site: Path, capsys: pytest.CaptureFixture[str]) -> None:

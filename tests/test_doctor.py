@@ -6,7 +6,7 @@ import json
 import socket
 from pathlib import Path
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, compile_example, run_cli
 
 FIXTURES = Path(__file__).resolve().parent / "doctor_fixtures"
 
@@ -67,3 +67,19 @@ def test_this_machine_is_probed_without_a_traceback() -> None:
     names = [probe["name"] for probe in data["probes"]]
     assert names[:4] == ["container", "user namespace", "virtualization", "apparmor"]
     assert all(probe["status"] in {"ok", "info", "unknown", "problem"} and probe["summary"] for probe in data["probes"])
+
+
+def test_exported_variables_that_compose_would_take_over_the_env_file_are_a_problem() -> None:
+    """Compose fills ${VAR} from the shell first: doctor names what this shell would change."""
+    profile = str(ROOT / "profiles" / "vps-nat.toml")
+    shell = {"TZ": "Mars/Olympus_Mons", "ACD_SIP_PORT": "5999", "POSTGRES_PASSWORD": "x"}
+    result = run_cli("doctor", profile, "--root", str(FIXTURES / "vps"), "--format", "json", env=shell)
+    data = json.loads(result.stdout)
+    probe = next(probe for probe in data["probes"] if probe["name"] == "shell environment")
+    assert probe["status"] == "problem"
+    # Secrets come from secrets/<service>.env, which the shell cannot override: not named.
+    assert probe["facts"]["overridden"] == "ACD_SIP_PORT,TZ"
+    assert result.returncode == 1
+    same = run_cli("doctor", profile, "--root", str(FIXTURES / "vps"), "--format", "json", env={"TZ": compile_example(ROOT / "profiles" / "vps-nat.toml").plan.env_map["TZ"]})
+    probe = next(probe for probe in json.loads(same.stdout)["probes"] if probe["name"] == "shell environment")
+    assert "TZ" not in probe["facts"].get("overridden", "").split(","), "the same value changes nothing"

@@ -87,6 +87,28 @@ def test_never_overwrites_without_force(tmp_path: Path) -> None:
     assert profile.is_file()
 
 
+def test_force_keeps_a_backup_of_the_sidecar_and_the_profile(tmp_path: Path) -> None:
+    """Like `build --force`: the replaced files are kept as .bak, then .bak.2; never overwritten."""
+    profile = tmp_path / "omnivoip.toml"
+    sidecar = tmp_path / "omnivoip.secrets.toml"
+    profile.write_text("# my profile\n")
+    sidecar.write_text('postgres_password = "live-password-0123456789"\n')
+    sidecar.chmod(0o600)
+    args = ("import", str(REFERENCE), "-o", str(profile), "--public-ip", "203.0.113.10", "--force")
+    first = run_cli(*args)
+    assert first.returncode == 0, first.stderr
+    backup = tmp_path / "omnivoip.secrets.toml.bak"
+    assert backup.read_text() == 'postgres_password = "live-password-0123456789"\n'
+    assert stat.S_IMODE(backup.stat().st_mode) == 0o600
+    assert (tmp_path / "omnivoip.toml.bak").read_text() == "# my profile\n"
+    assert f"kept the previous {sidecar} as {backup}" in first.stdout
+    sidecar.write_text('postgres_password = "second-live-password-0123"\n')
+    assert run_cli(*args).returncode == 0
+    assert backup.read_text() == 'postgres_password = "live-password-0123456789"\n'
+    assert "second-live-password" in (tmp_path / "omnivoip.secrets.toml.bak.2").read_text()
+    assert not (tmp_path / "omnivoip.toml.bak.2").exists(), "an unchanged profile needs no second backup"
+
+
 def test_missing_facts_exit_2_and_write_nothing(tmp_path: Path) -> None:
     profile = tmp_path / "omnivoip.toml"
     result = run_cli("import", str(REFERENCE), "-o", str(profile))

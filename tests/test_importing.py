@@ -296,3 +296,41 @@ def test_no_rtp_range_needs_calls(variant: Path) -> None:
     with pytest.raises(ImportRefused, match="--calls"):
         import_from(variant, public_ip="203.0.113.10")
     assert import_from(variant, public_ip="203.0.113.10", calls=10).profile.capacity.concurrent_calls == 10
+
+
+def test_only_values_proven_harmless_are_printed(variant: Path) -> None:
+    """Service variables the generated compose does not set are listed for the operator: a value is
+    shown only when its name or its shape proves it harmless, and no URL shows its credentials."""
+    hidden = {
+        "DB_PWD": "Pw-4417-hidden",
+        "APIKEY": "k3y-4417-hidden",
+        "SMTP_AUTH": "smtp-4417-hidden",
+        "AWS_ACCESS_KEY_ID": "AKIA4417HIDDEN",
+        "DATABASE_URL": "postgres://app:db-4417-hidden@db.example.com:5432/app",
+        "SENTRY_DSN": "https://dsn4417hidden@o0.ingest.sentry.io/4417",
+        "WEBHOOK": "https://hooks.example.com/services/T0/B0/hook4417hidden",
+        "MOTTO": "a sentence 4417 hidden",
+        "PIN_PASSWORD": "441799",
+    }
+    shown = {"WORKER_COUNT": "4", "FEATURE_X": "true", "SMTP_HOST": "smtp.example.com", "METRICS_ADDRESS": "10.0.0.5:9100", "APP_LOG_LEVEL": "warning"}
+    lines = "".join(f"      {key}: {value!r}\n" for key, value in {**hidden, **shown}.items())
+    edit(variant / "prod-env" / "docker-compose.yml", "      CELERY_BROKER_URL: ${CELERY_BROKER_URL}\n    networks:", f"      CELERY_BROKER_URL: ${{CELERY_BROKER_URL}}\n{lines}    networks:")
+    imported = import_from(variant, public_ip="203.0.113.10")
+    report = render_report(imported, profile_path="p.toml", secrets_path="p.secrets.toml")
+    assert "celery-beat environment" in report
+    assert "hidden" not in report and "441799" not in report
+    for key in hidden:
+        assert f"{key}=***" in report or f"{key}='" in report, key
+    assert "SENTRY_DSN=***" in report
+    assert "DATABASE_URL='postgres://***@db.example.com:5432/***'" in report  # a URL under an unknown name: scheme and host
+    assert "WEBHOOK='https://hooks.example.com/***'" in report
+    for key, value in shown.items():
+        assert f"{key}={value!r}" in report
+
+
+def test_urls_in_changed_env_values_lose_their_credentials(variant: Path) -> None:
+    edit(variant / "prod-env" / ".env", "BUCKET_ENDPOINT_MINIO=http://${OML_HOSTNAME}", "BUCKET_ENDPOINT_MINIO=http://minio:minio-4417-pw@${OML_HOSTNAME}")
+    imported = import_from(variant, public_ip="203.0.113.10")
+    report = render_report(imported, profile_path="p.toml", secrets_path="p.secrets.toml")
+    assert "BUCKET_ENDPOINT_MINIO: 'http://***@" in report
+    assert "minio-4417-pw" not in report

@@ -127,13 +127,14 @@ def _count(monkeypatch: pytest.MonkeyPatch, folder: Path) -> list[str]:
     return faults.calls
 
 
-def test_first_build_failing_at_any_step_keeps_generated_secrets_or_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No sidecar yet: wherever the build fails, either nothing exists, or the sidecar
-    holds every secret and the next build deploys exactly those (never regenerates)."""
+def test_first_build_failing_at_any_step_leaves_no_secrets_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No sidecar yet: wherever the build fails, it undoes its writes and takes its generated
+    secrets back (nothing survives: no sidecar, no output); where it succeeds
+    despite the fault (a best-effort step), the next build deploys exactly those secrets."""
     base = tmp_path / "base"
     make_site(base)
     steps = _count(monkeypatch, base)
-    kept_secrets = 0
+    failures = 0
     for step, name in enumerate(steps):
         folder = copy_tree(base, tmp_path / f"run-{step}")
         profile = folder / "site.toml"
@@ -147,17 +148,35 @@ def test_first_build_failing_at_any_step_keeps_generated_secrets_or_nothing(tmp_
                 failed = True
         sidecar = folder / "site.secrets.toml"
         if failed:
+            failures += 1
             assert photograph(folder / "out") == {}, f"step {step} (os.{name}) left output behind"
-        if sidecar.exists():
-            kept_secrets += failed
-            secrets = sidecar_of(profile)
-            assert set(secrets) == set(SECRET_NAMES)
-            assert stat.S_IMODE(sidecar.stat().st_mode) == 0o600
-            build(profile, folder / "out", environ={})
-            assert sidecar_of(profile) == secrets, "secrets must never be regenerated"
-            env = env_of(folder / "out")
-            assert {name: env[key] for name, key in ENV_SECRET_KEYS.items()} == {name: secrets[name] for name in ENV_SECRET_KEYS}
-    assert kept_secrets > 10, "the output write fails after the sidecar is written in most steps"
+            left = sorted(path.name for path in folder.iterdir())
+            assert left == ["site.toml"], f"step {step} (os.{name}) left {left} behind"
+            continue
+        secrets = sidecar_of(profile)
+        assert set(secrets) == set(SECRET_NAMES)
+        assert stat.S_IMODE(sidecar.stat().st_mode) == 0o600
+        build(profile, folder / "out", environ={})
+        assert sidecar_of(profile) == secrets, "secrets must never be regenerated"
+        assert _secrets_in(folder / "out") == {name: secrets[name] for name in ENV_SECRET_KEYS}
+    assert failures > 10, "most steps of a first build can fail"
+
+
+def test_failed_write_that_could_not_undo_itself_keeps_the_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the rollback is incomplete, an output may hold the new secrets: the sidecar keeps them."""
+    import omnigen.pipeline
+
+    profile = make_site(tmp_path)
+
+    def half_written(*args: object, before_write: object, **kwargs: object) -> None:
+        assert callable(before_write)
+        before_write()
+        raise OutputError("cannot write the output; could not restore everything", folder_changed=True)
+
+    monkeypatch.setattr(omnigen.pipeline, "write_outputs", half_written)
+    with pytest.raises(OutputError):
+        build(profile, tmp_path / "out", environ={}, token=fake_token)
+    assert set(sidecar_of(profile)) == set(SECRET_NAMES)
 
 
 def test_rebuild_failing_at_any_step_leaves_output_and_secrets_byte_identical(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -203,3 +222,75 @@ def test_turning_a_component_off_removes_its_files_unless_edited(tmp_path: Path)
     edited.write_text(edited.read_text() + "# mine\n")
     again = build(profile, out, environ={"OMNIGEN_COMPONENTS__WEBRTC": "false"}, token=fake_token)
     assert gone[0] in again.report.foreign and edited.read_text().endswith("# mine\n")
+
+
+# A build process that waits for its orders: imports and template compilation happen once, before
+# the race, so two processes given the same order at the same moment really do build at the same time.
+_RACER = r"""
+import json, sys
+from omnigen.cli import main
+for line in sys.stdin:
+    code = main(json.loads(line))
+    sys.stdout.write(f"EXIT {code}\n")
+    sys.stdout.flush()
+"""
+
+
+class _Racer:
+    def __init__(self, cwd: Path) -> None:
+        import subprocess
+        import sys
+
+        env = {key: value for key, value in os.environ.items() if not key.upper().startswith("OMNIGEN_")}
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _RACER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=cwd, env=env
+        )
+
+    def order(self, *argv: str) -> None:
+        import json
+
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(list(argv)) + "\n")
+        self.process.stdin.flush()
+
+    def result(self) -> int:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        assert line.startswith("EXIT "), line
+        return int(line.split()[1])
+
+    def stop(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
+def _secrets_in(out: Path) -> dict[str, str]:
+    env = env_of(out)
+    return {name: env[key] for name, key in ENV_SECRET_KEYS.items()}
+
+
+@pytest.mark.parametrize("same_folder", [True, False], ids=["same-folder", "two-folders"])
+def test_racing_first_builds_deploy_the_secrets_of_the_sidecar(tmp_path: Path, same_folder: bool) -> None:
+    """Two real processes build a new profile at the same moment, 20 times: both succeed
+    and every folder written holds exactly the secrets the sidecar holds."""
+    racers = [_Racer(tmp_path), _Racer(tmp_path)]
+    try:
+        warm = make_site(tmp_path / "warm")
+        for racer in racers:  # import everything and compile the templates before racing
+            racer.order("build", "-q", str(warm), "-o", str(tmp_path / "warm" / "out"))
+            assert racer.result() == 0
+        for round_number in range(20):
+            folder = tmp_path / f"round-{round_number}"
+            profile = make_site(folder)
+            outs = [folder / "out"] * 2 if same_folder else [folder / "out-a", folder / "out-b"]
+            for racer, out in zip(racers, outs, strict=True):
+                racer.order("build", "-q", str(profile), "-o", str(out))
+            codes = [racer.result() for racer in racers]
+            assert codes == [0, 0], f"round {round_number}: exit codes {codes}"
+            sidecar = sidecar_of(profile)
+            for out in set(outs):
+                assert _secrets_in(out) == {name: sidecar[name] for name in ENV_SECRET_KEYS}, f"round {round_number}: {out}"
+    finally:
+        for racer in racers:
+            racer.stop()

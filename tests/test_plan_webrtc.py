@@ -39,7 +39,8 @@ def test_edge_output_snapshot(compiled: Compiled, relative: str, snapshot_as) ->
 def test_without_webrtc_nothing_of_the_edge_is_generated(profile: Path) -> None:
     compiled = compile_example(profile)
     assert compiled.plan.webrtc is None
-    assert tuple(compiled.files) == tuple(dest for _, dest in OUTPUTS)
+    assert tuple(compiled.files) == tuple(dest for _, dest in OUTPUTS) + tuple(compiled.plan.secret_env)
+    assert "secrets/kamailio.env" not in compiled.files
     for text in compiled.files.values():
         assert "kamailio" not in text.lower() and "rtpengine" not in text.lower() and "WEBRTC_" not in text
 
@@ -135,7 +136,7 @@ def test_edge_services_use_the_planned_addresses_ports_and_commands(compiled: Co
 
 def test_kamailio_config_holds_no_secret(compiled: Compiled) -> None:
     secret = compiled.plan.env_map["WEBRTC_AUTH_SECRET"]
-    assert all(secret not in text for name, text in compiled.files.items() if name != ".env")
+    assert all(secret not in text for name, text in compiled.files.items() if name not in compiled.plan.secret_files)
 
 
 def test_pjsip_trusts_kamailio_at_its_static_address(compiled: Compiled) -> None:

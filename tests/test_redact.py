@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from urllib.parse import quote
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from omnigen.formats.dotenv import encode_value
-from omnigen.redact import MASK, Redactor, env_values, spellings
+from omnigen.redact import HIDDEN, MASK, Redactor, env_values, shown_value, spellings
 
 SECRET = 'p@ss/w:rd#1$x"\\'
 
@@ -53,3 +54,29 @@ def test_no_secret_survives_masking_in_any_spelling(secret: str, around: str) ->
     for form in (secret, quote(secret, safe=""), encode_value(secret)[1:-1], json.dumps(secret)[1:-1]):
         masked = redactor.text(around + form + around)
         assert form not in masked or form in around
+
+
+@given(
+    user=st.text(alphabet=st.characters(blacklist_characters="@/?#:", blacklist_categories=("Cs",)), min_size=1, max_size=20),
+    password=st.text(alphabet=st.characters(blacklist_characters="@/?#", blacklist_categories=("Cs",)), min_size=1, max_size=20),
+    key=st.sampled_from(["DATABASE_URL", "BROKER", "X", "POSTGRES_HOST", "SENTRY_DSN"]),
+    plain=st.booleans(),
+)
+def test_no_url_shows_its_credentials(user: str, password: str, key: str, plain: bool) -> None:
+    shown = shown_value(key, f"postgres://{user}:{password}@db.example.com:5432/app", plain_key=plain)
+    assert f"{user}:{password}" not in shown
+
+
+@pytest.mark.parametrize("key", ["DB_PWD", "APIKEY", "SMTP_AUTH", "AWS_ACCESS_KEY_ID", "SENTRY_DSN", "MY_PASSPHRASE", "GH_TOKEN"])
+def test_credential_names_hide_even_harmless_looking_values(key: str) -> None:
+    for value in ("1234", "true", "db.example.com", "hunter2"):
+        assert shown_value(key, value) == HIDDEN
+
+
+def test_values_are_shown_only_when_proven_harmless() -> None:
+    assert shown_value("WORKERS", "4") == "'4'"
+    assert shown_value("SMTP_HOST", "anything-goes") == "'anything-goes'"  # the name says it is a host
+    assert shown_value("UPSTREAM", "10.0.0.1:8080") == "'10.0.0.1:8080'"
+    assert shown_value("UPSTREAM", "api.example.com") == "'api.example.com'"
+    assert shown_value("MOTTO", "correct horse battery staple") == HIDDEN
+    assert shown_value("ACCESS", "AKIAIOSFODNN7EXAMPLE") == HIDDEN

@@ -531,3 +531,40 @@ def test_a_parent_symlink_of_your_own_is_followed(tmp_path: Path, holder_mode: i
     out = _symlinked_parent(tmp_path, owner=os.geteuid(), holder_mode=holder_mode)
     write(out, OLD, "one")
     assert (tmp_path / "real" / "out" / "docker-compose.yml").read_text() == OLD["docker-compose.yml"]
+def test_a_folder_another_build_created_after_the_survey_is_not_overwritten(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Surveyed as absent, created by a concurrent build (another profile) before this one writes:
+    writing from that survey would replace the other's files without a look. Refused instead."""
+    out = tmp_path / "out"
+
+    def other_build_meanwhile() -> None:
+        write(out, OLD, "other")
+
+    with pytest.raises(OutputError, match="another omnigen build created this folder meanwhile"):
+        write_outputs(out, NEW, SECRET_FILES, manifest_for(NEW, "mine"), before_write=other_build_meanwhile)
+    assert_final(out, OLD, "other")
+
+
+def test_the_secrets_lock_serialises_builds_and_leaves_no_file(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    from omnigen.write import sidecar_lock, sidecar_lock_path
+
+    sidecar = tmp_path / "site.secrets.toml"
+    order: list[str] = []
+    waited = threading.Event()
+
+    def second() -> None:
+        with sidecar_lock(sidecar, on_wait=waited.set):
+            order.append("second")
+
+    with sidecar_lock(sidecar):
+        assert sidecar_lock_path(sidecar).exists()
+        thread = threading.Thread(target=second)
+        thread.start()
+        assert waited.wait(timeout=30), "the second build did not wait"
+        time.sleep(0.05)  # the second build is blocked on the lock, not merely slow
+        order.append("first")
+    thread.join(timeout=30)
+    assert order == ["first", "second"]
+    assert not sidecar_lock_path(sidecar).exists()

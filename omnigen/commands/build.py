@@ -2,7 +2,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from omnigen.profile import Profile
 
 HELP = "compile profiles into docker-compose.yml, .env and the service configs"
 EPILOG = """examples:
@@ -61,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
 
     args.profiles = profile_arguments(args.profiles)
     if len(args.profiles) <= 1:
-        result = build(args.profiles[0] if args.profiles else None, args.output, force=args.force)
+        profile = args.profiles[0] if args.profiles else None
+        result = build(profile, args.output, force=args.force, on_wait=_waiting(profile, args.quiet))
         if not args.quiet:
             print(_summary(result))
         _print_warnings(result)
@@ -69,17 +75,60 @@ def run(args: argparse.Namespace) -> int:
     return _batch(args)
 
 
+def _load_all(profiles: list[Path], out_root: Path | None) -> tuple[dict[Path, Profile], list[str]]:
+    """Every profile that loads, and the folders two of them would write: the second would
+    silently replace the first's files (and leave them out of step with the first's sidecar)."""
+    import os
+
+    from omnigen.errors import OmnigenError
+    from omnigen.pipeline import output_dir
+    from omnigen.profile import load_profile
+
+    loaded: dict[Path, Profile] = {}
+    writers: dict[str, list[Path]] = {}
+    shown: dict[str, Path] = {}
+    for path in profiles:
+        try:
+            profile = load_profile(path, dict(os.environ))
+        except OmnigenError:
+            continue  # reported when the batch builds it
+        loaded[path] = profile
+        folder = output_dir(path, profile, None, out_root)
+        key = os.path.realpath(folder)
+        writers.setdefault(key, []).append(path)
+        shown.setdefault(key, folder)
+    clashes = [
+        f"{shown[key]}: {' and '.join(map(str, paths))} would all write this folder; "
+        "give each profile its own project.name, or build them one at a time with -o"
+        for key, paths in writers.items()
+        if len(paths) > 1
+    ]
+    return loaded, clashes
+
+
 def _batch(args: argparse.Namespace) -> int:
     """Many profiles in one process: templates compile once, and one bad profile does not stop the rest."""
     from omnigen.errors import EXIT_BAD_INPUT, OmnigenError
     from omnigen.pipeline import build
 
+    loaded, clashes = _load_all(args.profiles, args.output)
+    if clashes:
+        for clash in clashes:
+            print(clash, file=sys.stderr)
+        print("nothing was built", file=sys.stderr)
+        return EXIT_BAD_INPUT
     failures = 0
     worst = 0
     progress = _progress(len(args.profiles)) if sys.stderr.isatty() and not args.quiet else None
     for path in args.profiles:
         try:
-            result = build(path, force=args.force, out_root=args.output)
+            result = build(
+                path,
+                force=args.force,
+                out_root=args.output,
+                on_wait=_waiting(path, args.quiet or progress is not None),
+                loaded_profile=loaded.get(path),
+            )
             if not args.quiet and progress is None:
                 print(_summary(result))
             if progress is None:
@@ -93,6 +142,14 @@ def _batch(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"{len(args.profiles) - failures} of {len(args.profiles)} profiles built", file=sys.stderr)
     return worst if failures else 0 if worst == 0 else EXIT_BAD_INPUT
+
+
+def _waiting(profile: Path | None, quiet: bool) -> Callable[[], None] | None:
+    """What to say while another build of the same profile holds its secrets lock."""
+    if quiet:
+        return None
+    name = profile if profile is not None else "the default profile"
+    return lambda: print(f"{name}: waiting for another omnigen build of this profile to finish (its secrets are locked)", file=sys.stderr)
 
 
 def _progress(total: int):  # type: ignore[no-untyped-def]

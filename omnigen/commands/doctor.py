@@ -10,7 +10,8 @@ from pathlib import Path
 HELP = "diagnose the machine Docker runs on: host kind, AppArmor/runc, rootless, userland-proxy, free ports"
 EPILOG = """examples:
   omnigen doctor                       probe this machine and suggest host.kind
-  omnigen doctor site.toml             also compare with the profile and try binding its ports
+  omnigen doctor site.toml             also compare with the profile, try binding its ports, and name
+                                       exported variables docker compose would take over .env
   omnigen doctor --format json         the probes and the diagnosis as JSON
   omnigen doctor --root /mnt/ct101     read /proc, /etc, /sys of another root (no commands are run)
 Needs neither root nor a running Docker daemon; what it cannot find out is reported as unknown, with the reason.

@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="the Compose project the running stack was started as (-p or COMPOSE_PROJECT_NAME in the shell); default: what Compose picks from the files",
     )
-    parser.add_argument("--force", action="store_true", help="overwrite an existing profile and secrets sidecar")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing profile and secrets sidecar, keeping a .bak of each")
 
 
 def compose_files(source: Path) -> list[str]:
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from omnigen.importing import ImportOptions, import_deployment, render_report
     from omnigen.lint import list_dir, read_text
     from omnigen.profile import secrets_path_for
-    from omnigen.write import write_file_atomic
+    from omnigen.write import keep_backup, write_file_atomic
 
     files = compose_files(args.source)
     root = args.source if args.source.is_dir() else args.source.parent
@@ -93,8 +93,13 @@ def run(args: argparse.Namespace) -> int:
         secrets_name=secrets_path.name,
         compose_folder=Path(files[0]).resolve().parent.name,
     )
+    # --force replaces them, but never loses them: the old sidecar may hold the only copy of live passwords.
+    backups = [keep_backup(secrets_path, imported.secrets_text, 0o600), keep_backup(profile_path, imported.profile_text, 0o644)]
     # The sidecar first: a profile without its secrets would get new ones on the first build.
     write_file_atomic(secrets_path, imported.secrets_text, 0o600)
     write_file_atomic(profile_path, imported.profile_text, 0o644)
     sys.stdout.write(render_report(imported, profile_path=str(profile_path), secrets_path=str(secrets_path)))
+    for original, backup in zip((secrets_path, profile_path), backups, strict=True):
+        if backup is not None:
+            sys.stdout.write(f"kept the previous {original} as {backup}\n")
     return 0

@@ -571,7 +571,7 @@ def healthcheck_auth(deployment: Deployment, _: RuleContext) -> Iterator[Hit]:
     for name, service in deployment.services.items():
         command = service.get("command")
         command_text = " ".join(map(str, command)) if isinstance(command, list) else str(command or "")
-        if "--requirepass" not in command_text:
+        if "requirepass" not in command_text:  # `--requirepass X`, or a config line fed to `redis-server -`
             continue
         check = service.get("healthcheck")
         test = check.get("test") if isinstance(check, dict) else None
@@ -579,7 +579,7 @@ def healthcheck_auth(deployment: Deployment, _: RuleContext) -> Iterator[Hit]:
         if "redis-cli" in test_text and not _REDIS_AUTH.search(test_text) and "REDISCLI_AUTH" not in deployment.service_env(name):
             yield Hit(
                 deployment.where("services", name, "healthcheck", "test"),
-                f"service {name!r} runs redis-server --requirepass, but its healthcheck calls redis-cli without a password (set REDISCLI_AUTH)",
+                f"service {name!r} runs redis-server with requirepass, but its healthcheck calls redis-cli without a password (set REDISCLI_AUTH)",
                 name,
                 (deployment.where("services", name, "command"),),
             )

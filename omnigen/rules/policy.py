@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import ipaddress
 import posixpath
+import re
 from collections.abc import Iterator
 from typing import Any
 
 from omnigen.deployment import Deployment, Mount, truthy
 from omnigen.formats.composeports import PortSpec, parse_port
+from omnigen.redact import looks_like_credential_name
 from omnigen.rules import Hit, RuleContext, rule
 
 # CIS 5.6 names /, /boot, /dev, /etc, /lib, /proc, /sys, /usr; the rest hold the same kind of host state.
@@ -367,3 +369,38 @@ def image_or_build(deployment: Deployment, _: RuleContext) -> Iterator[Hit]:
             continue  # an image from an unset variable is reported as undefined-variable
         if not service.get("image") and not service.get("build"):
             yield Hit(deployment.where("services", name), f"service {name!r} has neither image nor build", name)
+
+
+# Options that take a password as their value, and redis-cli's `-a` (a redis-cli in the same text).
+_PASSWORD_OPTION = re.compile(r"(?:^|[\s'\"])(--requirepass|--masterauth|--password|--passwd|--pass|--secret|--token|--api-key)(?:[\s=]+)(?=\S)")
+_REDIS_CLI_AUTH = re.compile(r"redis-cli\b.*?(?:^|\s)(-a)\s+\S")
+# Compose interpolation: `${NAME...}` or `$NAME`, not `$$` (a literal `$` the container's shell expands).
+_INTERPOLATED = re.compile(r"(?<!\$)(?:\$\$)*\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))")
+
+
+def _argv_parts(deployment: Deployment, name: str, service: dict[str, Any]) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """(path, text) of every command line a service's containers run: command, entrypoint, healthcheck test."""
+    for path in (("command",), ("entrypoint",), ("healthcheck", "test")):
+        value = _nested(service, *path)
+        items = list(enumerate(value)) if isinstance(value, list) else [(None, value)] if value else []
+        for index, item in items:
+            full = ("services", name, *path) if index is None else ("services", name, *path, index)
+            yield full, str(item)
+
+
+@rule("OV116", "secret-in-command", "error", "A secret on a command line is readable by every local user (ps, /proc/PID/cmdline), and shows in docker inspect and in Swarm service specs. Pass it in the environment or a file.", "CIS 5.x (secrets); CWE-214 Invocation of Process Using Visible Sensitive Information")
+def secret_in_command(deployment: Deployment, _: RuleContext) -> Iterator[Hit]:
+    for name, service in _services(deployment):
+        for path, text in _argv_parts(deployment, name, service):
+            raw = deployment.raw_strings.get(path, "")
+            secret_names = sorted(variable for variable in _interpolated_names(raw) if looks_like_credential_name(variable))
+            option = _PASSWORD_OPTION.search(text) or _REDIS_CLI_AUTH.search(text)
+            if secret_names:
+                what = ", ".join(f"${{{secret}}}" for secret in secret_names)
+                yield Hit(deployment.where(*path), f"service {name!r} puts {what} on a command line ({'/'.join(map(str, path[2:]))}): every local user can read it with ps; pass it in the environment or a file", name)
+            elif option is not None:
+                yield Hit(deployment.where(*path), f"service {name!r} passes a password with {option.group(1)} on a command line ({'/'.join(map(str, path[2:]))}): every local user can read it with ps; pass it in the environment or a file (redis-cli: REDISCLI_AUTH)", name)
+
+
+def _interpolated_names(raw: str) -> set[str]:
+    return {match.group("braced") or match.group("bare") for match in _INTERPOLATED.finditer(raw)}

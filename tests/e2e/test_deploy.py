@@ -168,13 +168,16 @@ def test_containers_have_the_planned_limits_and_users(deployment: Deployment) ->
 
 
 def test_redis_is_healthy_only_because_its_health_check_authenticates(deployment: Deployment) -> None:
-    """The stand-in enforces --requirepass like Redis: healthy means the check sent the generated password."""
+    """The stand-in enforces requirepass (read from stdin, as Redis does): healthy means the check sent the generated password."""
     redis = next(c for c in containers(deployment) if service_of(c) == "redis")
     port = str(deployment.plan.listen["redis"])
     with_password = deployment.engine.docker("exec", str(redis["Id"]), "redis-cli", "-p", port, "ping")
     without = deployment.engine.docker("exec", "--env", "REDISCLI_AUTH=", str(redis["Id"]), "redis-cli", "-p", port, "ping")
     assert with_password.stdout.strip() == "PONG"
     assert without.stdout.strip() == "NOAUTH Authentication required."
+    # ...and the password is in no command line the engine keeps (docker inspect shows Cmd and Entrypoint).
+    password = deployment.plan.env_map["REDIS_PASSWORD"]
+    assert password not in " ".join([*(redis["Config"]["Cmd"] or []), *(redis["Config"]["Entrypoint"] or [])])
 
 
 def received_by_asterisk(deployment: Deployment, payload: str, timeout: float = 15) -> str:
