@@ -101,7 +101,7 @@ def deployments_below(folder: str) -> list[str]:
     return [
         name
         for name in names
-        if not name.startswith(".") and os.path.isdir(posixpath.join(folder, name)) and default_compose_files(posixpath.join(folder, name), os.path.isfile)[0]
+        if not name.startswith(".") and os.path.isdir(posixpath.join(folder, name)) and default_compose_files(posixpath.join(folder, name), os.path.exists)[0]
     ]
 
 
