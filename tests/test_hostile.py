@@ -356,20 +356,31 @@ def billion_laughs() -> str:
 
 
 COMPOSE_APP = "services:\n  app:\n    image: busybox:1.36\n"
+# `import` reads a deployment with the same loader as `lint`: a few cases show it, lint takes them all.
+# `import` reads a deployment with the same loader as `lint`: lint takes every case, import a few.
+IMPORT_TOO = {"billion-laughs", "recursive-alias", "env-file-dev-zero", "dotenv-fifo"}
 
 
-@pytest.mark.parametrize(
-    ("name", "text", "expected"),
-    [
-        ("billion-laughs", billion_laughs(), "aliases expand to more than"),
-        ("merge-key-laughs", COMPOSE_APP + "x-m0: &m0 {a: 1}\n" + "".join(f"x-m{i}: &m{i} {{<<: [*m{i - 1}, *m{i - 1}], k{i}: 1}}\n" for i in range(1, 40)), "aliases expand"),
-        ("recursive-alias", COMPOSE_APP + "x-loop: &loop [1, *loop]\n", "recursive alias"),
-        ("recursive-merge", "services:\n  app: &app\n    image: busybox:1.36\n    <<: *app\n", "recursive alias"),
-        ("deep-nesting", COMPOSE_APP + "x-deep:\n" + "".join("  " * level + "k:\n" for level in range(1, 300)) + "  " * 300 + "v\n", "nested more than 200 levels"),
-    ],
-)
-@pytest.mark.parametrize("command", ["lint", "import"])
-def test_yaml_that_expands_without_bound_is_refused(tmp_path: Path, name: str, text: str, expected: str, command: str) -> None:
+def _with_commands(cases: list[tuple[str, Any, str]]) -> list[Any]:
+    return [
+        pytest.param(command, name, value, expected, id=f"{command}-{name}")
+        for name, value, expected in cases
+        for command in ("lint", "import")
+        if command == "lint" or name in IMPORT_TOO
+    ]
+
+
+YAML_BOMBS = [
+    ("billion-laughs", billion_laughs(), "aliases expand to more than"),
+    ("merge-key-laughs", COMPOSE_APP + "x-m0: &m0 {a: 1}\n" + "".join(f"x-m{i}: &m{i} {{<<: [*m{i - 1}, *m{i - 1}], k{i}: 1}}\n" for i in range(1, 40)), "aliases expand"),
+    ("recursive-alias", COMPOSE_APP + "x-loop: &loop [1, *loop]\n", "recursive alias"),
+    ("recursive-merge", "services:\n  app: &app\n    image: busybox:1.36\n    <<: *app\n", "recursive alias"),
+    ("deep-nesting", COMPOSE_APP + "x-deep:\n" + "".join("  " * level + "k:\n" for level in range(1, 300)) + "  " * 300 + "v\n", "nested more than 200 levels"),
+]
+
+
+@pytest.mark.parametrize(("command", "name", "text", "expected"), _with_commands(YAML_BOMBS))
+def test_yaml_that_expands_without_bound_is_refused(tmp_path: Path, command: str, name: str, text: str, expected: str) -> None:
     folder = write_files(tmp_path / name, {"docker-compose.yml": text})
     extra = ["-o", str(tmp_path / "site.toml")] if command == "import" else []
     result = _bounded_cli(command, str(folder), *extra, cwd=tmp_path)
@@ -382,37 +393,34 @@ def _fifo(path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize(
-    ("layout", "expected"),
-    [
-        ({"docker-compose.yml": COMPOSE_APP + "    env_file: /dev/zero\n"}, "env_file is a character device"),
-        ({"docker-compose.yml": COMPOSE_APP + "    env_file: ./fifo.env\n", "fifo.env": None}, "env_file is a FIFO"),
-        ({"docker-compose.yml": COMPOSE_APP, ".env": None}, ".env file is a FIFO"),
-        ({"docker-compose.yml": COMPOSE_APP + "    env_file: ./big.env\n", "big.env": "sparse"}, "env_file is larger than"),
-    ],
-    ids=["env-file-dev-zero", "env-file-fifo", "dotenv-fifo", "env-file-huge"],
-)
-@pytest.mark.parametrize("command", ["lint", "import"])
-def test_env_files_that_never_end_or_hang_are_refused(tmp_path: Path, layout: dict[str, str | None], expected: str, command: str) -> None:
+ENDLESS_ENV_FILES: list[tuple[str, Any, str]] = [
+    ("env-file-dev-zero", {"docker-compose.yml": COMPOSE_APP + "    env_file: /dev/zero\n"}, "env_file is a character device"),
+    ("env-file-fifo", {"docker-compose.yml": COMPOSE_APP + "    env_file: ./fifo.env\n", "fifo.env": None}, "env_file is a FIFO"),
+    ("dotenv-fifo", {"docker-compose.yml": COMPOSE_APP, ".env": None}, ".env file is a FIFO"),
+    ("env-file-huge", {"docker-compose.yml": COMPOSE_APP + "    env_file: ./big.env\n", "big.env": "sparse"}, "env_file is larger than"),
+]
+
+
+@pytest.mark.parametrize(("command", "name", "layout", "expected"), _with_commands(ENDLESS_ENV_FILES))
+def test_env_files_that_never_end_or_hang_are_refused(tmp_path: Path, command: str, name: str, layout: dict[str, str | None], expected: str) -> None:
     folder = tmp_path / "deploy"
     folder.mkdir()
-    for name, text in layout.items():
+    for file, text in layout.items():
         if text is None:
-            _fifo(folder / name)
+            _fifo(folder / file)
         elif text == "sparse":
-            with open(folder / name, "wb") as handle:
+            with open(folder / file, "wb") as handle:
                 handle.truncate(64 << 20)
         else:
-            (folder / name).write_text(text)
+            (folder / file).write_text(text)
     extra = ["-o", str(tmp_path / "site.toml")] if command == "import" else []
     result = _bounded_cli(command, str(folder), *extra, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert expected in result.stderr and "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
-def test_lint_of_a_device_is_refused(tmp_path: Path, device: str) -> None:
-    result = _bounded_cli("lint", device, cwd=tmp_path)
+def test_lint_of_a_device_is_refused(tmp_path: Path) -> None:
+    result = _bounded_cli("lint", "/dev/zero", cwd=tmp_path)
     assert result.returncode == 2 and "is a character device, not a regular file" in result.stderr
 
 
@@ -429,7 +437,7 @@ def _profile_folder(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize(
     "command",
-    [["build"], ["check"], ["diff"], ["explain"], ["migrate"], ["build", "--force"]],
+    [["build"], ["check"], ["diff"], ["explain"], ["migrate"]],
     ids=lambda args: " ".join(args),
 )
 def test_a_fifo_profile_is_refused_by_every_command(tmp_path: Path, command: list[str]) -> None:
@@ -441,8 +449,10 @@ def test_a_fifo_profile_is_refused_by_every_command(tmp_path: Path, command: lis
 
 @pytest.mark.parametrize("command", ["build", "check", "diff", "explain"])
 def test_a_fifo_sidecar_is_refused(tmp_path: Path, command: str) -> None:
+    from omnigen.pipeline import build
+
     profile = _profile_folder(tmp_path)
-    assert _bounded_cli("build", str(profile), "-o", str(tmp_path / "out"), cwd=tmp_path).returncode == 0
+    build(profile, tmp_path / "out", environ={}, token=fake_token)
     sidecar = tmp_path / "site.secrets.toml"
     sidecar.unlink()
     _fifo(sidecar)
@@ -461,7 +471,7 @@ def test_a_profile_that_never_ends_is_refused(tmp_path: Path, source: str) -> No
         source = str(tmp_path / "huge.toml")
         with open(source, "wb") as handle:
             handle.truncate(2 << 30)
-    for command in ("build", "check", "migrate"):
+    for command in ("build", "check"):
         result = _bounded_cli(command, source, cwd=tmp_path)
         assert result.returncode == 2, (command, result.stderr)
         assert "not a regular file" in result.stderr or "is larger than 1 MiB" in result.stderr
