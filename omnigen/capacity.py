@@ -315,6 +315,11 @@ def port_plan(profile: Profile) -> PortPlan:
             ("minio", "MinIO console (debug)", 9001, "minio-console"),
             ("gearman", "Gearman (debug)", 4730, "gearman"),
         ):
+            if port in seen:
+                # Even on another address: with bind_ip 0.0.0.0 the two would collide, and one
+                # number for two services misleads whoever reads the port list.
+                owner = reserved[port]
+                raise CapacityError(owner, f"host port {port} is used by both {seen[port]} and network.expose_internal ({purpose}); give {owner} another port")
             internal.append(PortUse(service, purpose, "network.expose_internal", LOOPBACK, port, port, "tcp", listen))
             reserved.setdefault(port, "network.expose_internal")
 

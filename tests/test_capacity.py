@@ -215,3 +215,16 @@ def test_opus_bandwidth_is_its_payload_plus_the_same_overhead_as_g711(payload: f
     overhead = by_name["G.711"].stream_kbps() - 64
     assert by_name["Opus"].stream_kbps() == pytest.approx(payload + overhead)
     assert math.isclose(overhead, 23.2)
+
+
+def test_a_single_port_on_an_internal_debug_port_is_refused() -> None:
+    data = {
+        "schema_version": 1,
+        "project": {"name": "prop"},
+        "network": {"bind_ip": "192.168.1.10", "expose_internal": True},
+        "ports": {"https": 5432},
+        "capacity": {"concurrent_calls": 10},
+    }
+    with pytest.raises(ProfileError) as caught:
+        validate_profile(data, file="p.toml", text="", env={})
+    assert "host port 5432 is used by both ports.https and network.expose_internal (PostgreSQL (debug))" in str(caught.value)
