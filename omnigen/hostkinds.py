@@ -16,7 +16,7 @@ import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from omnigen import costs
+from omnigen import costs, reachability
 
 if TYPE_CHECKING:
     from omnigen.capacity import PortPlan
@@ -287,4 +287,12 @@ def plan_warnings(profile: Profile, ports: PortPlan) -> tuple[PlanWarning, ...]:
                 "the compose network",
             )
         )
+    if not profile.hosts and (advertised := _advertised_caveat(profile)):
+        found.append(advertised)
     return tuple(found)
+
+
+def _advertised_caveat(profile: Profile) -> PlanWarning | None:
+    key, address = profile.network.advertised
+    caveat = reachability.advertised_caveat(address)
+    return PlanWarning(key, caveat) if caveat else None

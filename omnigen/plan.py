@@ -808,8 +808,7 @@ def _adopts_a_database(profile: Profile) -> bool:
 
 def _asterisk_advertised(profile: Profile) -> ipaddress.IPv4Address:
     """What SIP/SDP advertise: the NAT address, else Asterisk's own LAN address (LAN modes), else the host's."""
-    network = profile.network
-    return network.public_ip or (network.lan.address if network.lan else network.bind_ip)
+    return profile.network.advertised[1]
 
 
 LAN_NETWORK_NAME = "omnivoip_lan"

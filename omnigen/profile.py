@@ -48,6 +48,7 @@ from omnigen.errors import InputFileError, InputIssue, ProfileError, UsageError
 from omnigen.fingerprint import SECRETS_SUFFIX, sidecar_path
 from omnigen.inputfile import MAX_TOML_BYTES, read_input
 from omnigen.placeholders import PLACEHOLDER_PATTERN
+from omnigen.reachability import bind_ip_refusal, public_ip_refusal
 from omnigen.tomlpos import key_lines
 
 SCHEMA_VERSION = 1
@@ -314,6 +315,16 @@ class Network(Frozen):
     _addresses_are_text = field_validator("subnet", "public_ip", "bind_ip", mode="before")(_address_as_text)
     _subnet_is_a_network = field_validator("subnet", mode="before")(_network_address)
 
+    @property
+    def advertised(self) -> tuple[str, ipaddress.IPv4Address]:
+        """What SIP/SDP advertise, and the key it comes from: the NAT address, else Asterisk's own LAN
+        address (LAN modes), else the host's (validation refuses a profile where that is 0.0.0.0)."""
+        if self.public_ip is not None:
+            return "network.public_ip", self.public_ip
+        if self.lan is not None:
+            return "network.lan.address", self.lan.address
+        return "network.bind_ip", self.bind_ip
+
     @field_validator("subnet")
     @classmethod
     def _subnet_size(cls, subnet: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
@@ -330,15 +341,15 @@ class Network(Frozen):
     @field_validator("public_ip")
     @classmethod
     def _public_ip(cls, ip: ipaddress.IPv4Address | None) -> ipaddress.IPv4Address | None:
-        if ip is not None and (ip.is_unspecified or ip.is_loopback or ip.is_multicast):
-            raise ValueError("public_ip must be a routable unicast address clients can reach")
+        if ip is not None and (refusal := public_ip_refusal(ip)):
+            raise ValueError(refusal)
         return ip
 
     @field_validator("bind_ip")
     @classmethod
     def _bind_ip(cls, ip: ipaddress.IPv4Address) -> ipaddress.IPv4Address:
-        if ip.is_multicast:
-            raise ValueError("bind_ip cannot be a multicast address")
+        if refusal := bind_ip_refusal(ip):
+            raise ValueError(refusal)
         return ip
 
 
@@ -565,8 +576,8 @@ class ClusterHost(Frozen):
     @field_validator("public_ip")
     @classmethod
     def _reachable(cls, ip: ipaddress.IPv4Address | None) -> ipaddress.IPv4Address | None:
-        if ip is not None and (ip.is_unspecified or ip.is_loopback or ip.is_multicast):
-            raise ValueError("public_ip must be a routable unicast address clients can reach")
+        if ip is not None and (refusal := public_ip_refusal(ip)):
+            raise ValueError(refusal)
         return ip
 
     @model_validator(mode="after")
