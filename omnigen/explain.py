@@ -177,8 +177,59 @@ def explain_data(profile: Profile, plan: Plan, layout: PortPlan | None, opus_kbp
         "publishing_cost": _costs(profile, plan),
         "bandwidth": _bandwidth(layout, opus_kbps),
         "sizing": _sizing(plan.sizing),
+        "firewall": _firewall(plan),
         "warnings": [{"key": warning.key, "message": warning.message} for warning in plan.warnings],
     }
+
+
+def _firewall(plan: Plan) -> dict[str, Any] | None:
+    firewall = plan.firewall
+    if firewall is None:
+        return None
+    return {
+        "openings": [
+            {
+                "protocol": opening.protocol,
+                "ports": opening.ports,
+                "address": opening.address,
+                "service": opening.service,
+                "purpose": opening.purpose,
+                "from": "network.sip_allow" if opening.sip and firewall.sip_allow else "anywhere",
+                "path": "direct to the LAN address (not published)" if opening.direct else "published by Docker",
+            }
+            for opening in firewall.openings
+        ],
+        "forwards": [
+            {"protocol": forward.protocol, "ports": forward.ports, "public_ip": forward.public_ip, "target": forward.target, "purpose": forward.purpose}
+            for forward in firewall.forwards
+        ],
+        "sip_allow": list(firewall.sip_allow),
+        "nftables": "firewall/nftables.conf",
+    }
+
+
+def _firewall_tables(firewall: dict[str, Any]) -> tuple[Table, ...]:
+    openings = Table(
+        "Firewall / security group: open exactly these (inbound)",
+        ("protocol", "port(s)", "to address", "from", "service", "how"),
+        tuple(
+            (row["protocol"], row["ports"], "any host address" if row["address"] == "0.0.0.0" else row["address"], row["from"], f"{row['service']}: {row['purpose']}", row["path"])
+            for row in firewall["openings"]
+        ),
+        (
+            f"{firewall['nftables']} applies the published ones on this host (nft -f; docs/firewall.md)",
+            *(("network.sip_allow: " + ", ".join(firewall["sip_allow"]),) if firewall["sip_allow"] else ()),
+        ),
+    )
+    if not firewall["forwards"]:
+        return (openings,)
+    forwards = Table(
+        "1:1 forwards from the public address (NAT, cloud or router): same port numbers",
+        ("protocol", "port(s)", "from", "to", "purpose"),
+        tuple((row["protocol"], row["ports"], row["public_ip"], row["target"], row["purpose"]) for row in firewall["forwards"]),
+        ("RTP must keep its port number: SDP advertises the public address with the container's port",),
+    )
+    return (openings, forwards)
 
 
 def _sizing(sized: Sizing | None) -> dict[str, Any] | None:
@@ -349,7 +400,8 @@ def explain_tables(data: dict[str, Any]) -> tuple[Table, ...]:
         ("key", "warning"),
         tuple((row["key"], row["message"]) for row in data["warnings"]) or (("", "none"),),
     )
-    return (summary, media, published, publishing, bandwidth, _sizing_table(data["sizing"]), warnings)
+    firewall = _firewall_tables(data["firewall"]) if data["firewall"] else ()
+    return (summary, media, published, *firewall, publishing, bandwidth, _sizing_table(data["sizing"]), warnings)
 
 
 def _host_cost(kind: str, proxy: bool, layout: PortPlan) -> dict[str, Any]:

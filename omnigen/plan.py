@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 from omnigen import __version__
 from omnigen.capacity import RTPENGINE_PORTS_PER_SIDE, RTPENGINE_SIDES_PER_CALL, PortPlan, RtpRange, dynamic_address_range, port_plan
+from omnigen.firewall import FirewallPlan, Published, firewall_plan
 from omnigen.hostkinds import PlanWarning, effective_userland_proxy, plan_warnings
 from omnigen.profile import VOLUME_KEYS, Profile, Secrets
 from omnigen.sizing import (
@@ -427,6 +428,8 @@ class Plan:
     webrtc: WebrtcPlan | None = None
     # How the containers' resources fit the host (single-host plans; explain prints it).
     sizing: Sizing | None = None
+    # What to open in front of the host, and firewall/nftables.conf (single-host plans).
+    firewall: FirewallPlan | None = None
     # Non-fatal host-kind and network-mode caveats: build and explain print them.
     warnings: tuple[PlanWarning, ...] = ()
     # Multi-host profiles (omnigen/cluster.py). A host's bundle plan runs only `services` (None:
@@ -504,6 +507,8 @@ OUTPUTS: tuple[tuple[str, str], ...] = (
     ("asterisk/pjsip.conf.j2", "asterisk/pjsip.conf"),
     ("nginx/nginx.conf.j2", "nginx/nginx.conf"),
 )
+
+FIREWALL_OUTPUTS: tuple[tuple[str, str], ...] = (("firewall/nftables.conf.j2", "firewall/nftables.conf"),)
 
 ACME_OUTPUTS: tuple[tuple[str, str], ...] = (
     ("tls/acme-renew.sh.j2", "tls/acme-renew.sh"),
@@ -907,13 +912,36 @@ def make_plan(profile: Profile, secrets: Secrets) -> Plan:
             "dialer": profile.workers.dialer,
         },
         outputs=OUTPUTS
+        + FIREWALL_OUTPUTS
         + ((("set-database-passwords.sh.j2", DATABASE_PASSWORD_SCRIPT),) if _adopts_a_database(profile) else ())
         + (ACME_OUTPUTS if profile.tls.mode == "acme" else ()),
         tls=_tls(profile),
-        warnings=plan_warnings(profile, layout) + _fit_warnings(profile) + _acme_warnings(profile, layout.http_port),
+        warnings=plan_warnings(profile, layout) + _fit_warnings(profile) + _acme_warnings(profile, layout.http_port) + _sip_allow_warnings(profile),
         volumes=tuple(VolumePlan(key, profile.volumes.adopted().get(key)) for key in VOLUME_KEYS),
     )
-    return _with_webrtc(plan, profile, secrets, layout) if profile.components.webrtc else plan
+    plan = _with_webrtc(plan, profile, secrets, layout) if profile.components.webrtc else plan
+    return replace(plan, firewall=_firewall(profile, plan))
+
+
+def _firewall(profile: Profile, plan: Plan) -> FirewallPlan:
+    published = tuple(Published(port.service, port.host_ip, port.host_start, port.host_end, port.protocol, port.purpose) for port in plan.all_published)
+    lan = plan.network.lan
+    direct: tuple[Published, ...] = ()
+    if lan is not None:
+        direct = (
+            Published("asterisk", lan.address, plan.sip_port, plan.sip_port, "udp", "SIP"),
+            Published("asterisk", lan.address, plan.sip_port, plan.sip_port, "tcp", "SIP"),
+            Published("asterisk", lan.address, plan.rtp.start, plan.rtp.end, "udp", "RTP media"),
+        )
+    return firewall_plan(
+        plan.project,
+        plan.network.subnet,
+        published,
+        plan.network.public_ip,
+        tuple(str(network) for network in profile.network.sip_allow),
+        direct,
+        lan.address if lan else None,
+    )
 
 
 def _adopts_a_database(profile: Profile) -> bool:
@@ -926,6 +954,19 @@ def _fit_warnings(profile: Profile) -> tuple[PlanWarning, ...]:
     if problem is None or problem.declared:
         return ()
     return (PlanWarning(problem.key, f"{problem.message}; {DEFAULT_SIZE_HINT}"),)
+
+
+def _sip_allow_warnings(profile: Profile) -> tuple[PlanWarning, ...]:
+    network = profile.network
+    if not network.sip_allow or network.lan is None:
+        return ()
+    return (
+        PlanWarning(
+            "network.sip_allow",
+            f"in {network.mode} mode SIP reaches {network.lan.address} directly, never through this host's forward chain, so "
+            "firewall/nftables.conf cannot limit it: apply network.sip_allow on the LAN's firewall (omnigen explain lists the openings)",
+        ),
+    )
 
 
 def _acme_warnings(profile: Profile, http_port: int) -> tuple[PlanWarning, ...]:

@@ -326,6 +326,22 @@ class Network(Frozen):
         default=None,
         description='The LAN Asterisk joins in mode "ipvlan" or "macvlan": parent interface, subnet, gateway, address.',
     )
+    sip_allow: tuple[ipaddress.IPv4Network, ...] = Field(
+        default=(),
+        max_length=256,
+        description=(
+            "Networks allowed to reach SIP (e.g. your trunk provider's and your offices' CIDRs); empty: everyone. "
+            "Enforced by firewall/nftables.conf on the published SIP port (docs/firewall.md)."
+        ),
+    )
+
+    @field_validator("sip_allow", mode="before")
+    @classmethod
+    def _sip_allow_is_text(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            for item in value:
+                _address_as_text(item)
+        return value
 
     @model_validator(mode="after")
     def _lan_matches_mode(self) -> Network:

@@ -248,11 +248,15 @@ def load_tls(profile: Profile, profile_path: Path, now: datetime.datetime, *, ge
 
 def write_sidecar(profile_path: Path, material: TlsMaterial) -> None:
     """Keep a generated certificate beside the profile: folder 0700, key 0600, certificate 0644."""
+    from omnigen.errors import OutputError
     from omnigen.write import SECRET_MODE, write_file_atomic
 
     folder = tls_sidecar_dir(profile_path)
-    folder.mkdir(mode=0o700, exist_ok=True)
-    os.chmod(folder, 0o700)
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(folder, 0o700)
+    except OSError as exc:
+        raise OutputError(f"{folder}: cannot create the folder for the generated certificate ({exc.strerror or exc})") from None
     write_file_atomic(folder / TLS_KEY, material.key_pem, SECRET_MODE)
     write_file_atomic(folder / TLS_CHAIN, material.chain_pem, 0o644)
 
