@@ -205,6 +205,23 @@ class NetworkPlan:
     lan: LanPlan | None = None
 
 
+@dataclass(frozen=True)
+class SitePlan:
+    """The operator's own Asterisk config (trunks, agents, dialplan, queues): `./site/asterisk/` beside
+    docker-compose.yml, which omnigen never writes, mounted read-only; the generated configs #tryinclude it
+    at their end, so a missing file is no error and the generated templates are defined before it."""
+
+    host_dir: str
+    container_dir: str
+    include_dir: str  # relative to Asterisk's astetcdir (/etc/asterisk), as #tryinclude resolves it
+
+    def include(self, name: str) -> str:
+        return f"{self.include_dir}/{name}"
+
+
+SITE = SitePlan(host_dir="./site/asterisk", container_dir="/etc/asterisk/site", include_dir="site")
+
+
 # nginxinc/nginx-unprivileged runs as this user and group: the private key must be readable by it alone.
 NGINX_UID = NGINX_GID = 101
 
@@ -425,6 +442,7 @@ class Plan:
     workers: dict[str, int]
     outputs: tuple[tuple[str, str], ...] = field(default=())
     tls: TlsPlan = field(default_factory=lambda: TLS)
+    site: SitePlan = field(default_factory=lambda: SITE)
     webrtc: WebrtcPlan | None = None
     # How the containers' resources fit the host (single-host plans; explain prints it).
     sizing: Sizing | None = None
