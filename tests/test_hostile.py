@@ -88,11 +88,11 @@ BENIGN = {
     ("tls", "acme_email"): "ops@example.com",
 }
 # Other keys a field needs set beside it to be used at all (tls.certificate only exists in mode "files").
-BENIGN_CONTEXT: dict[tuple[str, ...], dict[tuple[str, ...], str]] = {
-    ("tls", "certificate"): {("tls", "mode"): "files", ("tls", "key"): "certs/site-key.pem"},
-    ("tls", "key"): {("tls", "mode"): "files", ("tls", "certificate"): "certs/site-chain.pem"},
-    ("tls", "acme_email"): {("tls", "mode"): "acme", ("project", "domain"): "contact.example.com"},
-    ("tls", "acme_server"): {("tls", "mode"): "acme", ("project", "domain"): "contact.example.com", ("tls", "acme_email"): "ops@example.com"},
+BENIGN_CONTEXT: dict[tuple[str, ...], dict[tuple[str, ...], Any]] = {
+    ("tls", "certificate"): {("tls",): {"mode": "files", "key": "certs/site-key.pem"}},
+    ("tls", "key"): {("tls",): {"mode": "files", "certificate": "certs/site-chain.pem"}},
+    ("tls", "acme_email"): {("tls",): {"mode": "acme"}, ("project", "domain"): "contact.example.com"},
+    ("tls", "acme_server"): {("tls",): {"mode": "acme", "acme_email": "ops@example.com"}, ("project", "domain"): "contact.example.com"},
 }
 BENIGN_PREFIX = {("build",): "images/context"}
 
@@ -116,7 +116,7 @@ def string_fields(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> list[
     return found
 
 
-def _set(data: dict[str, Any], path: tuple[str, ...], value: str) -> None:
+def _set(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     for part in path[:-1]:
         data = data.setdefault(part, {})
     data[path[-1]] = value
