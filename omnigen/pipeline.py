@@ -20,7 +20,18 @@ from omnigen.render import render
 from omnigen.tls import Clock, TlsMaterial, load_tls, utc_now
 from omnigen.tls import write_sidecar as write_tls_sidecar
 from omnigen.verify import verify
-from omnigen.write import SECRET_MODE, FileRecord, Manifest, WriteReport, hand_over, loose_mode, sha256, sidecar_lock, write_file_atomic, write_outputs
+from omnigen.write import (
+    SECRET_MODE,
+    FileRecord,
+    Manifest,
+    WriteReport,
+    hand_over,
+    loose_mode,
+    sha256,
+    sidecar_lock,
+    write_file_atomic,
+    write_outputs,
+)
 
 
 @dataclass(frozen=True)

@@ -210,6 +210,7 @@ class Host(Frozen):
 
     cpus: float | None = Field(
         default=None,
+        examples=[1, 4, 1.5],
         gt=0,
         le=1024,
         description=(
@@ -221,6 +222,7 @@ class Host(Frozen):
     )
     memory: str | None = Field(
         default=None,
+        examples=["2G", "1536M"],
         pattern=MEMORY_PATTERN,
         description=(
             "Memory of the host (MemTotal, or the container's memory limit on LXC), e.g. 2G or 1536M (M and G are MiB and GiB). "
@@ -328,6 +330,7 @@ class Network(Frozen):
     )
     sip_allow: tuple[ipaddress.IPv4Network, ...] = Field(
         default=(),
+        examples=[["198.51.100.0/24", "203.0.113.64/26"]],
         max_length=256,
         description=(
             "Networks allowed to reach SIP (e.g. your trunk provider's and your offices' CIDRs); empty: everyone. "
@@ -474,15 +477,17 @@ class Tls(Frozen):
     )
     certificate: str | None = Field(
         default=None,
+        examples=["certs/fullchain.pem", "/etc/letsencrypt/live/pbx.example.com/fullchain.pem"],
         pattern=PEM_PATH_PATTERN,
         max_length=4096,
         description='mode "files": path of the PEM certificate chain (leaf first), relative to the profile.',
     )
     key: str | None = Field(
-        default=None, pattern=PEM_PATH_PATTERN, max_length=4096, description='mode "files": path of the unencrypted PEM private key, relative to the profile.'
+        default=None, examples=["certs/privkey.pem"], pattern=PEM_PATH_PATTERN, max_length=4096, description='mode "files": path of the unencrypted PEM private key, relative to the profile.'
     )
     acme_email: str | None = Field(
         default=None,
+        examples=["ops@example.com"],
         pattern=r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$",
         description='mode "acme": contact address of the ACME account (expiry notices).',
     )
