@@ -15,6 +15,7 @@ from omnigen import costs, hostkinds
 from omnigen.capacity import DEFAULT_OPUS_KBPS, PACKET_MS, PortPlan, codecs, describe_cost
 from omnigen.plan import Plan
 from omnigen.profile import Profile
+from omnigen.sizing import Sizing
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -175,8 +176,130 @@ def explain_data(profile: Profile, plan: Plan, layout: PortPlan | None, opus_kbp
         "published_total": sum(port.count for port in plan.all_published),
         "publishing_cost": _costs(profile, plan),
         "bandwidth": _bandwidth(layout, opus_kbps),
+        "sizing": _sizing(plan.sizing),
+        "firewall": _firewall(plan),
         "warnings": [{"key": warning.key, "message": warning.message} for warning in plan.warnings],
     }
+
+
+def _firewall(plan: Plan) -> dict[str, Any] | None:
+    firewall = plan.firewall
+    if firewall is None:
+        return None
+    return {
+        "openings": [
+            {
+                "protocol": opening.protocol,
+                "ports": opening.ports,
+                "address": opening.address,
+                "service": opening.service,
+                "purpose": opening.purpose,
+                "from": "network.sip_allow" if opening.sip and firewall.sip_allow else "anywhere",
+                "path": "direct to the LAN address (not published)" if opening.direct else "published by Docker",
+            }
+            for opening in firewall.openings
+        ],
+        "forwards": [
+            {"protocol": forward.protocol, "ports": forward.ports, "public_ip": forward.public_ip, "target": forward.target, "purpose": forward.purpose}
+            for forward in firewall.forwards
+        ],
+        "sip_allow": list(firewall.sip_allow),
+        "nftables": "firewall/nftables.conf",
+    }
+
+
+def _firewall_tables(firewall: dict[str, Any]) -> tuple[Table, ...]:
+    openings = Table(
+        "Firewall / security group: open exactly these (inbound)",
+        ("protocol", "port(s)", "to address", "from", "service", "how"),
+        tuple(
+            (row["protocol"], row["ports"], "any host address" if row["address"] == "0.0.0.0" else row["address"], row["from"], f"{row['service']}: {row['purpose']}", row["path"])
+            for row in firewall["openings"]
+        ),
+        (
+            f"{firewall['nftables']} applies the published ones on this host (nft -f; docs/firewall.md)",
+            *(("network.sip_allow: " + ", ".join(firewall["sip_allow"]),) if firewall["sip_allow"] else ()),
+        ),
+    )
+    if not firewall["forwards"]:
+        return (openings,)
+    forwards = Table(
+        "1:1 forwards from the public address (NAT, cloud or router): same port numbers",
+        ("protocol", "port(s)", "from", "to", "purpose"),
+        tuple((row["protocol"], row["ports"], row["public_ip"], row["target"], row["purpose"]) for row in firewall["forwards"]),
+        ("RTP must keep its port number: SDP advertises the public address with the container's port",),
+    )
+    return (openings, forwards)
+
+
+def _sizing(sized: Sizing | None) -> dict[str, Any] | None:
+    if sized is None:
+        return None
+    return {
+        "host_cpus": sized.host.cpus,
+        "host_cpus_source": sized.host.cpus_source,
+        "host_memory_mib": sized.host.memory_mib,
+        "host_memory_source": sized.host.memory_source,
+        "containers": sized.containers,
+        "cpus_limits": sized.cpus_limits,
+        "cpus_reservations": sized.cpus_reservations,
+        "largest_cpus_limit": max(size.cpus_limit for size in sized.services.values()),
+        "memory_limits_mib": sized.memory_limits_mib,
+        "memory_reservations_mib": sized.memory_reservations_mib,
+        "docker_proxy_mib": _round(sized.docker_proxy_mib),
+        "system_mib": sized.system_mib,
+        "memory_needed_mib": sized.memory_needed_mib,
+        "services": [
+            {
+                "service": name,
+                "replicas": size.replicas,
+                "cpus_limit": size.cpus_limit,
+                "cpus_reservation": size.cpus_reservation,
+                "memory_limit_mib": size.memory_limit_mib,
+                "memory_reservation_mib": size.memory_reservation_mib,
+            }
+            for name, size in sized.services.items()
+        ],
+    }
+
+
+def _sizing_table(sizing: dict[str, Any]) -> Table:
+    cpus, memory = sizing["host_cpus"], sizing["host_memory_mib"]
+    rows = [
+        (
+            row["service"],
+            str(row["replicas"]),
+            f"{row['cpus_limit']:g}",
+            f"{row['cpus_reservation']:g}",
+            f"{row['memory_limit_mib']}",
+            f"{row['memory_reservation_mib']}",
+        )
+        for row in sizing["services"]
+    ]
+    rows.append(
+        (
+            f"total ({sizing['containers']} containers)",
+            "",
+            f"{sizing['cpus_limits']:g}",
+            f"{sizing['cpus_reservations']:g}",
+            str(sizing["memory_limits_mib"]),
+            str(sizing["memory_reservations_mib"]),
+        )
+    )
+    rows.append(("host", "", f"{cpus:g}", f"{cpus:g}", str(memory), str(memory)))
+    return Table(
+        f"Sizing against the host ({cpus:g} CPUs from {sizing['host_cpus_source']}, {memory} MiB from {sizing['host_memory_source']})",
+        ("service", "replicas", "cpus limit", "cpus reserved", "memory limit (MiB)", "memory reserved (MiB)"),
+        tuple(rows),
+        (
+            f"per replica; every cpus limit is at most the host's {cpus:g} (largest: {sizing['largest_cpus_limit']:g}), "
+            f"every memory limit at most what the system and docker-proxy leave",
+            f"memory needed: reservations {sizing['memory_reservations_mib']} + docker-proxy {sizing['docker_proxy_mib']:g} "
+            f"+ system {sizing['system_mib']} = {sizing['memory_needed_mib']} MiB of {memory} "
+            f"({'fits' if sizing['memory_needed_mib'] <= memory else 'does not fit'}); CPUs reserved {sizing['cpus_reservations']:g} of {cpus:g}",
+            "limits may add up to more than the host (not every service peaks at once); reservations may not",
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -277,7 +400,8 @@ def explain_tables(data: dict[str, Any]) -> tuple[Table, ...]:
         ("key", "warning"),
         tuple((row["key"], row["message"]) for row in data["warnings"]) or (("", "none"),),
     )
-    return (summary, media, published, publishing, bandwidth, warnings)
+    firewall = _firewall_tables(data["firewall"]) if data["firewall"] else ()
+    return (summary, media, published, *firewall, publishing, bandwidth, _sizing_table(data["sizing"]), warnings)
 
 
 def _host_cost(kind: str, proxy: bool, layout: PortPlan) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from omnigen import __version__
+from omnigen.errors import InputFileError
 from omnigen.inputfile import MAX_TOML_BYTES, read_input
 
 ENV_PREFIX = "OMNIGEN_"
@@ -46,6 +47,54 @@ def output_path(profile_path: Path, project_name: str) -> Path:
     return profile_path.parent / OUTPUT_FOLDER / project_name
 
 
+TLS_SUFFIX = ".tls"
+TLS_CHAIN = "fullchain.pem"
+TLS_KEY = "privkey.pem"
+
+
+def tls_sidecar_dir(profile_path: Path) -> Path:
+    """Where a generated certificate of a profile lives: `acme.toml` -> `acme.tls/` beside it (omnigen/tls.py)."""
+    return profile_path.with_name(f"{profile_path.stem}{TLS_SUFFIX}")
+
+
+def tls_source_bytes(profile_path: Path, profile_bytes: bytes, environ: Mapping[str, str]) -> bytes | None:
+    """The bytes of the certificate and key a build copies into certs/, so a renewed file changes the fingerprint.
+
+    tls.mode = "files" names them in the profile; otherwise they are the sidecar folder's. None when they
+    cannot be told without the full validation (an override of a tls key in the environment, unreadable TOML).
+    """
+    import tomllib
+
+    if any(key.upper().startswith(f"{ENV_PREFIX}TLS") for key in environ):
+        return None
+    try:
+        tls = tomllib.loads(profile_bytes.decode("utf-8")).get("tls", {})
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    if not isinstance(tls, dict):
+        return None
+    if tls.get("mode") == "files":
+        names = [tls.get("certificate"), tls.get("key")]
+        if not all(isinstance(name, str) for name in names):
+            return None
+        paths = [profile_path.parent / str(name) for name in names]
+    else:
+        folder = tls_sidecar_dir(profile_path)
+        paths = [folder / TLS_CHAIN, folder / TLS_KEY]
+    try:
+        return tls_digest(*(read_optional(path, what="certificate") for path in paths))
+    except (OSError, InputFileError):
+        return None  # the full path reports it
+
+
+def tls_digest(*files: bytes | None) -> bytes:
+    """One digest of the certificate chain and key bytes (None: the file is missing)."""
+    digest = hashlib.sha256()
+    for data in files:
+        digest.update(b"-" if data is None else hashlib.sha256(data).digest())
+    return digest.digest()
+
+
 def _templates_dir() -> Path:
     packaged = _PACKAGE / "templates"
     return packaged if packaged.is_dir() else _PACKAGE.parent / "templates"
@@ -68,9 +117,12 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, str]:
     return {key: value for key, value in environ.items() if key.upper().startswith(ENV_PREFIX)}
 
 
-def fingerprint(profile_bytes: bytes, secrets_bytes: bytes | None, environ: Mapping[str, str] | None = None) -> str:
+def fingerprint(
+    profile_bytes: bytes, secrets_bytes: bytes | None, environ: Mapping[str, str] | None = None, tls_bytes: bytes | None = None
+) -> str:
     env = env_overrides(os.environ if environ is None else environ)
     digest = hashlib.sha256()
+    digest.update(b"tls\0" + (tls_bytes if tls_bytes is not None else b"-"))
     digest.update(b"code\0" + code_identity().encode())
     digest.update(b"profile\0" + hashlib.sha256(profile_bytes).digest())
     digest.update(b"secrets\0" + (hashlib.sha256(secrets_bytes).digest() if secrets_bytes is not None else b"-"))

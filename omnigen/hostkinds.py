@@ -16,7 +16,7 @@ import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from omnigen import costs
+from omnigen import costs, reachability
 
 if TYPE_CHECKING:
     from omnigen.capacity import PortPlan
@@ -48,6 +48,9 @@ class HostKindFacts:
     lan_modes: LanSupport
     lan_reason: str
     kernel_modules: bool
+    # host.cpus and host.memory when the profile does not say (sizing.py): a small machine of this kind.
+    default_cpus: float
+    default_memory_mib: int
 
 
 HOST_KINDS: dict[str, HostKindFacts] = {
@@ -66,6 +69,8 @@ HOST_KINDS: dict[str, HostKindFacts] = {
             "they assigned: network.lan.address must be an additional IP the provider routes to this VM"
         ),
         kernel_modules=True,
+        default_cpus=2,
+        default_memory_mib=4096,
     ),
     "bare-metal": HostKindFacts(
         kind="bare-metal",
@@ -79,6 +84,8 @@ HOST_KINDS: dict[str, HostKindFacts] = {
         lan_modes="works",
         lan_reason="",
         kernel_modules=True,
+        default_cpus=8,
+        default_memory_mib=16384,
     ),
     "lxc-privileged": HostKindFacts(
         kind="lxc-privileged",
@@ -95,6 +102,8 @@ HOST_KINDS: dict[str, HostKindFacts] = {
             "(and, for macvlan, the extra MAC address)"
         ),
         kernel_modules=False,
+        default_cpus=2,
+        default_memory_mib=4096,
     ),
     "lxc-unprivileged": HostKindFacts(
         kind="lxc-unprivileged",
@@ -111,6 +120,8 @@ HOST_KINDS: dict[str, HostKindFacts] = {
             "bridge rarely passes extra addresses; run `omnigen doctor` and test `docker network create -d ipvlan` first"
         ),
         kernel_modules=False,
+        default_cpus=2,
+        default_memory_mib=4096,
     ),
     "rootless": HostKindFacts(
         kind="rootless",
@@ -127,6 +138,8 @@ HOST_KINDS: dict[str, HostKindFacts] = {
             "without CAP_NET_ADMIN on the host's interfaces"
         ),
         kernel_modules=False,
+        default_cpus=4,
+        default_memory_mib=8192,
     ),
     "docker-desktop": HostKindFacts(
         kind="docker-desktop",
@@ -146,6 +159,8 @@ HOST_KINDS: dict[str, HostKindFacts] = {
             "not to your LAN"
         ),
         kernel_modules=False,
+        default_cpus=2,
+        default_memory_mib=4096,
     ),
 }
 
@@ -287,4 +302,12 @@ def plan_warnings(profile: Profile, ports: PortPlan) -> tuple[PlanWarning, ...]:
                 "the compose network",
             )
         )
+    if not profile.hosts and (advertised := _advertised_caveat(profile)):
+        found.append(advertised)
     return tuple(found)
+
+
+def _advertised_caveat(profile: Profile) -> PlanWarning | None:
+    key, address = profile.network.advertised
+    caveat = reachability.advertised_caveat(address)
+    return PlanWarning(key, caveat) if caveat else None

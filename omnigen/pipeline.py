@@ -13,12 +13,25 @@ from pathlib import Path
 
 from omnigen.credentials import TokenFactory, random_token, resolve, sidecar_text
 from omnigen.errors import InputIssue, OutputError, ProfileError
-from omnigen.fingerprint import OUTPUT_FOLDER, SECRETS_SUFFIX, fingerprint, output_path, read_optional
-from omnigen.plan import Plan, make_plan
+from omnigen.fingerprint import OUTPUT_FOLDER, SECRETS_SUFFIX, fingerprint, output_path, read_optional, tls_digest
+from omnigen.plan import NGINX_GID, NGINX_UID, Plan, make_plan
 from omnigen.profile import Profile, Secrets, load_profile, load_secrets, secrets_path_for
 from omnigen.render import render
+from omnigen.tls import Clock, TlsMaterial, load_tls, utc_now
+from omnigen.tls import write_sidecar as write_tls_sidecar
 from omnigen.verify import verify
-from omnigen.write import SECRET_MODE, FileRecord, Manifest, WriteReport, loose_mode, sha256, sidecar_lock, write_file_atomic, write_outputs
+from omnigen.write import (
+    SECRET_MODE,
+    FileRecord,
+    Manifest,
+    WriteReport,
+    hand_over,
+    loose_mode,
+    sha256,
+    sidecar_lock,
+    write_file_atomic,
+    write_outputs,
+)
 
 
 @dataclass(frozen=True)
@@ -37,12 +50,26 @@ def _check_stack_secrets(profile: Profile, loaded: Secrets, secrets_path: Path) 
         check_stack_secrets(profile, loaded, str(secrets_path))
 
 
-def compile_profile(profile: Profile, loaded_secrets: Secrets, token: TokenFactory = random_token) -> Compiled:
+def compile_profile(profile: Profile, loaded_secrets: Secrets, token: TokenFactory = random_token, tls: TlsMaterial | None = None) -> Compiled:
+    """Plan, render and verify; with `tls`, the outputs include the certificate pair nginx serves."""
     complete, generated = resolve(loaded_secrets, token)
     plan = make_plan(profile, complete)
     files = render(plan)
     verify(plan, files)
+    if tls is not None:
+        files |= certificate_files(plan, tls)
     return Compiled(plan, files, complete, generated)
+
+
+def certificate_files(plan: Plan, tls: TlsMaterial) -> dict[str, str]:
+    """certs/fullchain.pem and certs/privkey.pem wherever nginx runs: the output folder, and the edge bundle with [[hosts]]."""
+    files = {}
+    folders = [("", plan)] if plan.runs("nginx") else []
+    folders += [(f"{folder}/", part) for folder, part in plan.bundles if part.runs("nginx")]
+    for prefix, part in folders:
+        files[prefix + part.tls.chain_output] = tls.chain_pem
+        files[prefix + part.tls.key_output] = tls.key_pem
+    return files
 
 
 def packaged_profile(name: str = "lan-office") -> Path:
@@ -68,6 +95,19 @@ def default_out_dir(profile_path: Path | None, profile: Profile, out_root: Path 
 def output_dir(profile_path: Path | None, profile: Profile, out_dir: Path | None, out_root: Path | None = None) -> Path:
     """Where `build` writes: `-o` for one profile, else the default folder (under `out_root` in a batch)."""
     return out_dir if out_dir is not None else default_out_dir(profile_path, profile, out_root)
+
+
+def tls_profile_path(profile_path: Path, out_dir: Path | None, packaged: bool) -> Path:
+    """The path whose `<stem>.tls/` holds the generated certificate: beside the profile, or beside the
+    output for the packaged default profile (as its secrets are)."""
+    return secrets_location(profile_path, out_dir, packaged).with_name(profile_path.name) if packaged else profile_path
+
+
+def _tls_fingerprint(tls: TlsMaterial, env: Mapping[str, str]) -> bytes | None:
+    """What fingerprint.tls_source_bytes reads back from disk for this pair (None when an override hides it)."""
+    if any(key.upper().startswith("OMNIGEN_TLS") for key in env):
+        return None
+    return tls_digest(tls.chain_pem.encode("ascii"), tls.key_pem.encode("ascii"))
 
 
 def secrets_location(profile_path: Path, out_dir: Path | None, packaged: bool) -> Path:
@@ -109,6 +149,9 @@ class BuildResult:
     secrets_path: Path
     report: WriteReport
     sidecar_made_private: bool = False  # a loosened sidecar was set back to 0600
+    tls: TlsMaterial | None = None
+    # Why the key or the ACME folder could not be given to nginx's user (a warning: the outputs are complete).
+    handover_problem: str | None = None
 
 
 def _manifest(compiled: Compiled, fingerprint_value: str) -> Manifest:
@@ -166,6 +209,7 @@ def build(
     out_root: Path | None = None,
     on_wait: Callable[[], None] | None = None,
     loaded_profile: Profile | None = None,
+    clock: Clock = utc_now,
 ) -> BuildResult:
     """Load, compile, then write; the order is what makes it safe.
 
@@ -193,7 +237,9 @@ def build(
     with sidecar_lock(secrets_path, on_wait):
         loaded = load_secrets(secrets_path)
         _check_stack_secrets(profile, loaded, secrets_path)
-        compiled = compile_profile(profile, loaded, token)
+        tls_path = tls_profile_path(path, out_dir, packaged)
+        tls = load_tls(profile, tls_path, clock())
+        compiled = compile_profile(profile, loaded, token, tls)
 
         existing_sidecar = _read_bytes(secrets_path, "secrets sidecar")
         new_sidecar: str | None = None
@@ -214,15 +260,30 @@ def build(
                     sidecar_fixed.append(secrets_path)
             except OSError as exc:  # write_file_atomic reports its own failures as OutputError
                 raise OutputError(f"{secrets_path}: cannot make the secrets sidecar private ({exc.strerror or exc})") from None
+            if tls.generated:
+                write_tls_sidecar(tls_path, tls)
 
-        manifest = _manifest(compiled, fingerprint(_profile_bytes(path), sidecar_bytes, env))
+        manifest = _manifest(compiled, fingerprint(_profile_bytes(path), sidecar_bytes, env, _tls_fingerprint(tls, env)))
         try:
             report = write_outputs(destination, compiled.files, compiled.plan.secret_files, manifest, force=force, before_write=write_sidecar)
         except OutputError as error:
             if sidecar_written and not error.folder_changed:
                 _restore_sidecar(secrets_path, existing_sidecar)
             raise
-    return BuildResult(compiled, destination, secrets_path, report, sidecar_made_private=bool(sidecar_fixed))
+    problem = _hand_to_nginx(destination, compiled.plan)
+    return BuildResult(compiled, destination, secrets_path, report, sidecar_made_private=bool(sidecar_fixed), tls=tls, handover_problem=problem)
+
+
+def _hand_to_nginx(destination: Path, plan: Plan) -> str | None:
+    """nginx runs as NGINX_UID in its container and reads the key through a bind mount, so the key (0600)
+    must be that user's; the ACME client's folder too. Only root can give files away: other builds leave
+    them to the operator (docs/tls.md: `sudo chown 101:101 certs/privkey.pem`)."""
+    if os.geteuid() != 0:
+        return None
+    keys = [plan.tls.key_output] if plan.runs("nginx") else []
+    keys += [f"{folder}/{part.tls.key_output}" for folder, part in plan.bundles if part.runs("nginx")]
+    folders = [plan.tls.acme.host_dir] if plan.tls.acme else []
+    return hand_over(destination, keys, folders, NGINX_UID, NGINX_GID)
 
 
 @dataclass(frozen=True)
@@ -245,5 +306,6 @@ def expected_outputs(profile_path: Path, out_dir: Path | None, *, environ: Mappi
     secrets_path = secrets_path_for(profile_path)
     loaded = load_secrets(secrets_path)
     _check_stack_secrets(profile, loaded, secrets_path)
-    compiled = compile_profile(profile, loaded, random_token)
+    tls = load_tls(profile, profile_path, utc_now(), generate=False)
+    compiled = compile_profile(profile, loaded, random_token, tls)
     return Expected(compiled, destination, secrets_path, compiled.generated)

@@ -16,8 +16,21 @@ from urllib.parse import quote
 
 from omnigen import __version__
 from omnigen.capacity import RTPENGINE_PORTS_PER_SIDE, RTPENGINE_SIDES_PER_CALL, PortPlan, RtpRange, dynamic_address_range, port_plan
-from omnigen.hostkinds import PlanWarning, plan_warnings
+from omnigen.firewall import FirewallPlan, Published, firewall_plan
+from omnigen.hostkinds import PlanWarning, effective_userland_proxy, plan_warnings
 from omnigen.profile import VOLUME_KEYS, Profile, Secrets
+from omnigen.sizing import (
+    DEFAULT_SIZE_HINT,
+    KAMAILIO_PKG_MB,
+    Sizing,
+    docker_proxy_for,
+    fit_problem,
+    format_cpus,
+    kamailio_children,
+    kamailio_shm_mb,
+    rtpengine_threads,
+    size,
+)
 
 if TYPE_CHECKING:
     from omnigen.cluster import BundleHost, ClusterPlan
@@ -135,9 +148,13 @@ class PublishedPort:
 
 @dataclass(frozen=True)
 class Limits:
+    """One container's deploy.resources (sizing.py): limits capped to the host, and what it reserves."""
+
     memory: str
     cpus: str
     pids: int
+    memory_reservation: str
+    cpus_reservation: str
 
 
 @dataclass(frozen=True)
@@ -189,6 +206,74 @@ class NetworkPlan:
 
 
 @dataclass(frozen=True)
+class SitePlan:
+    """The operator's own Asterisk config (trunks, agents, dialplan, queues): `./site/asterisk/` beside
+    docker-compose.yml, which omnigen never writes, mounted read-only; the generated configs #tryinclude it
+    at their end, so a missing file is no error and the generated templates are defined before it."""
+
+    host_dir: str
+    container_dir: str
+    include_dir: str  # relative to Asterisk's astetcdir (/etc/asterisk), as #tryinclude resolves it
+
+    def include(self, name: str) -> str:
+        return f"{self.include_dir}/{name}"
+
+
+SITE = SitePlan(host_dir="./site/asterisk", container_dir="/etc/asterisk/site", include_dir="site")
+
+
+# nginxinc/nginx-unprivileged runs as this user and group: the private key must be readable by it alone.
+NGINX_UID = NGINX_GID = 101
+
+
+@dataclass(frozen=True)
+class AcmePlan:
+    """tls.mode = "acme": the lego service, the folder it shares with nginx, and how nginx learns of a renewal.
+
+    No docker.sock: the client (running as nginx's user) installs a renewed pair in `live_dir` and touches
+    `stamp`; nginx's wrapper script sees the stamp change within `watch_seconds` and runs `nginx -s reload`.
+    """
+
+    domain: str
+    email: str
+    server: str
+    host_dir: str  # ./acme beside docker-compose.yml: lego's account and certificates, the webroot, the live pair
+    state_dir: str
+    webroot: str
+    live_dir: str
+    stamp: str
+    bootstrap_dir: str  # ./certs, mounted read-only: the self-signed pair nginx starts with
+    renew_days: int
+    check_seconds: int
+    retry_seconds: int
+    watch_seconds: int
+    probe_seconds: int
+    self_check_url: str  # nginx's HTTP server on the compose network, ending in the challenge path
+    client_script: str
+    reload_script: str
+
+    @property
+    def certificate(self) -> str:
+        return f"{self.live_dir}/fullchain.pem"
+
+    @property
+    def key(self) -> str:
+        return f"{self.live_dir}/privkey.pem"
+
+    @property
+    def lego_certificate(self) -> str:
+        return f"{self.state_dir}/lego/certificates/{self.domain}.crt"
+
+    @property
+    def lego_key(self) -> str:
+        return f"{self.state_dir}/lego/certificates/{self.domain}.key"
+
+
+ACME_CLIENT_SCRIPT = "/usr/local/bin/acme-renew.sh"
+NGINX_RELOAD_SCRIPT = "/usr/local/bin/nginx-reload-on-renewal.sh"
+
+
+@dataclass(frozen=True)
 class TlsPlan:
     """Where nginx finds its certificate: a host folder mounted read-only into the container."""
 
@@ -196,6 +281,20 @@ class TlsPlan:
     container_dir: str
     certificate: str
     key: str
+    mode: str = "self-signed"
+    # The pair the build writes (omnigen/tls.py), relative to the output folder; the key is written 0600
+    # and, when the build runs as root, given to nginx's user (NGINX_UID).
+    chain_output: str = "certs/fullchain.pem"
+    key_output: str = "certs/privkey.pem"
+    acme: AcmePlan | None = None
+
+    @property
+    def served_certificate(self) -> str:
+        return self.acme.certificate if self.acme else self.certificate
+
+    @property
+    def served_key(self) -> str:
+        return self.acme.key if self.acme else self.key
 
 
 # The certificate nginx serves: ./certs next to docker-compose.yml, mounted read-only.
@@ -205,6 +304,37 @@ TLS = TlsPlan(
     certificate="/etc/nginx/certs/fullchain.pem",
     key="/etc/nginx/certs/privkey.pem",
 )
+
+
+def _tls(profile: Profile) -> TlsPlan:
+    tls = profile.tls
+    if tls.mode != "acme":
+        return replace(TLS, mode=tls.mode)
+    assert profile.project.domain is not None and tls.acme_email is not None, "validation requires them in acme mode"
+    state = "/var/lib/acme"
+    return replace(
+        TLS,
+        mode="acme",
+        acme=AcmePlan(
+            domain=profile.project.domain,
+            email=tls.acme_email,
+            server=tls.acme_server,
+            host_dir="./acme",
+            state_dir=state,
+            webroot=f"{state}/webroot",
+            live_dir=f"{state}/live",
+            stamp=f"{state}/live/reload.stamp",
+            bootstrap_dir="/bootstrap",
+            renew_days=30,
+            check_seconds=12 * 3600,
+            retry_seconds=300,
+            watch_seconds=60,
+            probe_seconds=10,
+            self_check_url=f"http://nginx:{LISTEN['nginx-http']}/.well-known/acme-challenge/",
+            client_script=ACME_CLIENT_SCRIPT,
+            reload_script=NGINX_RELOAD_SCRIPT,
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -312,7 +442,12 @@ class Plan:
     workers: dict[str, int]
     outputs: tuple[tuple[str, str], ...] = field(default=())
     tls: TlsPlan = field(default_factory=lambda: TLS)
+    site: SitePlan = field(default_factory=lambda: SITE)
     webrtc: WebrtcPlan | None = None
+    # How the containers' resources fit the host (single-host plans; explain prints it).
+    sizing: Sizing | None = None
+    # What to open in front of the host, and firewall/nftables.conf (single-host plans).
+    firewall: FirewallPlan | None = None
     # Non-fatal host-kind and network-mode caveats: build and explain print them.
     warnings: tuple[PlanWarning, ...] = ()
     # Multi-host profiles (omnigen/cluster.py). A host's bundle plan runs only `services` (None:
@@ -327,6 +462,11 @@ class Plan:
         """The PostgreSQL services whose data volume is adopted (set-database-passwords.sh sets their passwords)."""
         adopted = {volume.key for volume in self.volumes if volume.adopted}
         return tuple(service for service, key in DATABASE_VOLUMES.items() if key in adopted and self.runs(service))
+
+    @property
+    def nginx_user(self) -> str:
+        """uid:gid of nginx's user, which the acme service runs as too (it writes what nginx reads)."""
+        return f"{NGINX_UID}:{NGINX_GID}"
 
     def runs(self, service: str) -> bool:
         """Whether this plan's compose file has the service (a multi-host bundle has its host's only)."""
@@ -359,6 +499,8 @@ class Plan:
     def secret_files(self) -> frozenset[str]:
         """Every output that holds secrets (written 0600): each .env and secrets/*.env, the bundles' included."""
         names = {dest for _, dest in self.outputs if posixpath.basename(dest) == ".env"} | set(self.secret_env)
+        if self.runs("nginx") or self.cluster is not None:
+            names.add(self.tls.key_output)
         for folder, part in self.bundles:
             names |= {f"{folder}/{name}" for name in part.secret_files}
         return frozenset(names)
@@ -382,6 +524,13 @@ OUTPUTS: tuple[tuple[str, str], ...] = (
     ("asterisk/rtp.conf.j2", "asterisk/rtp.conf"),
     ("asterisk/pjsip.conf.j2", "asterisk/pjsip.conf"),
     ("nginx/nginx.conf.j2", "nginx/nginx.conf"),
+)
+
+FIREWALL_OUTPUTS: tuple[tuple[str, str], ...] = (("firewall/nftables.conf.j2", "firewall/nftables.conf"),)
+
+ACME_OUTPUTS: tuple[tuple[str, str], ...] = (
+    ("tls/acme-renew.sh.j2", "tls/acme-renew.sh"),
+    ("tls/nginx-reload-on-renewal.sh.j2", "tls/nginx-reload-on-renewal.sh"),
 )
 
 WEBRTC_OUTPUTS: tuple[tuple[str, str], ...] = (
@@ -452,25 +601,21 @@ def _nth_host(subnet: ipaddress.IPv4Network, n: int) -> str:
     return str(subnet.network_address + n)
 
 
-def _limits(profile: Profile, calls: int | None = None) -> dict[str, Limits]:
-    """Per-service limits; Asterisk's grow with the calls it carries (a voice host's share with [[hosts]])."""
-    calls = profile.capacity.concurrent_calls if calls is None else calls
-    asterisk_mb = 512 + 4 * calls
+def _limits(profile: Profile, calls: int | None = None, docker_proxy_mib: float = 0.0) -> dict[str, Limits]:
+    """Per-service resources; Asterisk's grow with the calls it carries (a voice host's share with [[hosts]])."""
+    return limits_of(size(profile, docker_proxy_mib, calls))
+
+
+def limits_of(sized: Sizing) -> dict[str, Limits]:
     return {
-        "postgresql": Limits("1024M", "2.0", 512),
-        "dialer-postgresql": Limits("512M", "1.0", 256),
-        "redis": Limits("256M", "0.5", 128),
-        "minio": Limits("512M", "1.0", 256),
-        "gearman": Limits("128M", "0.5", 128),
-        "django-app": Limits("1024M", "2.0", 512),
-        "websockets": Limits("256M", "0.5", 256),
-        "celery-worker": Limits("512M", "1.0", 256),
-        "celery-beat": Limits("256M", "0.5", 128),
-        "asterisk": Limits(f"{asterisk_mb}M", "2.0", 1024 + 4 * calls),
-        "dialer-api": Limits("256M", "0.5", 256),
-        "dialer-worker": Limits("256M", "0.5", 128),
-        "frontend": Limits("128M", "0.5", 128),
-        "nginx": Limits("128M", "0.5", 128),
+        name: Limits(
+            memory=f"{one.memory_limit_mib}M",
+            cpus=format_cpus(one.cpus_limit),
+            pids=one.pids,
+            memory_reservation=f"{one.memory_reservation_mib}M",
+            cpus_reservation=format_cpus(one.cpus_reservation),
+        )
+        for name, one in sized.services.items()
     }
 
 
@@ -680,23 +825,11 @@ def _webrtc(profile: Profile, layout: PortPlan, asterisk_ip: str) -> WebrtcPlan:
         public=RtpengineInterface("public", rtpengine_ip, advertised_ip),
         rtp=rtp,
         ports_per_call=RTPENGINE_SIDES_PER_CALL * RTPENGINE_PORTS_PER_SIDE,
-        # Dialogs, transactions and registrations live in shared memory; 16 MiB per 250 calls on a 64 MiB base.
-        shm_mb=64 + 16 * -(-calls // 250),
-        pkg_mb=8,
-        children=4 if calls <= 200 else 8,
-        # rtpengine defaults to one thread per host core, not per CPU it is allowed.
-        rtpengine_threads=2 if calls <= 200 else 4,
+        shm_mb=kamailio_shm_mb(calls),
+        pkg_mb=KAMAILIO_PKG_MB,
+        children=kamailio_children(calls),
+        rtpengine_threads=rtpengine_threads(calls),
     )
-
-
-def _webrtc_limits(webrtc: WebrtcPlan) -> dict[str, Limits]:
-    # Kamailio: shared memory + private memory of each process (UDP and TCP children plus ~8 helpers).
-    kamailio_mb = webrtc.shm_mb + (2 * webrtc.children + 8) * webrtc.pkg_mb + 32
-    calls = webrtc.rtp.calls
-    return {
-        "kamailio": Limits(f"{kamailio_mb}M", "1.0", 256),
-        "rtpengine": Limits(f"{128 + calls // 2}M", f"{webrtc.rtpengine_threads / 2:.1f}", 128 + 8 * webrtc.rtpengine_threads),
-    }
 
 
 def _webrtc_env(secrets: Secrets, webrtc: WebrtcPlan) -> EnvSection:
@@ -724,7 +857,6 @@ def _with_webrtc(plan: Plan, profile: Profile, secrets: Secrets, layout: PortPla
             "kamailio": ServiceImage(profile.images.kamailio, profile.build.kamailio),
             "rtpengine": ServiceImage(profile.images.rtpengine, profile.build.rtpengine),
         },
-        limits={**plan.limits, **_webrtc_limits(webrtc)},
         published={**plan.published, "rtpengine": (media,)},
         env=(*plan.env, _webrtc_env(secrets, webrtc)),
         outputs=plan.outputs + WEBRTC_OUTPUTS,
@@ -746,7 +878,7 @@ def _images(profile: Profile) -> dict[str, ServiceImage]:
         "dialer_worker": ServiceImage(images.dialer_worker, builds.dialer_worker),
         "frontend": ServiceImage(images.frontend, builds.frontend),
         "nginx": ServiceImage(images.nginx, None),
-    }
+    } | ({"acme": ServiceImage(images.acme, None)} if profile.tls.mode == "acme" else {})
 
 
 def make_plan(profile: Profile, secrets: Secrets) -> Plan:
@@ -764,6 +896,7 @@ def make_plan(profile: Profile, secrets: Secrets) -> Plan:
     # In a LAN mode phones on that LAN reach Asterisk's own address directly.
     local_nets = (str(subnet),) + ((lan.subnet,) if lan else ())
     advertised = _asterisk_advertised(profile)
+    sized = size(profile, layout.cost(effective_userland_proxy(profile.host.kind, profile.host.userland_proxy)).memory_mib)
     plan = Plan(
         version=__version__,
         profile_hash=profile_hash(profile),
@@ -787,7 +920,8 @@ def make_plan(profile: Profile, secrets: Secrets) -> Plan:
         https_port_suffix=_https_port_suffix(layout.https_port),
         listen=dict(LISTEN),
         images=_images(profile),
-        limits=_limits(profile),
+        limits=limits_of(sized),
+        sizing=sized,
         published=_published(layout),
         env=_env(profile, secrets, rtp, layout.sip_port),
         workers={
@@ -795,21 +929,79 @@ def make_plan(profile: Profile, secrets: Secrets) -> Plan:
             "celery_concurrency": profile.workers.celery_concurrency,
             "dialer": profile.workers.dialer,
         },
-        outputs=OUTPUTS + ((("set-database-passwords.sh.j2", DATABASE_PASSWORD_SCRIPT),) if _adopts_a_database(profile) else ()),
-        warnings=plan_warnings(profile, layout),
+        outputs=OUTPUTS
+        + FIREWALL_OUTPUTS
+        + ((("set-database-passwords.sh.j2", DATABASE_PASSWORD_SCRIPT),) if _adopts_a_database(profile) else ())
+        + (ACME_OUTPUTS if profile.tls.mode == "acme" else ()),
+        tls=_tls(profile),
+        warnings=plan_warnings(profile, layout) + _fit_warnings(profile) + _acme_warnings(profile, layout.http_port) + _sip_allow_warnings(profile),
         volumes=tuple(VolumePlan(key, profile.volumes.adopted().get(key)) for key in VOLUME_KEYS),
     )
-    return _with_webrtc(plan, profile, secrets, layout) if profile.components.webrtc else plan
+    plan = _with_webrtc(plan, profile, secrets, layout) if profile.components.webrtc else plan
+    return replace(plan, firewall=_firewall(profile, plan))
+
+
+def _firewall(profile: Profile, plan: Plan) -> FirewallPlan:
+    published = tuple(Published(port.service, port.host_ip, port.host_start, port.host_end, port.protocol, port.purpose) for port in plan.all_published)
+    lan = plan.network.lan
+    direct: tuple[Published, ...] = ()
+    if lan is not None:
+        direct = (
+            Published("asterisk", lan.address, plan.sip_port, plan.sip_port, "udp", "SIP"),
+            Published("asterisk", lan.address, plan.sip_port, plan.sip_port, "tcp", "SIP"),
+            Published("asterisk", lan.address, plan.rtp.start, plan.rtp.end, "udp", "RTP media"),
+        )
+    return firewall_plan(
+        plan.project,
+        plan.network.subnet,
+        published,
+        plan.network.public_ip,
+        tuple(str(network) for network in profile.network.sip_allow),
+        direct,
+        lan.address if lan else None,
+    )
 
 
 def _adopts_a_database(profile: Profile) -> bool:
     return any(key in profile.volumes.adopted() for key in DATABASE_VOLUMES.values())
 
 
+def _fit_warnings(profile: Profile) -> tuple[PlanWarning, ...]:
+    """A stack too big for the host kind's default size builds (profiles from before host.cpus/memory), with a warning."""
+    problem = fit_problem(profile, docker_proxy_for(profile))
+    if problem is None or problem.declared:
+        return ()
+    return (PlanWarning(problem.key, f"{problem.message}; {DEFAULT_SIZE_HINT}"),)
+
+
+def _sip_allow_warnings(profile: Profile) -> tuple[PlanWarning, ...]:
+    network = profile.network
+    if not network.sip_allow or network.lan is None:
+        return ()
+    return (
+        PlanWarning(
+            "network.sip_allow",
+            f"in {network.mode} mode SIP reaches {network.lan.address} directly, never through this host's forward chain, so "
+            "firewall/nftables.conf cannot limit it: apply network.sip_allow on the LAN's firewall (omnigen explain lists the openings)",
+        ),
+    )
+
+
+def _acme_warnings(profile: Profile, http_port: int) -> tuple[PlanWarning, ...]:
+    if profile.tls.mode != "acme" or http_port == 80:
+        return ()
+    return (
+        PlanWarning(
+            "ports.http",
+            f"the ACME CA validates HTTP-01 on port 80 of {profile.project.domain}, but HTTP is published on {http_port}: "
+            f"forward port 80 to {http_port} (router, cloud NAT) or the certificate is never issued",
+        ),
+    )
+
+
 def _asterisk_advertised(profile: Profile) -> ipaddress.IPv4Address:
     """What SIP/SDP advertise: the NAT address, else Asterisk's own LAN address (LAN modes), else the host's."""
-    network = profile.network
-    return network.public_ip or (network.lan.address if network.lan else network.bind_ip)
+    return profile.network.advertised[1]
 
 
 LAN_NETWORK_NAME = "omnivoip_lan"

@@ -392,6 +392,104 @@ def probe_unprivileged_port_start(view: HostView) -> Probe:
     return Probe("unprivileged ports", "info", f"ports from {text} up can be bound without root ({path})", {"start": text})
 
 
+# --- CPUs and memory: what the containers can get --------------------------------------------------
+
+
+def _cpu_list_count(text: str) -> int | None:
+    """Number of CPUs in a kernel CPU list such as `0-3,6` (cpuset.cpus.effective, /sys/devices/system/cpu/online)."""
+    count = 0
+    for part in text.strip().split(","):
+        first, _, last = part.partition("-")
+        if not first.isdigit() or (last and not last.isdigit()):
+            return None
+        count += int(last or first) - int(first) + 1
+    return count or None
+
+
+def _cgroup_cpus(view: HostView) -> tuple[float | None, str]:
+    """The CPU quota of this cgroup (v2 cpu.max, v1 cpu.cfs_quota_us / cpu.cfs_period_us), or None when unlimited."""
+    try:
+        quota, _, period = view.read("/sys/fs/cgroup/cpu.max").strip().partition(" ")
+        if quota != "max" and quota.isdigit() and period.isdigit() and int(period):
+            return int(quota) / int(period), "cgroup v2 cpu.max"
+        return None, ""
+    except OSError:
+        pass
+    for folder in ("/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct"):
+        try:
+            quota_text = view.read(f"{folder}/cpu.cfs_quota_us").strip()
+            period_text = view.read(f"{folder}/cpu.cfs_period_us").strip()
+        except OSError:
+            continue
+        if quota_text.lstrip("-").isdigit() and int(quota_text) > 0 and period_text.isdigit() and int(period_text):
+            return int(quota_text) / int(period_text), "cgroup v1 cpu.cfs_quota_us"
+        return None, ""
+    return None, ""
+
+
+def _cgroup_memory_mib(view: HostView) -> tuple[int | None, str]:
+    for path, label in (("/sys/fs/cgroup/memory.max", "cgroup v2 memory.max"), ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "cgroup v1 memory.limit_in_bytes")):
+        try:
+            text = view.read(path).strip()
+        except OSError:
+            continue
+        # v1 writes "unlimited" as a huge page-aligned number.
+        if text.isdigit() and int(text) < 1 << 60:
+            return int(text) // (1024 * 1024), label
+        return None, ""
+    return None, ""
+
+
+def probe_machine_size(view: HostView) -> Probe:
+    """What the containers can get: the fewest CPUs and the least memory among every limit that applies.
+
+    In an LXC container /proc/meminfo and /proc/cpuinfo may show the host's (unless LXCFS covers them) while
+    the cgroup holds the real limit, so every source is read and the smallest wins. `docker info`, when it
+    answers, is what dockerd itself counts (a dockerd started under taskset sees only its CPUs).
+    """
+    cpus: list[tuple[float, str]] = []
+    memory: list[tuple[int, str]] = []
+    result, _ = _command(view, ("docker", "info", "--format", "{{.NCPU}} {{.MemTotal}}"))
+    if result is not None and result.returncode == 0:
+        parts = result.stdout.split()
+        if len(parts) == 2 and all(part.isdigit() for part in parts):
+            cpus.append((int(parts[0]), "docker info NCPU"))
+            memory.append((int(parts[1]) // (1024 * 1024), "docker info MemTotal"))
+    for path, label in (("/sys/fs/cgroup/cpuset.cpus.effective", "cgroup cpuset.cpus.effective"), ("/sys/devices/system/cpu/online", "online CPUs")):
+        try:
+            count = _cpu_list_count(view.read(path))
+        except OSError:
+            continue
+        if count:
+            cpus.append((count, label))
+    if view.run is not None and view.root.resolve() == Path("/"):
+        import os
+
+        cpus.append((len(os.sched_getaffinity(0)), "nproc"))
+    quota, label = _cgroup_cpus(view)
+    if quota is not None:
+        cpus.append((quota, label))
+    try:
+        for line in view.read("/proc/meminfo").splitlines():
+            if line.startswith("MemTotal:") and line.split()[1].isdigit():
+                memory.append((int(line.split()[1]) // 1024, "/proc/meminfo MemTotal"))
+    except OSError:
+        pass
+    limit, label = _cgroup_memory_mib(view)
+    if limit is not None:
+        memory.append((limit, label))
+    if not cpus or not memory:
+        return Probe("machine size", "unknown", "cannot tell how many CPUs or how much memory this machine has (no /proc/meminfo, cgroup or CPU list)")
+    fewest, cpus_from = min(cpus)
+    least, memory_from = min(memory)
+    return Probe(
+        "machine size",
+        "info",
+        f"{fewest:g} CPUs ({cpus_from}), {least} MiB of memory ({memory_from})",
+        {"cpus": f"{fewest:g}", "cpus_from": cpus_from, "memory_mib": str(least), "memory_from": memory_from},
+    )
+
+
 # --- The profile's ports -------------------------------------------------------------------------
 
 
@@ -553,6 +651,7 @@ def diagnose(view: HostView, profile: Profile | None = None) -> Diagnosis:
     desktop = any(probe.facts.get("desktop") == "yes" for probe in probes)
     probes.append(_safely("daemon.json", lambda: probe_daemon_json(view, rootless, desktop)))
     probes.append(_safely("unprivileged ports", lambda: probe_unprivileged_port_start(view)))
+    probes.append(_safely("machine size", lambda: probe_machine_size(view)))
     if profile is not None:
         probes.append(_safely("profile ports", lambda: probe_ports(view, profile)))
         probes.append(_safely("shell environment", lambda: probe_shell_environment(view, profile)))
@@ -601,6 +700,7 @@ def _profile_problems(profile: Profile, found: Mapping[str, Probe], kind: str | 
             f"host.userland_proxy: the profile declares false but {path} leaves docker-proxy on, so every published port costs "
             f'a process the budget did not count; set "userland-proxy": false there and restart dockerd, or set host.userland_proxy = true'
         )
+    problems += _size_problems(profile, found)
     start = _fact(found, "unprivileged ports", "start")
     if profile.host.kind == "rootless" and profile.host.low_ports == "allow" and start is not None:
         low = sorted({port for port in (profile.ports.sip, profile.ports.http, profile.ports.https) if port < int(start)})
@@ -613,8 +713,42 @@ def _profile_problems(profile: Profile, found: Mapping[str, Probe], kind: str | 
     return problems
 
 
+def _size_problems(profile: Profile, found: Mapping[str, Probe]) -> list[str]:
+    """host.cpus / host.memory above what this machine gives the containers: dockerd refuses the limits, or the stack does not fit."""
+    from omnigen.sizing import host_size
+
+    cpus, memory = _fact(found, "machine size", "cpus"), _fact(found, "machine size", "memory_mib")
+    if profile.hosts or cpus is None or memory is None:
+        return []
+    declared = host_size(profile)
+    problems = []
+    if declared.cpus > float(cpus) + 1e-9:
+        problems.append(
+            f"host.cpus: the profile sizes the stack for {declared.cpus:g} CPUs ({declared.cpus_source}) but this machine gives "
+            f"{cpus} ({_fact(found, 'machine size', 'cpus_from')}): dockerd refuses a cpus limit above that "
+            f'("Range of CPUs is from 0.01 to {float(cpus):.2f}"); set host.cpus = {cpus} and rebuild'
+        )
+    if declared.memory_mib > int(memory):
+        problems.append(
+            f"host.memory: the profile sizes the stack for {declared.memory_mib} MiB ({declared.memory_source}) but this machine has "
+            f"{memory} MiB ({_fact(found, 'machine size', 'memory_from')}): the reservations may not fit; "
+            f'set host.memory = "{memory}M" and rebuild (omnigen refuses a stack that cannot fit)'
+        )
+    return problems
+
+
 def _profile_notes(profile: Profile, found: Mapping[str, Probe], kind: str | None, reason: str) -> list[str]:
     notes = []
+    cpus, memory = _fact(found, "machine size", "cpus"), _fact(found, "machine size", "memory_mib")
+    if not profile.hosts and cpus is not None and memory is not None:
+        from omnigen.sizing import host_size
+
+        declared = host_size(profile)
+        if declared.cpus < float(cpus) or declared.memory_mib < int(memory) * 0.9:
+            notes.append(
+                f"the profile sizes the stack for {declared.cpus:g} CPUs and {declared.memory_mib} MiB; this machine has {cpus} CPUs and "
+                f"{memory} MiB: set host.cpus and host.memory to let the services use more"
+            )
     if kind is not None and kind != profile.host.kind and {kind, profile.host.kind} == {"vps", "bare-metal"}:
         notes.append(f'the profile says host.kind = "{profile.host.kind}"; this machine looks like {kind} ({reason})')
     daemon = _fact(found, "daemon.json", "userland_proxy")

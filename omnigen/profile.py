@@ -48,6 +48,8 @@ from omnigen.errors import InputFileError, InputIssue, ProfileError, UsageError
 from omnigen.fingerprint import SECRETS_SUFFIX, sidecar_path
 from omnigen.inputfile import MAX_TOML_BYTES, read_input
 from omnigen.placeholders import PLACEHOLDER_PATTERN
+from omnigen.reachability import bind_ip_refusal, public_ip_refusal
+from omnigen.sizing import MEMORY_PATTERN, docker_proxy_for, fit_problem
 from omnigen.tomlpos import key_lines
 
 SCHEMA_VERSION = 1
@@ -206,6 +208,38 @@ class Host(Frozen):
         ),
     )
 
+    cpus: float | None = Field(
+        default=None,
+        examples=[1, 4, 1.5],
+        gt=0,
+        le=1024,
+        description=(
+            "CPUs the Docker engine can use: nproc, or the container's CPU limit on LXC. No container's cpus limit exceeds it "
+            "(dockerd refuses one that does) and the stack's CPU reservations must fit in it. Default per host.kind: "
+            + ", ".join(f"{kind} {facts.default_cpus:g}" for kind, facts in hostkinds.HOST_KINDS.items())
+            + ". `omnigen doctor PROFILE` compares it with the machine."
+        ),
+    )
+    memory: str | None = Field(
+        default=None,
+        examples=["2G", "1536M"],
+        pattern=MEMORY_PATTERN,
+        description=(
+            "Memory of the host (MemTotal, or the container's memory limit on LXC), e.g. 2G or 1536M (M and G are MiB and GiB). "
+            "No memory limit exceeds it, and the stack's reservations plus docker-proxy and the system's own must fit in it. "
+            "Default per host.kind: "
+            + ", ".join(f"{kind} {facts.default_memory_mib // 1024}G" for kind, facts in hostkinds.HOST_KINDS.items())
+            + "."
+        ),
+    )
+
+    @field_validator("cpus", mode="before")
+    @classmethod
+    def _cpus_is_a_number(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("must be a number of CPUs such as 1, 2 or 1.5")
+        return value
+
     @model_validator(mode="after")
     def _userland_proxy_possible(self) -> Host:
         if refusal := hostkinds.userland_proxy_refusal(self.kind, self.userland_proxy):
@@ -294,6 +328,23 @@ class Network(Frozen):
         default=None,
         description='The LAN Asterisk joins in mode "ipvlan" or "macvlan": parent interface, subnet, gateway, address.',
     )
+    sip_allow: tuple[ipaddress.IPv4Network, ...] = Field(
+        default=(),
+        examples=[["198.51.100.0/24", "203.0.113.64/26"]],
+        max_length=256,
+        description=(
+            "Networks allowed to reach SIP (e.g. your trunk provider's and your offices' CIDRs); empty: everyone. "
+            "Enforced by firewall/nftables.conf on the published SIP port (docs/firewall.md)."
+        ),
+    )
+
+    @field_validator("sip_allow", mode="before")
+    @classmethod
+    def _sip_allow_is_text(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            for item in value:
+                _address_as_text(item)
+        return value
 
     @model_validator(mode="after")
     def _lan_matches_mode(self) -> Network:
@@ -314,6 +365,16 @@ class Network(Frozen):
     _addresses_are_text = field_validator("subnet", "public_ip", "bind_ip", mode="before")(_address_as_text)
     _subnet_is_a_network = field_validator("subnet", mode="before")(_network_address)
 
+    @property
+    def advertised(self) -> tuple[str, ipaddress.IPv4Address]:
+        """What SIP/SDP advertise, and the key it comes from: the NAT address, else Asterisk's own LAN
+        address (LAN modes), else the host's (validation refuses a profile where that is 0.0.0.0)."""
+        if self.public_ip is not None:
+            return "network.public_ip", self.public_ip
+        if self.lan is not None:
+            return "network.lan.address", self.lan.address
+        return "network.bind_ip", self.bind_ip
+
     @field_validator("subnet")
     @classmethod
     def _subnet_size(cls, subnet: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
@@ -330,15 +391,15 @@ class Network(Frozen):
     @field_validator("public_ip")
     @classmethod
     def _public_ip(cls, ip: ipaddress.IPv4Address | None) -> ipaddress.IPv4Address | None:
-        if ip is not None and (ip.is_unspecified or ip.is_loopback or ip.is_multicast):
-            raise ValueError("public_ip must be a routable unicast address clients can reach")
+        if ip is not None and (refusal := public_ip_refusal(ip)):
+            raise ValueError(refusal)
         return ip
 
     @field_validator("bind_ip")
     @classmethod
     def _bind_ip(cls, ip: ipaddress.IPv4Address) -> ipaddress.IPv4Address:
-        if ip.is_multicast:
-            raise ValueError("bind_ip cannot be a multicast address")
+        if refusal := bind_ip_refusal(ip):
+            raise ValueError(refusal)
         return ip
 
 
@@ -399,6 +460,58 @@ class Components(Frozen):
     )
 
 
+# A file path, absolute or relative to the profile: letters, digits and ._@+- between slashes, no spaces.
+PEM_PATH_PATTERN = r"^/?[A-Za-z0-9._@+-]+(?:/[A-Za-z0-9._@+-]+)*$"
+
+
+class Tls(Frozen):
+    """The certificate nginx serves on ports.https (docs/tls.md)."""
+
+    mode: Literal["self-signed", "files", "acme"] = Field(
+        default="self-signed",
+        description=(
+            'self-signed: generated once and kept beside the profile in <stem>.tls/ (SANs: project.domain, public_ip, bind_ip). '
+            'files: your own chain and key (tls.certificate, tls.key), checked at every build. '
+            'acme: a certificate from an ACME CA (Let\'s Encrypt) over HTTP-01, renewed by the acme service, which reloads nginx.'
+        ),
+    )
+    certificate: str | None = Field(
+        default=None,
+        examples=["certs/fullchain.pem", "/etc/letsencrypt/live/pbx.example.com/fullchain.pem"],
+        pattern=PEM_PATH_PATTERN,
+        max_length=4096,
+        description='mode "files": path of the PEM certificate chain (leaf first), relative to the profile.',
+    )
+    key: str | None = Field(
+        default=None, examples=["certs/privkey.pem"], pattern=PEM_PATH_PATTERN, max_length=4096, description='mode "files": path of the unencrypted PEM private key, relative to the profile.'
+    )
+    acme_email: str | None = Field(
+        default=None,
+        examples=["ops@example.com"],
+        pattern=r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$",
+        description='mode "acme": contact address of the ACME account (expiry notices).',
+    )
+    acme_server: str = Field(
+        default="https://acme-v02.api.letsencrypt.org/directory",
+        pattern=r"^https://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~/-]*)?$",
+        description="mode \"acme\": directory URL of the ACME server (Let's Encrypt's staging: https://acme-staging-v02.api.letsencrypt.org/directory).",
+    )
+
+    @model_validator(mode="after")
+    def _keys_match_mode(self) -> Tls:
+        if self.mode == "files" and (self.certificate is None or self.key is None):
+            raise ValueError('tls: mode "files" needs tls.certificate and tls.key (paths of PEM files, relative to the profile)')
+        if self.mode != "files":
+            for key in ("certificate", "key"):
+                if getattr(self, key) is not None:
+                    raise ValueError(f'tls.{key}: only used with tls.mode = "files" (got mode "{self.mode}"); remove it or set the mode')
+        if self.mode == "acme" and self.acme_email is None:
+            raise ValueError('tls.acme_email: mode "acme" needs the ACME account\'s contact address')
+        if self.mode != "acme" and self.acme_email is not None:
+            raise ValueError(f'tls.acme_email: only used with tls.mode = "acme" (got mode "{self.mode}")')
+        return self
+
+
 class Images(Frozen):
     postgres: ImageRef = Field(default="postgres:15.8-alpine", description="PostgreSQL image (main and dialer DB).")
     redis: ImageRef = Field(default="redis:7.4.1-alpine", description="Redis image.")
@@ -417,6 +530,10 @@ class Images(Frozen):
     kamailio: ImageRef = Field(
         default="omnivoip/kamailio:2.0.0",
         description="Kamailio image (components.webrtc); generated configs target Kamailio 5.6 with the websocket and auth_ephemeral modules.",
+    )
+    acme: ImageRef = Field(
+        default="goacme/lego:v4.19.2",
+        description='ACME client image (tls.mode = "acme"): lego, which the generated renewal script drives.',
     )
     rtpengine: ImageRef = Field(
         default="omnivoip/rtpengine:2.0.0",
@@ -565,8 +682,8 @@ class ClusterHost(Frozen):
     @field_validator("public_ip")
     @classmethod
     def _reachable(cls, ip: ipaddress.IPv4Address | None) -> ipaddress.IPv4Address | None:
-        if ip is not None and (ip.is_unspecified or ip.is_loopback or ip.is_multicast):
-            raise ValueError("public_ip must be a routable unicast address clients can reach")
+        if ip is not None and (refusal := public_ip_refusal(ip)):
+            raise ValueError(refusal)
         return ip
 
     @model_validator(mode="after")
@@ -615,6 +732,7 @@ class Profile(BaseSettings):
     rtp: Rtp = Field(default_factory=lambda: Rtp(), description="Asterisk RTP range.")
     ports: Ports = Field(default_factory=lambda: Ports(), description="Published host ports of SIP and the web UI.")
     components: Components = Field(default_factory=lambda: Components(), description="Optional parts of the stack.")
+    tls: Tls = Field(default_factory=lambda: Tls(), description="The web UI's certificate (docs/tls.md).")
     images: Images = Field(default_factory=lambda: Images(), description="Container images, each with a pinned tag.")
     build: Builds = Field(default_factory=lambda: Builds(), description="Optional build contexts for the OmniVoIP images.")
     database: Database = Field(default_factory=lambda: Database(), description="PostgreSQL names and users.")
@@ -663,6 +781,14 @@ class Profile(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _acme_has_a_name(self) -> Profile:
+        if self.tls.mode == "acme" and self.project.domain is None:
+            raise ValueError('tls.mode: "acme" validates a DNS name over HTTP-01; set project.domain to the name pointing at this host')
+        if self.tls.mode == "acme" and self.hosts:
+            raise ValueError('tls.mode: "acme" is for single-host profiles; with [[hosts]] use "files" on the edge host or "self-signed"')
+        return self
+
+    @model_validator(mode="after")
     def _subnet_holds_containers(self) -> Profile:
         needed = dynamic_addresses_needed(self.workers.celery, self.workers.dialer)
         available = dynamic_addresses_available(self.network.subnet)
@@ -690,6 +816,8 @@ class Profile(BaseSettings):
         layout = port_plan(self)
         if problem := budget_problem(self, layout):
             raise ValueError(problem)
+        if (unfit := fit_problem(self, docker_proxy_for(self))) and unfit.declared:
+            raise ValueError(f"{unfit.key}: {unfit.message}")
         return self
 
     @model_validator(mode="after")

@@ -106,6 +106,10 @@ def _type(node: dict[str, Any]) -> str:
     if kind == "integer":
         low, high = node.get("minimum"), node.get("maximum")
         return f"integer {low} to {high}" if low is not None and high is not None else "integer"
+    if kind == "number":
+        low = f"more than {node['exclusiveMinimum']}" if "exclusiveMinimum" in node else node.get("minimum")
+        high = node.get("maximum")
+        return f"number, {low}, at most {high}" if low is not None and high is not None else "number"
     if kind == "boolean":
         return "boolean"
     if kind == "array":

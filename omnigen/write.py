@@ -936,3 +936,26 @@ def _move_into_place(out_dir: Path, staging: Path, status: FileStatus, journal: 
         os.replace(staging / "new" / status.path, target)
         journal.did(lambda: os.replace(previous, target))
     report.written.append(status.path)
+
+
+def hand_over(out_dir: Path, files: Iterable[str], folders: Iterable[str], uid: int, gid: int) -> str | None:
+    """Give written files, and folders a container writes into (created 0700 if missing), to a container's user.
+
+    Only root can; the caller decides. Never follows a symlink: a link planted in the output folder
+    must not make root chown something else. The outputs are written by then, so a failure is
+    reported (returned), not raised: the folder is complete, only the ownership is left to do.
+    """
+    try:
+        for relative in files:
+            target = out_dir / relative
+            if target.is_file() and not target.is_symlink():
+                os.chown(target, uid, gid, follow_symlinks=False)
+        for relative in folders:
+            target = out_dir / relative
+            if target.is_symlink():
+                return f"{target} is a symlink; omnigen does not give a linked folder to uid {uid} (remove it and build again)"
+            target.mkdir(mode=0o700, exist_ok=True)
+            os.chown(target, uid, gid, follow_symlinks=False)
+    except OSError as exc:
+        return f"cannot give {exc.filename or 'a file'} to uid {uid} ({exc.strerror or exc}); run `chown {uid}:{gid}` on it before starting nginx"
+    return None

@@ -37,7 +37,7 @@ import tomlkit
 from hypothesis import strategies as st
 
 from omnigen.cli import main
-from omnigen.fingerprint import fingerprint
+from omnigen.fingerprint import fingerprint, tls_source_bytes
 from omnigen.formats import dotenv
 from omnigen.profile import SECRET_NAMES
 from omnigen.write import recorded_files_match
@@ -314,7 +314,8 @@ def run_input(item: FuzzInput, stats: Stats, *, compose_every: int, record: bool
                 assert sidecar.read_bytes() == sidecar_before, "a failed build rewrote the sidecar"
             return code
         secrets_bytes = sidecar.read_bytes()
-        assert recorded_files_match(out, fingerprint(item.profile, secrets_bytes, {})) is not None, f"manifest does not prove the build; input: {item!r}"
+        certificate = tls_source_bytes(profile, item.profile, {})
+        assert recorded_files_match(out, fingerprint(item.profile, secrets_bytes, {}, certificate)) is not None, f"manifest does not prove the build; input: {item!r}"
         check_code, _, check_err = cli("check", str(profile), "-o", str(out))
         assert check_code == 0, f"check disagrees with the build it follows: {check_err}\ninput: {item!r}"
         secrets = tomllib.loads(secrets_bytes.decode("utf-8"))

@@ -86,8 +86,10 @@ def test_outputs_are_the_stack_files_and_one_bundle_per_host(built: tuple[Compil
         assert {name.removeprefix(f"hosts/{host.name}/") for name in compiled.files if name.startswith(f"hosts/{host.name}/")} == wanted
         assert host.plan.services is not None
         assert {path.removeprefix("secrets/").removesuffix(".env") for path in host.plan.secret_env} <= set(host.plan.services)
+    edge = next(host.name for host in cluster.hosts if "edge" in host.roles)
+    # nginx's private key: beside stack.yml (its Swarm secret) and in the edge host's bundle.
     secret_env_files = {f"hosts/{host.name}/{path}" for host in cluster.hosts for path in host.plan.secret_env}
-    assert compiled.plan.secret_files == {".env", *(f"hosts/{host.name}/.env" for host in cluster.hosts), *secret_env_files}
+    assert compiled.plan.secret_files == {".env", *(f"hosts/{host.name}/.env" for host in cluster.hosts), *secret_env_files, "certs/privkey.pem", f"hosts/{edge}/certs/privkey.pem"}
 
 
 def _exported_env(folder: Path) -> dict[str, str]:
@@ -222,7 +224,7 @@ def test_build_writes_private_env_files_and_check_finds_it_up_to_date(tmp_path: 
     assert "4 hosts (stack.yml, hosts/<name>/); voice1 200 calls, RTP 20000-21007; voice2 200 calls, RTP 22000-23007" in result.stdout
     modes = {path.relative_to(out).as_posix(): stat.S_IMODE(path.stat().st_mode) for path in out.rglob("*") if path.is_file()}
     private = {".env", ".omnigen-manifest.json", *(f"hosts/{h}/.env" for h in ("data1", "app1", "voice1", "voice2"))}
-    private |= {name for name in modes if "/secrets/" in name}
+    private |= {name for name in modes if "/secrets/" in name} | {"certs/privkey.pem", "hosts/app1/certs/privkey.pem"}
     assert {name for name, mode in modes.items() if mode == 0o600} == private
     assert {name for name in modes if "/secrets/" in name}, "each host's services get their secrets from secrets/<service>.env"
     check = run_cli("check", str(profile), "-o", str(out))

@@ -82,6 +82,17 @@ PAYLOADS = [
 BENIGN = {
     ("project", "domain"): "contact.example.com",
     ("network", "lan", "parent"): "eth0",
+    ("host", "memory"): "16G",
+    ("tls", "certificate"): "certs/site-chain.pem",
+    ("tls", "key"): "certs/site-key.pem",
+    ("tls", "acme_email"): "ops@example.com",
+}
+# Other keys a field needs set beside it to be used at all (tls.certificate only exists in mode "files").
+BENIGN_CONTEXT: dict[tuple[str, ...], dict[tuple[str, ...], Any]] = {
+    ("tls", "certificate"): {("tls",): {"mode": "files", "key": "certs/site-key.pem"}},
+    ("tls", "key"): {("tls",): {"mode": "files", "certificate": "certs/site-chain.pem"}},
+    ("tls", "acme_email"): {("tls",): {"mode": "acme"}, ("project", "domain"): "contact.example.com"},
+    ("tls", "acme_server"): {("tls",): {"mode": "acme", "acme_email": "ops@example.com"}, ("project", "domain"): "contact.example.com"},
 }
 BENIGN_PREFIX = {("build",): "images/context"}
 
@@ -105,7 +116,7 @@ def string_fields(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> list[
     return found
 
 
-def _set(data: dict[str, Any], path: tuple[str, ...], value: str) -> None:
+def _set(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     for part in path[:-1]:
         data = data.setdefault(part, {})
     data[path[-1]] = value
@@ -240,7 +251,9 @@ CASES = [(base, path, default) for base in BASES for path, default in FIELDS if 
 
 @pytest.mark.parametrize(("base_name", "path", "default"), CASES, ids=[f"{base}-{'.'.join(path)}" for base, path, _ in CASES])
 def test_no_string_field_can_inject_configuration(base_name: str, path: tuple[str, ...], default: Any) -> None:
-    base = _base(base_name)
+    base = copy.deepcopy(_base(base_name))
+    for context_path, context_value in BENIGN_CONTEXT.get(path, {}).items():
+        _set(base, context_path, context_value)
     benign = _current(base, path) or default or BENIGN.get(path) or BENIGN_PREFIX.get(path[:1])
     assert isinstance(benign, str), f"add a benign value for new string field {'.'.join(path)} to BENIGN"
     reference_data = copy.deepcopy(base)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from omnigen.errors import OutputError, ProfileError
-from omnigen.fingerprint import fingerprint
+from omnigen.fingerprint import fingerprint, tls_source_bytes
 from omnigen.formats import dotenv
 from omnigen.pipeline import build, expected_outputs
 from omnigen.profile import SECRET_NAMES
@@ -53,9 +53,12 @@ def test_build_records_the_fingerprint_of_its_inputs(tmp_path: Path) -> None:
     manifest, _ = read_manifest(out)
     assert manifest is not None
     sidecar = profile.with_name("site.secrets.toml").read_bytes()
-    assert manifest.fingerprint == fingerprint(profile.read_bytes(), sidecar, env)
-    assert recorded_files_match(out, fingerprint(profile.read_bytes(), sidecar, env)) is not None
-    assert recorded_files_match(out, fingerprint(profile.read_bytes(), sidecar, {})) is None
+    certificate = tls_source_bytes(profile, profile.read_bytes(), env)
+    assert certificate is not None
+    assert manifest.fingerprint == fingerprint(profile.read_bytes(), sidecar, env, certificate)
+    assert recorded_files_match(out, fingerprint(profile.read_bytes(), sidecar, env, certificate)) is not None
+    assert recorded_files_match(out, fingerprint(profile.read_bytes(), sidecar, {}, certificate)) is None
+    assert recorded_files_match(out, fingerprint(profile.read_bytes(), sidecar, env, b"another certificate")) is None
 
 
 def test_secrets_reach_the_env_file_exactly_as_in_the_sidecar(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 from omnigen.errors import ProfileError
 from omnigen.formats.kamailiocfg import KamailioValueError, cfg_value
 from omnigen.pipeline import Compiled
-from omnigen.plan import OUTPUTS, WEBRTC_OUTPUTS
+from omnigen.plan import ACME_OUTPUTS, FIREWALL_OUTPUTS, OUTPUTS, WEBRTC_OUTPUTS
 from tests.conftest import EXAMPLES, ROOT, compile_example, compose_json, run_compose, snapshot_suffix, write_files
 
 PROFILE = ROOT / "profiles" / "webrtc.toml"
@@ -39,7 +39,7 @@ def test_edge_output_snapshot(compiled: Compiled, relative: str, snapshot_as) ->
 def test_without_webrtc_nothing_of_the_edge_is_generated(profile: Path) -> None:
     compiled = compile_example(profile)
     assert compiled.plan.webrtc is None
-    assert tuple(compiled.files) == tuple(dest for _, dest in OUTPUTS) + tuple(compiled.plan.secret_env)
+    assert tuple(compiled.files) == tuple(dest for _, dest in OUTPUTS + FIREWALL_OUTPUTS + (ACME_OUTPUTS if compiled.plan.tls.acme else ())) + tuple(compiled.plan.secret_env)
     assert "secrets/kamailio.env" not in compiled.files
     for text in compiled.files.values():
         assert "kamailio" not in text.lower() and "rtpengine" not in text.lower() and "WEBRTC_" not in text

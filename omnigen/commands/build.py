@@ -58,6 +58,8 @@ def _print_warnings(result: object) -> None:
     assert isinstance(result, BuildResult)
     for warning in result.compiled.plan.warnings:
         print(f"{result.out_dir}: {warning.render()}", file=sys.stderr)
+    if result.handover_problem:
+        print(f"{result.out_dir}: warning: {result.handover_problem}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:

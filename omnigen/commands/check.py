@@ -65,7 +65,7 @@ def fast_check(profile: Path, output: Path | None, environ: dict[str, str]) -> t
     Imports nothing beyond the standard library and omnigen.write/fingerprint.
     """
     from omnigen.errors import InputFileError
-    from omnigen.fingerprint import fingerprint, read_optional, sidecar_path
+    from omnigen.fingerprint import fingerprint, read_optional, sidecar_path, tls_source_bytes
     from omnigen.write import loose_mode, recorded_files_match
 
     try:
@@ -80,8 +80,21 @@ def fast_check(profile: Path, output: Path | None, environ: dict[str, str]) -> t
     out_dir = output if output is not None else fast_default_out_dir(profile, profile_bytes, environ)
     if out_dir is None:
         return None
-    manifest = recorded_files_match(out_dir, fingerprint(profile_bytes, sidecar, environ))
+    tls = tls_source_bytes(profile, profile_bytes, environ)
+    if tls is None:
+        return None
+    manifest = recorded_files_match(out_dir, fingerprint(profile_bytes, sidecar, environ, tls))
     return (out_dir, manifest) if manifest is not None else None
+
+
+def _warn_about_certificate(out_dir: Path) -> None:
+    """The served certificate expires within 30 days (or has): a warning, not a finding; the folder may be current."""
+    if not any((out_dir / relative).is_file() for relative in ("certs/fullchain.pem", "acme/live/fullchain.pem")):
+        return
+    from omnigen.tls import served_certificate_warning, utc_now
+
+    if warning := served_certificate_warning(out_dir, utc_now()):
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -95,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
         if unwritten_compose_files(out_dir, manifest.files):
             # Compose would merge (or prefer) files omnigen did not write: judge what it would run.
             return _full_check(args, environ)
+        _warn_about_certificate(out_dir)
         if args.format == "json":
             files = [{"path": path, "state": "up-to-date", "detail": "matches the manifest"} for path in sorted(manifest.files)]
             _print_json(
@@ -128,6 +142,7 @@ def _full_check(args: argparse.Namespace, environ: dict[str, str]) -> int:
     from omnigen.write import loose_mode, survey
 
     expected = expected_outputs(args.profile, args.output, environ=environ)
+    _warn_about_certificate(expected.out_dir)
     state = survey(expected.out_dir, expected.compiled.files, expected.compiled.plan.secret_files)
     sidecar_mode = loose_mode(expected.secrets_path)
     up_to_date = not state.changes and not expected.missing_secrets and sidecar_mode is None

@@ -48,6 +48,11 @@ def run(args: argparse.Namespace) -> int:
     for status in state.files:
         if status.secret and status.current is not None:
             values += env_values(status.current.decode("utf-8", "replace"), secret_keys)
+        # A private key (certs/privkey.pem): every line between its armour lines, expected and on disk.
+        for raw in (status.expected, status.current):
+            text = raw.decode("ascii", "replace") if raw is not None else ""
+            if status.secret and "PRIVATE KEY-----" in text:
+                values += [line for line in text.splitlines() if line.strip() and not line.startswith("-----")]
     redactor = Redactor.create(values, secret_keys)
 
     out = sys.stdout

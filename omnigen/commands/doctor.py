@@ -40,6 +40,13 @@ def run(args: argparse.Namespace) -> int:
     # Another root is another system: this machine's runc or docker would answer for the wrong one.
     view = HostView(root=args.root, run=system_runner if own_root else None, environ=dict(os.environ), system=platform.system())
     result = diagnose(view, profile)
+    if profile is not None:
+        from dataclasses import replace
+
+        from omnigen.tls import source_certificate_warning, utc_now
+
+        if warning := source_certificate_warning(profile, args.profile, utc_now()):
+            result = replace(result, notes=(*result.notes, f"certificate: {warning}"))
     if args.format == "json":
         sys.stdout.write(json.dumps(diagnosis_data(result), indent=2) + "\n")
     else:

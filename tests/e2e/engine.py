@@ -181,9 +181,14 @@ def start_engine(
     userland_proxy: bool = True,
     iptables: bool = True,
     extra_args: Sequence[str] = (),
+    prefix: Sequence[str] = (),
     lock_timeout: float = 600,
 ) -> DockerEngine:
-    """Start a private dockerd and wait until it answers; raise EngineUnavailable if it cannot run here."""
+    """Start a private dockerd and wait until it answers; raise EngineUnavailable if it cannot run here.
+
+    `prefix` runs dockerd under another program: ("taskset", "-c", "0") pins it to one CPU, and
+    the engine then counts one CPU (NCPU 1), as on a 1-vCPU VPS or LXC container.
+    """
     if os.geteuid() != 0:
         raise EngineUnavailable("dockerd needs root; run the end-to-end tests as root")
     dockerd = shutil.which("dockerd")
@@ -198,7 +203,10 @@ def start_engine(
     config.write_text(json.dumps(settings))
     lock = _take_lock(lock_timeout)
     log_path = folder / "dockerd.log"
+    if prefix and shutil.which(prefix[0]) is None:
+        raise EngineUnavailable(f"{prefix[0]} is not installed (util-linux)")
     command = [
+        *prefix,
         dockerd,
         "--config-file", str(config),
         "--data-root", str(folder / "data"),

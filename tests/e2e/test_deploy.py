@@ -167,6 +167,23 @@ def test_containers_have_the_planned_limits_and_users(deployment: Deployment) ->
     assert users["redis"] == "redis"
 
 
+def test_nginx_finds_the_certificate_pair_its_user_alone_can_read(deployment: Deployment) -> None:
+    """The README's quick start (build as root, compose up): the pair nginx.conf names is there, and the key
+    is readable by nginx's user (uid 101 in nginx-unprivileged) and by no other, even root without capabilities."""
+    from omnigen.plan import NGINX_UID
+
+    nginx = next(c for c in containers(deployment) if service_of(c) == "nginx")
+    tls = deployment.plan.tls
+    for path in (tls.served_certificate, tls.served_key):
+        readable = deployment.engine.docker("exec", "--user", f"{NGINX_UID}:{NGINX_UID}", str(nginx["Id"]), "test", "-s", path, "-a", "-r", path, check=False)
+        assert readable.returncode == 0, f"{path} is missing or unreadable for uid {NGINX_UID}: {readable.stderr}"
+    first = deployment.engine.docker("exec", "--user", f"{NGINX_UID}:{NGINX_UID}", str(nginx["Id"]), "head", "-n", "1", tls.served_key).stdout
+    assert first.strip() == "-----BEGIN PRIVATE KEY-----"
+    for other in ("102:102", "0:0"):  # cap_drop ALL: root has no CAP_DAC_OVERRIDE either
+        denied = deployment.engine.docker("exec", "--user", other, str(nginx["Id"]), "cat", tls.served_key, check=False)
+        assert denied.returncode != 0, f"uid {other} could read the private key"
+
+
 def test_redis_is_healthy_only_because_its_health_check_authenticates(deployment: Deployment) -> None:
     """The stand-in enforces requirepass (read from stdin, as Redis does): healthy means the check sent the generated password."""
     redis = next(c for c in containers(deployment) if service_of(c) == "redis")
