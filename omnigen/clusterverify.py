@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from omnigen import placement
+from omnigen.application import BROWSER_ORIGIN_VARIABLES
 from omnigen.deployment import Deployment
 from omnigen.errors import VerifyError
 from omnigen.formats import dotenv
@@ -158,7 +159,9 @@ def _stack_problems(plan: Plan, stack: Deployment) -> Iterator[str]:
     if network != expected:
         yield f"{STACK_FILE}: network {cluster.overlay_name} is {network}, plan says {expected}"
     declared = {**(stack.data.get("configs") or {}), **(stack.data.get("secrets") or {})}
-    objects = [*cluster.configs, *cluster.secrets] + [item for voice in cluster.voice for item in (voice.pjsip, voice.rtp_conf)]
+    objects = [*cluster.configs, *cluster.secrets, *((cluster.backend_startup,) if cluster.backend_startup else ())] + [
+        item for voice in cluster.voice for item in voice.confs
+    ]
     secret_keys = {item.key for item in cluster.secrets}
     for item in objects:
         entry = declared.get(item.key)
@@ -209,6 +212,8 @@ def client_addresses(deployment: Deployment) -> Iterator[tuple[str, str, str, in
     for name in deployment.services:
         env = deployment.service_env(name)
         for key, value in env.items():
+            if key in BROWSER_ORIGIN_VARIABLES:
+                continue
             for suffix in ("_HOST", "_SERVER", "_HOSTNAME"):
                 port = _number(env.get(key[: -len(suffix)] + "_PORT")) if key.endswith(suffix) else None
                 if port is not None:
