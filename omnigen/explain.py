@@ -169,16 +169,20 @@ def _application(plan: Plan) -> list[dict[str, Any]]:
 
 
 def _application_tables(data: dict[str, Any]) -> tuple[Table, ...]:
+    # One wrapped column each: image names and file paths are long words no narrow column can hold.
     images = Table(
         "Images and where they come from",
-        ("image key", "image", "source", "build context"),
-        tuple((row["key"], row["image"], row["source"], row["context"] or "") for row in data["images"]),
+        ("image: source",),
+        tuple((f"{row['image']}: {row['source']}" + (f", context {row['context']}" if row["context"] else ""),) for row in data["images"]),
     )
     notes = Table(
         "The application's images: workarounds and upstream defects (docs/application.md)",
-        ("services", "problem", "reference", "what the deployment does"),
+        ("services: problem (reference) -> what the deployment does",),
         tuple(
-            (row["services"], row["problem"], row["reference"], row["remedy"] if row["worked_around"] else f"NOT worked around: {row['remedy']}")
+            (
+                f"{row['services']}: {row['problem']} ({row['reference']}) -> "
+                + (row["remedy"] if row["worked_around"] else f"NOT worked around: {row['remedy']}"),
+            )
             for row in data["application"]
         ),
     )
