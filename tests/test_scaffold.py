@@ -157,6 +157,7 @@ def test_defaults_alone_scaffold_a_site_that_builds(template_repo: Path, tmp_pat
     """`copier copy --defaults`: the project is named after the folder, and without a public_ip
     the site is published on 127.0.0.1 only (valid, and exposed to nobody until told otherwise)."""
     site = tmp_path / "acme-site"
+    make_fake_checkout(tmp_path / "omnivoip")  # build.source = "../omnivoip", beside the site
     copied = copier_copy(template_repo, site, {}, "--vcs-ref", "v1")
     assert copied.returncode == 0, copied.stderr
     profile = load_profile(site / "omnivoip.toml", {})
