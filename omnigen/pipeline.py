@@ -6,6 +6,7 @@ factory it is given); `build` adds loading and writing around it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -13,7 +14,17 @@ from pathlib import Path
 
 from omnigen.credentials import TokenFactory, random_token, resolve, sidecar_text
 from omnigen.errors import InputIssue, OutputError, ProfileError
-from omnigen.fingerprint import OUTPUT_FOLDER, SECRETS_SUFFIX, fingerprint, output_path, read_optional, tls_digest
+from omnigen.fingerprint import (
+    OUTPUT_FOLDER,
+    SECRETS_SUFFIX,
+    TLS_CHAIN,
+    TLS_KEY,
+    fingerprint,
+    output_path,
+    read_optional,
+    tls_digest,
+    tls_sidecar_dir,
+)
 from omnigen.plan import NGINX_GID, NGINX_UID, Plan, make_plan
 from omnigen.profile import Profile, Secrets, load_profile, load_secrets, secrets_path_for
 from omnigen.render import render
@@ -249,6 +260,7 @@ def build(
         sidecar_bytes = new_sidecar.encode("utf-8") if new_sidecar is not None else existing_sidecar
         sidecar_fixed: list[Path] = []
         sidecar_written = False
+        tls_sidecar_new: list[bool] = []  # [True] once this build started creating <stem>.tls/
 
         def write_sidecar() -> None:
             nonlocal sidecar_written
@@ -261,6 +273,7 @@ def build(
             except OSError as exc:  # write_file_atomic reports its own failures as OutputError
                 raise OutputError(f"{secrets_path}: cannot make the secrets sidecar private ({exc.strerror or exc})") from None
             if tls.generated:
+                tls_sidecar_new.append(not tls_sidecar_dir(tls_path).exists())
                 write_tls_sidecar(tls_path, tls)
 
         manifest = _manifest(compiled, fingerprint(_profile_bytes(path), sidecar_bytes, env, _tls_fingerprint(tls, env)))
@@ -269,9 +282,20 @@ def build(
         except OutputError as error:
             if sidecar_written and not error.folder_changed:
                 _restore_sidecar(secrets_path, existing_sidecar)
+            if tls_sidecar_new == [True] and not error.folder_changed:
+                _remove_tls_sidecar(tls_path)
             raise
     problem = _hand_to_nginx(destination, compiled.plan)
     return BuildResult(compiled, destination, secrets_path, report, sidecar_made_private=bool(sidecar_fixed), tls=tls, handover_problem=problem)
+
+
+def _remove_tls_sidecar(tls_path: Path) -> None:
+    """A first build that failed takes back the certificate folder it created, as it takes back new secrets."""
+    folder = tls_sidecar_dir(tls_path)
+    for name in (TLS_KEY, TLS_CHAIN):
+        (folder / name).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        folder.rmdir()
 
 
 def _hand_to_nginx(destination: Path, plan: Plan) -> str | None:
