@@ -106,10 +106,8 @@ def stack(engine: DockerEngine, tmp_path_factory: pytest.TempPathFactory) -> Ite
     compiled = compile_profile(load_profile(profile, {}), load_secrets(secrets_path_for(profile)))
     assert (out / "stack.yml").read_text() == compiled.files["stack.yml"]
     build_standins(engine, compiled.plan)
-    # The stand-in nginx does not read them; Swarm needs the files to create the config and secret.
-    (out / "certs").mkdir()
-    (out / "certs" / "fullchain.pem").write_text("stand-in certificate\n")
-    (out / "certs" / "privkey.pem").write_text("stand-in key\n")
+    # Swarm needs the pair to create nginx's config and secret: build writes it (tls.mode self-signed).
+    assert (out / "certs" / "fullchain.pem").is_file() and (out / "certs" / "privkey.pem").is_file()
     engine.docker("swarm", "init", "--advertise-addr", "127.0.0.1")
     try:
         node = engine.docker("node", "ls", "--quiet").stdout.strip()
