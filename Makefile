@@ -31,7 +31,7 @@ dist: $(STAMP)
 # here (no root, Node too old) is skipped by its tests with the reason, never failed.
 test-tools:
 	@bash .ci/install-node-tools.sh || echo "make test: the Node judges (dclint, taplo) are not installed; their tests will skip"
-	@for installer in .ci/install-shells.sh .ci/install-daemons.sh; do \
+	@for installer in .ci/install-shells.sh .ci/install-daemons.sh .ci/install-tls-firewall.sh; do \
 		bash $$installer || echo "make test: $$installer failed; the tests that need it will skip"; \
 	done
 
