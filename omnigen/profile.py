@@ -781,6 +781,23 @@ class Profile(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _webrtc_edge_reachable(self) -> Profile:
+        # The WebRTC edge advertises the address Asterisk advertises (one fact: network.advertised),
+        # because browsers reach nginx and rtpengine where phones reach Asterisk. In a LAN mode
+        # without public_ip that address is Asterisk's own LAN address: an ipvlan/macvlan address
+        # belongs to Asterisk's container alone, while nginx and rtpengine are published on the
+        # host's address, so browsers sent there would reach neither.
+        if self.components.webrtc and not self.hosts and self.network.lan is not None and self.network.public_ip is None:
+            raise ValueError(
+                f'components.webrtc: in network.mode = "{self.network.mode}" without network.public_ip, Asterisk advertises '
+                f"its own LAN address {self.network.lan.address}, which only its container answers; browsers would be sent "
+                "there and reach neither nginx (WSS) nor rtpengine (media), which are published on the host; set "
+                "network.public_ip to the address that forwards SIP/RTP to network.lan.address and HTTPS plus the WebRTC "
+                'media range to the host, or use network.mode = "bridge"'
+            )
+        return self
+
+    @model_validator(mode="after")
     def _acme_has_a_name(self) -> Profile:
         if self.tls.mode == "acme" and self.project.domain is None:
             raise ValueError('tls.mode: "acme" validates a DNS name over HTTP-01; set project.domain to the name pointing at this host')
