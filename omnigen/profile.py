@@ -10,7 +10,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import tomllib
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -50,7 +49,7 @@ from omnigen.inputfile import MAX_TOML_BYTES, read_input
 from omnigen.placeholders import PLACEHOLDER_PATTERN
 from omnigen.reachability import bind_ip_refusal, public_ip_refusal
 from omnigen.sizing import MEMORY_PATTERN, docker_proxy_for, fit_problem
-from omnigen.tomlpos import key_lines
+from omnigen.tomlpos import key_lines, parse_toml
 
 SCHEMA_VERSION = 1
 ENV_PREFIX = "OMNIGEN_"
@@ -957,16 +956,7 @@ def read_toml(path: Path) -> tuple[dict[str, Any], str]:
         raise ProfileError(
             [InputIssue(str(path), "", "starts with a UTF-8 byte order mark (BOM), which TOML does not allow", line=1, hint="save the file as UTF-8 without BOM")]
         )
-    try:
-        return tomllib.loads(text), text
-    except tomllib.TOMLDecodeError as exc:
-        line = getattr(exc, "lineno", None)
-        message = str(exc).split(" (at ", 1)[0]
-        raise ProfileError(
-            [InputIssue(str(path), "", f"malformed TOML: {message}", line=line, hint="fix the TOML syntax")]
-        ) from None
-    except RecursionError:  # tomllib recurses into nested arrays and inline tables
-        raise ProfileError([InputIssue(str(path), "", "malformed TOML: arrays or tables nested too deeply")]) from None
+    return parse_toml(text, str(path)), text
 
 
 def _env_overrides(environ: dict[str, str]) -> dict[str, str]:

@@ -10,6 +10,10 @@ of the table itself.
 from __future__ import annotations
 
 import re
+import tomllib
+from typing import Any
+
+from omnigen.errors import InputIssue, ProfileError
 
 _BARE_OR_QUOTED = r'(?:[A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|\'[^\']*\')'
 _KEY = re.compile(rf"^\s*({_BARE_OR_QUOTED}(?:\s*\.\s*{_BARE_OR_QUOTED})*)\s*=")
@@ -87,3 +91,33 @@ def key_lines(text: str) -> dict[tuple[str, ...], int]:
             if not multiline_end:
                 bracket_depth = max(_open_brackets(rest), 0)
     return positions
+
+
+# tomllib ends every message with the position; Python 3.14 also sets exc.lineno/colno,
+# 3.11-3.13 only have the text.
+_POSITION = re.compile(r" \(at line (\d+), column (\d+)\)$")
+
+
+def parse_toml(text: str, file: str) -> dict[str, Any]:
+    """tomllib.loads with every failure a ProfileError at `file:line:column`; the one TOML reader
+    of profiles, secrets sidecars and migrated profiles."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError([_syntax_issue(exc, text, file)]) from None
+    except RecursionError:  # tomllib recurses into nested arrays and inline tables
+        raise ProfileError([InputIssue(file, "", "malformed TOML: arrays or tables nested too deeply")]) from None
+
+
+def _syntax_issue(exc: tomllib.TOMLDecodeError, text: str, file: str) -> InputIssue:
+    message = str(exc)
+    line: int | None = getattr(exc, "lineno", None)
+    column: int | None = getattr(exc, "colno", None)
+    if position := _POSITION.search(message):
+        message = message[: position.start()]
+        line = line or int(position.group(1))
+        column = column or int(position.group(2))
+    message = getattr(exc, "msg", None) or message
+    hint = "fix the TOML syntax"
+    key = ""
+    return InputIssue(file, key, f"malformed TOML: {message}", line=line, column=column, hint=hint)

@@ -230,3 +230,29 @@ def test_a_byte_order_mark_is_named_not_an_invalid_statement(tmp_path: Path, nam
     message = caught.value.render()
     assert "byte order mark (BOM)" in message and "save the file as UTF-8 without BOM" in message
     assert "Invalid statement" not in message
+
+
+# TOML syntax errors carry file:line:column on every Python omnigen supports: tomllib only
+# puts the position in its message before 3.14 (issue 15).
+TOML_SYNTAX = [
+    pytest.param(GOOD.replace("[rtp]", "[rtp"), "acme.toml:11:5: malformed TOML: Expected ']' at the end of a table declaration; fix the TOML syntax", id="unclosed-table"),
+    pytest.param(GOOD.replace("start = 10000", "start = 10000 10"), "acme.toml:12:15: malformed TOML: Expected newline or end of document after a statement; fix the TOML syntax", id="trailing-value"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), TOML_SYNTAX)
+def test_toml_syntax_error_is_located_to_the_column(tmp_path: Path, text: str, expected: str) -> None:
+    path = _profile(tmp_path, text)
+    with pytest.raises(ProfileError) as caught:
+        load_profile(path, {})
+    assert caught.value.render() == f"{tmp_path}/{expected}"
+
+
+def test_toml_position_is_read_from_the_message_when_the_exception_has_none() -> None:
+    # Python 3.11-3.13: TOMLDecodeError has no lineno/colno, only "(at line L, column C)".
+    import tomllib
+
+    from omnigen.tomlpos import _syntax_issue
+
+    issue = _syntax_issue(tomllib.TOMLDecodeError("Invalid value (at line 3, column 7)"), "a = 1\nb = 2\nc = \n", "p.toml")
+    assert issue.render() == "p.toml:3:7: malformed TOML: Invalid value; fix the TOML syntax"
