@@ -115,3 +115,9 @@ def test_migration_reads_toml_like_a_build() -> None:
     with pytest.raises(ProfileError) as refused:
         migrate_text("schema_version = 0\n[capacity\n", "p.toml")
     assert refused.value.render() == "p.toml:2:10: malformed TOML: Expected ']' at the end of a table declaration; fix the TOML syntax"
+
+
+def test_migration_names_a_duplicate_key() -> None:
+    with pytest.raises(ProfileError) as refused:
+        migrate_text('schema_version = 0\n[capacity]\ncalls = 5\ncalls = 6\n', "p.toml")
+    assert refused.value.render() == "p.toml:4:1: capacity.calls: malformed TOML: the key is defined twice (first on line 3); keep one definition"
