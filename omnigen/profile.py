@@ -30,11 +30,13 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
 from omnigen import hostkinds, placement
 from omnigen.capacity import (
+    CapacityProblems,
     budget_problem,
     dynamic_addresses_available,
     dynamic_addresses_needed,
@@ -829,7 +831,18 @@ class Profile(BaseSettings):
         # Multi-host profiles are laid out per host (_hosts_fit).
         if self.hosts:
             return self
-        layout = port_plan(self)
+        try:
+            layout = port_plan(self)
+        except CapacityProblems as found:
+            # One validation error per problem, each located at its own key.
+            raise ValidationError.from_exception_data(
+                type(self).__name__,
+                [
+                    InitErrorDetails(type=PydanticCustomError("value_error", "{message}", {"message": str(problem)}), loc=(), input=table)
+                    for table in (self.model_dump(),)
+                    for problem in found.problems
+                ],
+            ) from None
         if problem := budget_problem(self, layout):
             raise ValueError(problem)
         if (unfit := fit_problem(self, docker_proxy_for(self))) and unfit.declared:
