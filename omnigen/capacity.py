@@ -147,6 +147,15 @@ class CapacityError(ValueError):
         super().__init__(f"{key}: {message}")
 
 
+class CapacityProblems(CapacityError):
+    """Several independent refusals found in one pass, reported together so the user fixes them in
+    one edit; as a CapacityError it reads as the first of them."""
+
+    def __init__(self, problems: list[CapacityError]) -> None:
+        self.problems = tuple(problems)
+        super().__init__(problems[0].key, problems[0].message)
+
+
 @dataclass(frozen=True)
 class RangeRequest:
     """A media range to place: candidate starts in order of preference; the first that fits wins."""
@@ -291,12 +300,18 @@ def port_plan(profile: Profile) -> PortPlan:
     calls = capacity.concurrent_calls
 
     singles: list[tuple[str, int, int | None]] = []  # (key, host port, remapped from)
+    too_low: list[CapacityError] = []  # every refused low port at once, not one per run
     for key, port in (("ports.sip", profile.ports.sip), ("ports.http", profile.ports.http), ("ports.https", profile.ports.https)):
         # In a LAN mode Asterisk listens on its own address: SIP is not a host port.
         if key == "ports.sip" and not publishes_asterisk:
             singles.append((key, port, None))
-        else:
+            continue
+        try:
             singles.append((key, *_host_port(profile, key, port)))
+        except CapacityError as refusal:
+            too_low.append(refusal)
+    if too_low:
+        raise too_low[0] if len(too_low) == 1 else CapacityProblems(too_low)
     seen: dict[int, str] = {}
     for key, port, original in singles:
         described = f"{key} (remapped from {original} by host.low_ports)" if original is not None else key

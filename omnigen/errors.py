@@ -1,7 +1,7 @@
 """The one error hierarchy. Every error a user can see carries its exit code.
 
 Messages follow `PATH: key.path: what is wrong (got X); what to do`, with the
-TOML line (`PATH:LINE:`) when it is known.
+TOML line (`PATH:LINE:`, or `PATH:LINE:COLUMN:` for TOML syntax) when it is known.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class UsageError(OmnigenError):
 class InputIssue:
     """One problem in an input file, located as precisely as we can."""
 
-    __slots__ = ("file", "got", "hint", "key", "line", "message")
+    __slots__ = ("column", "file", "got", "hint", "key", "line", "message")
 
     def __init__(
         self,
@@ -41,9 +41,11 @@ class InputIssue:
         line: int | None = None,
         got: str | None = None,
         hint: str | None = None,
+        column: int | None = None,
     ) -> None:
         self.file = file
         self.line = line
+        self.column = column
         self.key = key
         self.message = message
         self.got = got
@@ -51,6 +53,8 @@ class InputIssue:
 
     def render(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
+        if self.line and self.column:
+            where += f":{self.column}"
         text = f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
         if self.got is not None:
             text += f" (got {self.got})"

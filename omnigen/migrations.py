@@ -24,7 +24,7 @@ from tomlkit.items import Comment, InlineTable, Item, Table, Trivia
 
 from omnigen.errors import InputIssue, ProfileError
 from omnigen.profile import SCHEMA_VERSION
-from omnigen.tomlpos import key_lines
+from omnigen.tomlpos import key_lines, parse_toml
 
 # The version a profile without any schema_version key is read as.
 UNVERSIONED = 0
@@ -185,6 +185,7 @@ class MigrationResult:
 
 def migrate_text(text: str, file: str) -> MigrationResult:
     """Upgrade a profile's text to the current schema; the text is unchanged when it already is."""
+    parse_toml(text, file)  # the same located syntax errors as a build; tomlkit's are vaguer
     try:
         document = tomlkit.parse(text)
     except ParseError as exc:

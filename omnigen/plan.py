@@ -801,7 +801,8 @@ def _webrtc(profile: Profile, layout: PortPlan, asterisk_ip: str) -> WebrtcPlan:
     # The layout profile validation checked: beside Asterisk's range, clear of every published port.
     rtp = layout.ranges["rtpengine"]
     rtpengine_ip = _nth_host(subnet, RTPENGINE_HOST_NUMBER)
-    advertised_ip = str(profile.network.public_ip or profile.network.bind_ip)
+    # The address Asterisk advertises: validation refuses a profile where browsers could not reach the edge there.
+    advertised_ip = str(_asterisk_advertised(profile))
     https = layout.https_port
     host = profile.project.domain or advertised_ip
     return WebrtcPlan(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import tomllib
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -31,11 +30,13 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
 from omnigen import hostkinds, placement
 from omnigen.capacity import (
+    CapacityProblems,
     budget_problem,
     dynamic_addresses_available,
     dynamic_addresses_needed,
@@ -50,7 +51,7 @@ from omnigen.inputfile import MAX_TOML_BYTES, read_input
 from omnigen.placeholders import PLACEHOLDER_PATTERN
 from omnigen.reachability import bind_ip_refusal, public_ip_refusal
 from omnigen.sizing import MEMORY_PATTERN, docker_proxy_for, fit_problem
-from omnigen.tomlpos import key_lines
+from omnigen.tomlpos import key_lines, parse_toml
 
 SCHEMA_VERSION = 1
 ENV_PREFIX = "OMNIGEN_"
@@ -781,6 +782,23 @@ class Profile(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _webrtc_edge_reachable(self) -> Profile:
+        # The WebRTC edge advertises the address Asterisk advertises (one fact: network.advertised),
+        # because browsers reach nginx and rtpengine where phones reach Asterisk. In a LAN mode
+        # without public_ip that address is Asterisk's own LAN address: an ipvlan/macvlan address
+        # belongs to Asterisk's container alone, while nginx and rtpengine are published on the
+        # host's address, so browsers sent there would reach neither.
+        if self.components.webrtc and not self.hosts and self.network.lan is not None and self.network.public_ip is None:
+            raise ValueError(
+                f'components.webrtc: in network.mode = "{self.network.mode}" without network.public_ip, Asterisk advertises '
+                f"its own LAN address {self.network.lan.address}, which only its container answers; browsers would be sent "
+                "there and reach neither nginx (WSS) nor rtpengine (media), which are published on the host; set "
+                "network.public_ip to the address that forwards SIP/RTP to network.lan.address and HTTPS plus the WebRTC "
+                'media range to the host, or use network.mode = "bridge"'
+            )
+        return self
+
+    @model_validator(mode="after")
     def _acme_has_a_name(self) -> Profile:
         if self.tls.mode == "acme" and self.project.domain is None:
             raise ValueError('tls.mode: "acme" validates a DNS name over HTTP-01; set project.domain to the name pointing at this host')
@@ -813,7 +831,18 @@ class Profile(BaseSettings):
         # Multi-host profiles are laid out per host (_hosts_fit).
         if self.hosts:
             return self
-        layout = port_plan(self)
+        try:
+            layout = port_plan(self)
+        except CapacityProblems as found:
+            # One validation error per problem, each located at its own key.
+            raise ValidationError.from_exception_data(
+                type(self).__name__,
+                [
+                    InitErrorDetails(type=PydanticCustomError("value_error", "{message}", {"message": str(problem)}), loc=(), input=table)
+                    for table in (self.model_dump(),)
+                    for problem in found.problems
+                ],
+            ) from None
         if problem := budget_problem(self, layout):
             raise ValueError(problem)
         if (unfit := fit_problem(self, docker_proxy_for(self))) and unfit.declared:
@@ -940,16 +969,7 @@ def read_toml(path: Path) -> tuple[dict[str, Any], str]:
         raise ProfileError(
             [InputIssue(str(path), "", "starts with a UTF-8 byte order mark (BOM), which TOML does not allow", line=1, hint="save the file as UTF-8 without BOM")]
         )
-    try:
-        return tomllib.loads(text), text
-    except tomllib.TOMLDecodeError as exc:
-        line = getattr(exc, "lineno", None)
-        message = str(exc).split(" (at ", 1)[0]
-        raise ProfileError(
-            [InputIssue(str(path), "", f"malformed TOML: {message}", line=line, hint="fix the TOML syntax")]
-        ) from None
-    except RecursionError:  # tomllib recurses into nested arrays and inline tables
-        raise ProfileError([InputIssue(str(path), "", "malformed TOML: arrays or tables nested too deeply")]) from None
+    return parse_toml(text, str(path)), text
 
 
 def _env_overrides(environ: dict[str, str]) -> dict[str, str]:

@@ -120,6 +120,34 @@ def test_host_kind_rule_refuses_with_its_reason(patches: list[tuple[str, Any]], 
     assert expected in caught.value.render()
 
 
+LOW_PORTS = {"sip": (506, 5060), "http": (80, 8080), "https": (443, 8443)}
+
+
+@pytest.mark.parametrize(
+    "low",
+    [tuple(name for index, name in enumerate(LOW_PORTS) if mask >> index & 1) for mask in range(1, 8)],
+    ids=lambda low: "+".join(low),
+)
+def test_rootless_names_every_low_port_in_one_run(tmp_path: Path, low: tuple[str, ...]) -> None:
+    # One run shows every port below 1024, each at its own line, not one per run (issue 15).
+    import tomllib
+
+    ports = "".join(f"{name} = {LOW_PORTS[name][0 if name in low else 1]}\n" for name in LOW_PORTS)
+    text = f'schema_version = 1\n[project]\nname = "acme"\n[host]\nkind = "rootless"\n[network]\nbind_ip = "192.168.1.10"\n[capacity]\nconcurrent_calls = 10\n[ports]\n{ports}'
+    with pytest.raises(ProfileError) as caught:
+        validate_profile(tomllib.loads(text), file="acme.toml", text=text, env={})
+    assert caught.value.exit_code == EXIT_BAD_INPUT
+    rendered = [issue.render() for issue in caught.value.issues]
+    lines = {"sip": 11, "http": 12, "https": 13}
+    assert rendered == [
+        f"acme.toml:{lines[name]}: ports.{name}: rootless Docker cannot publish host ports below 1024: it binds them as an ordinary user, "
+        f"and the host's net.ipv4.ip_unprivileged_port_start is 1024 unless changed (got {LOW_PORTS[name][0]}); set ports.{name} to "
+        f'{LOW_PORTS[name][0] + 8000}, or host.low_ports = "remap" to move every port below 1024 up by 8000, or host.low_ports = "allow" '
+        "after lowering that sysctl on the host (`omnigen doctor` reads it)"
+        for name in low
+    ]
+
+
 ACCEPTED = [
     pytest.param(
         [("host.kind", "rootless"), ("ports", ROOTLESS_PORTS)],

@@ -108,3 +108,16 @@ def test_refusals_are_located(text: str, message: str) -> None:
         migrate_text(text, "p.toml")
     assert message in refused.value.render()
     assert refused.value.render().startswith("p.toml")
+
+
+def test_migration_reads_toml_like_a_build() -> None:
+    # One TOML reader for profiles, sidecars and migrations: the same file:line:column.
+    with pytest.raises(ProfileError) as refused:
+        migrate_text("schema_version = 0\n[capacity\n", "p.toml")
+    assert refused.value.render() == "p.toml:2:10: malformed TOML: Expected ']' at the end of a table declaration; fix the TOML syntax"
+
+
+def test_migration_names_a_duplicate_key() -> None:
+    with pytest.raises(ProfileError) as refused:
+        migrate_text('schema_version = 0\n[capacity]\ncalls = 5\ncalls = 6\n', "p.toml")
+    assert refused.value.render() == "p.toml:4:1: capacity.calls: malformed TOML: the key is defined twice (first on line 3); keep one definition"

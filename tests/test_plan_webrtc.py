@@ -161,3 +161,48 @@ def test_kamailio_values_refuse_what_could_add_configuration(value: str) -> None
 
 def test_safe_values_pass_unchanged() -> None:
     assert cfg_value("sip:10.0.0.1:5060") == "sip:10.0.0.1:5060"
+
+
+_LAN = '[network.lan]\nparent = "eth0"\nsubnet = "192.168.1.0/24"\ngateway = "192.168.1.1"\naddress = "192.168.1.50"\n'
+
+
+@pytest.mark.parametrize("bind_ip", [None, "192.168.1.10"], ids=["no-bind_ip", "bind_ip"])
+@pytest.mark.parametrize("public_ip", [None, "203.0.113.10"], ids=["no-public_ip", "public_ip"])
+@pytest.mark.parametrize("webrtc", [False, True], ids=["no-webrtc", "webrtc"])
+@pytest.mark.parametrize("mode", ["bridge", "ipvlan", "macvlan"])
+def test_explain_succeeds_exactly_when_build_does(tmp_path: Path, mode: str, webrtc: bool, public_ip: str | None, bind_ip: str | None) -> None:
+    # Validation owns every refusal: a profile explain accepts must build, and build never
+    # fails inside (exit 3) on what validation let through (issue 15: ipvlan + WebRTC did).
+    from omnigen.cli import main
+
+    network = f'[network]\nmode = "{mode}"\n'
+    network += f'public_ip = "{public_ip}"\n' if public_ip else ""
+    network += f'bind_ip = "{bind_ip}"\n' if bind_ip else ""
+    path = tmp_path / "matrix.toml"
+    path.write_text(
+        f'schema_version = 1\n[project]\nname = "matrix"\n[host]\nkind = "bare-metal"\n{network}'
+        + (_LAN if mode != "bridge" else "")
+        + f"[capacity]\nconcurrent_calls = 20\n[components]\nwebrtc = {str(webrtc).lower()}\n"
+    )
+    explained = main(["explain", str(path)])
+    built = main(["build", str(path), "-o", str(tmp_path / "out"), "-q"])
+    assert built != 3
+    assert (explained == 0) == (built == 0), (explained, built)
+    # The one combination that cannot work is refused with its reason; every other one builds.
+    refused = mode != "bridge" and webrtc and public_ip is None
+    unaddressed = mode == "bridge" and public_ip is None and bind_ip is None
+    assert built == (2 if refused or unaddressed else 0)
+
+
+def test_lan_mode_webrtc_without_public_ip_names_the_reason(tmp_path: Path) -> None:
+    path = tmp_path / "lan.toml"
+    path.write_text(
+        'schema_version = 1\n[project]\nname = "lan"\n[network]\nmode = "ipvlan"\n' + _LAN + "[capacity]\nconcurrent_calls = 20\n[components]\nwebrtc = true\n"
+    )
+    from omnigen.profile import load_profile
+
+    with pytest.raises(ProfileError) as caught:
+        load_profile(path, {})
+    rendered = caught.value.render()
+    assert f"{path}:14: components.webrtc:" in rendered
+    assert "192.168.1.50" in rendered and "set network.public_ip" in rendered and 'network.mode = "bridge"' in rendered

@@ -230,3 +230,84 @@ def test_a_byte_order_mark_is_named_not_an_invalid_statement(tmp_path: Path, nam
     message = caught.value.render()
     assert "byte order mark (BOM)" in message and "save the file as UTF-8 without BOM" in message
     assert "Invalid statement" not in message
+
+
+# TOML syntax errors carry file:line:column on every Python omnigen supports: tomllib only
+# puts the position in its message before 3.14 (issue 15).
+TOML_SYNTAX = [
+    pytest.param(GOOD.replace("[rtp]", "[rtp"), "acme.toml:11:5: malformed TOML: Expected ']' at the end of a table declaration; fix the TOML syntax", id="unclosed-table"),
+    pytest.param(GOOD.replace("start = 10000", "start = 10000 10"), "acme.toml:12:15: malformed TOML: Expected newline or end of document after a statement; fix the TOML syntax", id="trailing-value"),
+    pytest.param(
+        GOOD.replace("concurrent_calls = 50", "concurrent_calls = 50\n  concurrent_calls = 60"),
+        "acme.toml:11:3: capacity.concurrent_calls: malformed TOML: the key is defined twice (first on line 10); keep one definition",
+        id="duplicate-key",
+    ),
+    pytest.param(
+        GOOD.replace('name = "acme"', 'name = "acme"\nname = "other"'),
+        "acme.toml:4:1: project.name: malformed TOML: the key is defined twice (first on line 3); keep one definition",
+        id="duplicate-name",
+    ),
+    pytest.param(
+        GOOD + "[project]\ntimezone = 'UTC'\n",
+        "acme.toml:13:9: project: malformed TOML: the table [project] is declared twice (first on line 2); merge the two tables into one",
+        id="duplicate-table",
+    ),
+    pytest.param(
+        GOOD.replace("[project]\nname", "project.domain = 'x.example'\n[project]\nname"),
+        "acme.toml:3:9: project: malformed TOML: the table [project] is declared twice (first on line 2); merge the two tables into one",
+        id="table-after-dotted-keys",
+    ),
+    pytest.param(
+        GOOD + '[[hosts]]\nname = "a"\n[[hosts]]\nname = "b"\nname = "c"\n',
+        "acme.toml:17:1: hosts.1.name: malformed TOML: the key is defined twice (first on line 16); keep one definition",
+        id="duplicate-in-array-of-tables",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), TOML_SYNTAX)
+def test_toml_syntax_error_is_located_to_the_column(tmp_path: Path, text: str, expected: str) -> None:
+    path = _profile(tmp_path, text)
+    with pytest.raises(ProfileError) as caught:
+        load_profile(path, {})
+    assert caught.value.render() == f"{tmp_path}/{expected}"
+
+
+def test_secrets_sidecar_syntax_error_is_located_to_the_column(tmp_path: Path) -> None:
+    path = tmp_path / "acme.secrets.toml"
+    path.write_text('mysql_password = "a"\nmysql_password = "b"\n')
+    with pytest.raises(ProfileError) as caught:
+        load_secrets(path)
+    assert caught.value.render() == f"{path}:2:1: mysql_password: malformed TOML: the key is defined twice (first on line 1); keep one definition"
+
+
+def test_toml_position_is_read_from_the_message_when_the_exception_has_none() -> None:
+    # Python 3.11-3.13: TOMLDecodeError has no lineno/colno, only "(at line L, column C)".
+    import tomllib
+
+    from omnigen.tomlpos import _syntax_issue
+
+    issue = _syntax_issue(tomllib.TOMLDecodeError("Invalid value (at line 3, column 7)"), "a = 1\nb = 2\nc = \n", "p.toml")
+    assert issue.render() == "p.toml:3:7: malformed TOML: Invalid value; fix the TOML syntax"
+
+
+@pytest.mark.parametrize("example", sorted((Path(__file__).parent.parent / "profiles").glob("*.toml")), ids=lambda path: path.stem)
+def test_every_duplicated_key_of_an_example_is_named(tmp_path: Path, example: Path) -> None:
+    from omnigen.tomlpos import key_lines
+
+    lines = example.read_text().splitlines()
+    checked = 0
+    for path, number in key_lines(example.read_text()).items():
+        line = lines[number - 1]
+        if line.lstrip().startswith("[") or path[-1].isdigit():
+            continue  # table headers: a repeated header is another message (test above)
+        doubled = tmp_path / "doubled.toml"
+        doubled.write_text("\n".join([*lines[:number], line, *lines[number:]]) + "\n")
+        with pytest.raises(ProfileError) as caught:
+            load_profile(doubled, {})
+        column = len(line) - len(line.lstrip()) + 1
+        assert caught.value.render() == (
+            f"{doubled}:{number + 1}:{column}: {'.'.join(path)}: malformed TOML: the key is defined twice (first on line {number}); keep one definition"
+        )
+        checked += 1
+    assert checked >= 5

@@ -68,10 +68,10 @@ def _one(path: Path, *, check: bool) -> bool:
         for change in changes:
             print(f"    {change.key}: {change.message}")
 
-    import tomllib
+    from omnigen.tomlpos import parse_toml
 
     try:
-        profile = validate_profile(tomllib.loads(result.text), file=str(path), text=result.text, env={})
+        profile = validate_profile(parse_toml(result.text, str(path)), file=str(path), text=result.text, env={})
     except ProfileError as error:
         raise ProfileError(
             [InputIssue(str(path), "", "migrated, but the profile does not validate yet", hint="fix the problems below, then `omnigen build`"), *error.issues]
