@@ -17,7 +17,7 @@ from omnigen.profile import HostKind, Profile, Secrets, validate_profile
 from tests.conftest import compile_example, fake_token
 
 BASE: dict[str, Any] = {
-    "schema_version": 1,
+    "schema_version": 2,
     "project": {"name": "acme"},
     "host": {"kind": "vps"},
     "network": {"subnet": "10.22.22.0/24", "bind_ip": "192.168.1.10"},
@@ -307,7 +307,7 @@ def test_budget_error_offers_the_ways_out_this_host_kind_has() -> None:
 def test_budget_error_is_located_at_the_capacity_line(tmp_path: Path) -> None:
     path = tmp_path / "big.toml"
     path.write_text(
-        'schema_version = 1\n[project]\nname = "big"\n[host]\nkind = "vps"\n[network]\nbind_ip = "192.168.1.10"\n'
+        'schema_version = 2\n[project]\nname = "big"\n[host]\nkind = "vps"\n[network]\nbind_ip = "192.168.1.10"\n'
         "[capacity]\nconcurrent_calls = 500\n"
     )
     from omnigen.profile import load_profile
