@@ -121,6 +121,10 @@ class VoiceHost:
     pjsip: SwarmObject
     rtp_conf: SwarmObject
     volumes: tuple[tuple[str, str], ...]  # (volume name, target)
+    # The site's own Asterisk files (docs/site-config.md), read-only at SITE.container_dir: a volume on the voice
+    # node, because Swarm neither bind-mounts the manager's ./site/asterisk onto another node nor starts a task
+    # whose bind source is missing; a new, empty one includes nothing.
+    site_volume: str
     # manager.conf, http.conf, ari.conf, extensions.conf, queues.conf: the same for every voice host.
     # Swarm configs, like pjsip.conf: `docker config inspect` on a manager shows them (AMI/ARI secrets included).
     application_confs: tuple[SwarmObject, ...] = ()
@@ -365,6 +369,7 @@ def make_cluster_plan(profile: Profile, secrets: Secrets, checkout: str | None =
                 pjsip=SwarmObject(f"{service}-pjsip", _object_name(profile, f"{host.name}-pjsip"), f"{folder}/pjsip.conf", "/etc/asterisk/pjsip.conf"),
                 rtp_conf=SwarmObject(f"{service}-rtp", _object_name(profile, f"{host.name}-rtp"), f"{folder}/rtp.conf", "/etc/asterisk/rtp.conf"),
                 volumes=tuple((f"asterisk_{host.name}_{volume}", ASTERISK_VOLUME_TARGETS[volume]) for volume in ASTERISK_VOLUMES),
+                site_volume=f"asterisk_{host.name}_site",
                 application_confs=tuple(
                     SwarmObject(f"{service}-{name}", _object_name(profile, f"{host.name}-{name}"), f"{folder}/{name}.conf", f"/etc/asterisk/{name}.conf")
                     for name in ASTERISK_APPLICATION_CONFS
@@ -420,6 +425,7 @@ def make_cluster_plan(profile: Profile, secrets: Secrets, checkout: str | None =
     volumes = sorted(
         {"django_logs", "django_media", "django_static", "minio_data", "postgres_data", "redis_data"}
         | {name for host in voice for name, _ in host.volumes}
+        | {host.site_volume for host in voice}
     )
     web = placement.hosts_with(profile, "web")[0]
     tls_version = f"${{{TLS_ID_VARIABLE}:-0}}"
