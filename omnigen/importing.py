@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ValidationError
 
 from omnigen import __version__
+from omnigen.application import COMPONENT_CONTEXTS
 from omnigen.capacity import RtpRange
 from omnigen.credentials import TokenFactory, random_token, sidecar_text
 from omnigen.deployment import ASTERISK_CONFIG_DIR, Deployment
@@ -596,6 +597,8 @@ def _close_the_rest(draft: _Draft, published: list[_Published], reproduced: set[
 
 def _images(deployment: Deployment, draft: _Draft) -> None:
     services = deployment.services
+    pulled: set[str] = set()
+    built: set[str] = set()
     for key, sources in IMAGE_SOURCES.items():
         for service_name in sources:
             service = services.get(service_name)
@@ -613,10 +616,12 @@ def _images(deployment: Deployment, draft: _Draft) -> None:
                     )
                 else:
                     _offer(draft, f"images.{key}", image, source)
+                pulled.add(key)
                 break
             build = service.get("build")
             context = build.get("context") if isinstance(build, dict) else build
             if isinstance(context, str):
+                built.add(key)
                 draft.note(
                     "manual",
                     f"build.{key}",
@@ -627,6 +632,10 @@ def _images(deployment: Deployment, draft: _Draft) -> None:
                     _where(deployment, "services", service_name, "build"),
                 )
                 break
+    application = set(COMPONENT_CONTEXTS) & set(IMAGE_SOURCES)
+    if pulled & application and not built & application:
+        # The site runs published images: building them from a checkout instead would change what runs.
+        draft.set("build.prebuilt", True, "the original pulls every OmniVoIP image it runs (images.*); none is built from source")
 
 
 def _names(deployment: Deployment, draft: _Draft) -> None:

@@ -8,6 +8,7 @@ a time.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tomllib
 from pathlib import Path
@@ -157,6 +158,18 @@ def test_what_a_profile_cannot_hold_is_listed_for_the_operator(reference: Import
     assert "stunaddr" in manual["rtp.conf settings"]
     assert "../../components/backend" in manual["build.backend"]
     assert "SESSION_COOKIE_AGE" in manual["django-app environment"]
+
+
+def test_a_site_built_from_source_keeps_building_from_a_checkout(reference: Imported) -> None:
+    assert not reference.profile.build.prebuilt
+
+
+def test_a_site_that_pulls_its_images_keeps_pulling_them(variant: Path) -> None:
+    compose = variant / "prod-env" / "docker-compose.yml"
+    text = re.sub(r"^    build:\n      context: .*\n      dockerfile: Dockerfile\n", "", compose.read_text(), flags=re.M)
+    compose.write_text(re.sub(r"^    # image: ", "    image: ", text, flags=re.M))
+    imported = import_from(variant, public_ip="203.0.113.10")
+    assert imported.profile.build.prebuilt, "building from a checkout would change what the site runs"
 
 
 def test_the_generated_deployment_passes_the_rules_the_original_fails(reference: Imported) -> None:
