@@ -133,7 +133,7 @@ def test_rootless_names_every_low_port_in_one_run(tmp_path: Path, low: tuple[str
     import tomllib
 
     ports = "".join(f"{name} = {LOW_PORTS[name][0 if name in low else 1]}\n" for name in LOW_PORTS)
-    text = f'schema_version = 1\n[project]\nname = "acme"\n[host]\nkind = "rootless"\n[network]\nbind_ip = "192.168.1.10"\n[capacity]\nconcurrent_calls = 10\n[ports]\n{ports}'
+    text = f'schema_version = 2\n[project]\nname = "acme"\n[host]\nkind = "rootless"\n[network]\nbind_ip = "192.168.1.10"\n[capacity]\nconcurrent_calls = 10\n[ports]\n{ports}'
     with pytest.raises(ProfileError) as caught:
         validate_profile(tomllib.loads(text), file="acme.toml", text=text, env={})
     assert caught.value.exit_code == EXIT_BAD_INPUT

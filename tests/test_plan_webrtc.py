@@ -182,7 +182,7 @@ def test_explain_succeeds_exactly_when_build_does(tmp_path: Path, mode: str, web
     network += f'bind_ip = "{bind_ip}"\n' if bind_ip else ""
     path = tmp_path / "matrix.toml"
     path.write_text(
-        f'schema_version = 1\n[project]\nname = "matrix"\n[host]\nkind = "bare-metal"\n{network}'
+        f'schema_version = 2\n[project]\nname = "matrix"\n[host]\nkind = "bare-metal"\n{network}'
         + (_LAN if mode != "bridge" else "")
         + f"[capacity]\nconcurrent_calls = 20\n[components]\nwebrtc = {str(webrtc).lower()}\n"
     )
@@ -199,7 +199,7 @@ def test_explain_succeeds_exactly_when_build_does(tmp_path: Path, mode: str, web
 def test_lan_mode_webrtc_without_public_ip_names_the_reason(tmp_path: Path) -> None:
     path = tmp_path / "lan.toml"
     path.write_text(
-        'schema_version = 1\n[project]\nname = "lan"\n[network]\nmode = "ipvlan"\n' + _LAN + "[capacity]\nconcurrent_calls = 20\n[components]\nwebrtc = true\n"
+        'schema_version = 2\n[project]\nname = "lan"\n[network]\nmode = "ipvlan"\n' + _LAN + "[capacity]\nconcurrent_calls = 20\n[components]\nwebrtc = true\n"
     )
     from omnigen.profile import load_profile
 
