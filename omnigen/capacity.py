@@ -325,10 +325,8 @@ def port_plan(profile: Profile) -> PortPlan:
     if profile.network.expose_internal:
         for service, purpose, port, listen in (
             ("postgresql", "PostgreSQL (debug)", 5432, "postgresql"),
-            ("dialer-postgresql", "dialer PostgreSQL (debug)", 5433, "dialer-postgresql"),
             ("redis", "Redis (debug)", 6379, "redis"),
             ("minio", "MinIO console (debug)", 9001, "minio-console"),
-            ("gearman", "Gearman (debug)", 4730, "gearman"),
         ):
             if port in seen:
                 # Even on another address: with bind_ip 0.0.0.0 the two would collide, and one
@@ -481,7 +479,9 @@ def codecs(opus_kbps: float = DEFAULT_OPUS_KBPS) -> tuple[Codec, ...]:
 # Kamailio, rtpengine) get fixed host numbers in the lower half of the subnet;
 # Docker hands every other container an address from the upper half (ipam
 # ip_range), so a fixed address can never already be taken when its container starts.
-SERVICES_WITH_DYNAMIC_ADDRESSES = 13  # every service but Asterisk and the WebRTC edge, one replica each
+# What a port a host publishes on its private address for the other hosts' clients is for.
+PEER_PURPOSE = "for the other hosts"
+SERVICES_WITH_DYNAMIC_ADDRESSES = 11  # every service but Asterisk and the WebRTC edge, one replica each
 
 
 def dynamic_address_range(subnet: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
@@ -546,9 +546,9 @@ def host_port_plan(profile: Profile, index: int, calls: int | None = None) -> Ho
             ("ports.https", profile.ports.https, "HTTPS web UI", "nginx-https"),
         ):
             singles.append((key, port, PortUse("nginx", purpose, key, ANY_ADDRESS, port, port, "tcp", listen)))
-    for service in placement.peer_published(profile, host):
-        port = placement.PEER_PORTS[service]
-        use = PortUse(service, "for the other hosts", f"hosts.{index}.roles", address, port, port, "tcp", service)
+    for key in placement.peer_published(profile, host):
+        port = placement.PEER_PORTS[key]
+        use = PortUse(placement.peer_service(key), PEER_PURPOSE, f"hosts.{index}.roles", address, port, port, "tcp", key)
         singles.append((f"hosts.{index}.roles", port, use))
 
     seen: dict[int, str] = {}
@@ -571,7 +571,8 @@ def host_port_plan(profile: Profile, index: int, calls: int | None = None) -> Ho
     stack_uses = tuple(
         PortUse(use.service, use.purpose, use.key, "", use.start, use.end, use.protocol, use.listen)
         for use in bundle_uses
-        if use.service in ("asterisk", "nginx")
+        # Swarm services reach each other over the overlay: only the public ports go into the stack.
+        if use.service in ("asterisk", "nginx") and use.purpose != PEER_PURPOSE
     )
     stack = PortPlan(tuple(needs), ranges, stack_uses, sip_port, http, https, published_media)
     return HostPorts(host.name, index, bundle, stack)

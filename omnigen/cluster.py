@@ -12,6 +12,7 @@ profile validation checked. docs/multi-host.md explains the choices.
 from __future__ import annotations
 
 import hashlib
+import posixpath
 from dataclasses import dataclass
 
 from omnigen import __version__, hostkinds, placement
@@ -21,6 +22,7 @@ from omnigen.formats.shellenv import unrepresentable
 from omnigen.hostkinds import PlanWarning
 from omnigen.inputfile import MAX_TOML_BYTES, read_input
 from omnigen.plan import (
+    BACKEND_STARTUP_SCRIPT,
     LISTEN,
     NETWORK_NAME,
     OUTPUTS,
@@ -35,6 +37,7 @@ from omnigen.plan import (
     _limits,
     _nth_host,
     _published,
+    application_fields,
     local_endpoints,
     profile_hash,
 )
@@ -50,7 +53,13 @@ STACK_OUTPUTS: tuple[tuple[str, str], ...] = (
     ("deploy-stack.sh.j2", "deploy-stack.sh"),
 )
 # A bundle holds the single-host outputs of its roles.
-ROLE_OUTPUTS: dict[str, tuple[str, ...]] = {"voice": ("asterisk/rtp.conf", "asterisk/pjsip.conf"), "edge": ("nginx/nginx.conf",)}
+# The Asterisk configs beside pjsip.conf and rtp.conf, each voice host mounts its copy (docs/application.md).
+ASTERISK_APPLICATION_CONFS = ("ari", "extensions", "http", "manager", "queues")
+ROLE_OUTPUTS: dict[str, tuple[str, ...]] = {
+    "voice": tuple(dest for _, dest in OUTPUTS if dest.startswith("asterisk/")),
+    "edge": ("nginx/nginx.conf",),
+    "web": ("backend/startup.sh",),
+}
 COMMON_OUTPUTS = ("docker-compose.yml", ".env")
 # Swarm configs and secrets cannot change in place, so their names carry a version: the
 # profile and omnigen version for generated files, the certificate's checksum for TLS (set by
@@ -112,6 +121,17 @@ class VoiceHost:
     pjsip: SwarmObject
     rtp_conf: SwarmObject
     volumes: tuple[tuple[str, str], ...]  # (volume name, target)
+    # The site's own Asterisk files (docs/site-config.md), read-only at SITE.container_dir: a volume on the voice
+    # node, because Swarm neither bind-mounts the manager's ./site/asterisk onto another node nor starts a task
+    # whose bind source is missing; a new, empty one includes nothing.
+    site_volume: str
+    # manager.conf, http.conf, ari.conf, extensions.conf, queues.conf: the same for every voice host.
+    # Swarm configs, like pjsip.conf: `docker config inspect` on a manager shows them (AMI/ARI secrets included).
+    application_confs: tuple[SwarmObject, ...] = ()
+
+    @property
+    def confs(self) -> tuple[SwarmObject, ...]:
+        return (self.pjsip, self.rtp_conf, *self.application_confs)
 
     @property
     def env_literals(self) -> tuple[tuple[str, str], ...]:
@@ -177,6 +197,7 @@ class ClusterPlan:
     volumes: tuple[str, ...]
     configs: tuple[SwarmObject, ...]
     secrets: tuple[SwarmObject, ...]
+    backend_startup: SwarmObject | None = None  # backend/startup.sh, django-app's entrypoint (docs/application.md)
     tls_id_variable: str = TLS_ID_VARIABLE
     endpoint_mode: str = ENDPOINT_MODE
 
@@ -206,10 +227,12 @@ def _endpoints(profile: Profile, host: ClusterHost) -> dict[str, Endpoint]:
     """Where this host's clients reach each service: by name when it runs here, else at the data host's address."""
     endpoints = local_endpoints()
     here = placement.services_of(host.roles)
-    data = placement.hosts_with(profile, "data")[0]
-    for service in placement.PEER_PORTS:
+    # Data services on the data host; AMI and ARI on the first voice host (the application controls one Asterisk).
+    holders = {"data": placement.hosts_with(profile, "data")[0], "asterisk": placement.hosts_with(profile, "voice")[0]}
+    for key, port in placement.PEER_PORTS.items():
+        service = placement.peer_service(key)
         if service not in here:
-            endpoints[service] = Endpoint(str(data.address), placement.PEER_PORTS[service])
+            endpoints[key] = Endpoint(str(holders["asterisk" if service == "asterisk" else "data"].address), port)
     return endpoints
 
 
@@ -242,8 +265,11 @@ def _network(profile: Profile, advertised_ip: str, public_ip: str | None) -> Net
     )
 
 
-def _bundle_plan(profile: Profile, secrets: Secrets, host: ClusterHost, ports: HostPorts, fallback: RtpRange) -> Plan:
-    """The plan of hosts/<name>/: a single-host plan of this host's services only."""
+def _bundle_plan(profile: Profile, secrets: Secrets, host: ClusterHost, ports: HostPorts, fallback: RtpRange, checkout: str | None) -> Plan:
+    """The plan of hosts/<name>/: a single-host plan of this host's services only. Its compose file
+    sits two folders below the output folder, so relative build contexts climb two more."""
+    source = checkout if checkout is not None else profile.build.source
+    checkout = source if source.startswith("/") else posixpath.join("../..", source)
     services = placement.services_of(host.roles)
     rtp = ports.bundle.ranges.get("asterisk", fallback)
     sip_port = ports.bundle.sip_port or _fallback_sip(profile)
@@ -262,12 +288,13 @@ def _bundle_plan(profile: Profile, secrets: Secrets, host: ClusterHost, ports: H
         sip_port=sip_port,
         https_port_suffix=_https_port_suffix(profile.ports.https),
         listen=dict(LISTEN),
-        images=_images(profile),
+        images=_images(profile, checkout),
         limits=_limits(profile, host.calls or 0),
         published=_published(ports.bundle),
         env=_only(env, keys),
         workers={"celery": profile.workers.celery, "celery_concurrency": profile.workers.celery_concurrency, "dialer": profile.workers.dialer},
         outputs=tuple((template, dest) for template, dest in OUTPUTS if dest in wanted),
+        **application_fields(profile, secrets, str(profile.network.subnet), placement.remote_asterisk_clients(profile, host)),
         services=services,
         bundle=BundleHost(host.name, str(host.address), tuple(host.roles)),
     )
@@ -316,7 +343,7 @@ def _warnings(profile: Profile, layouts: dict[str, HostPorts]) -> tuple[PlanWarn
     return tuple(found)
 
 
-def make_cluster_plan(profile: Profile, secrets: Secrets) -> Plan:
+def make_cluster_plan(profile: Profile, secrets: Secrets, checkout: str | None = None) -> Plan:
     """Everything stack.yml and the per-host bundles print. Raises nothing: the profile is valid."""
     layouts = {host.name: host_port_plan(profile, index) for index, host in enumerate(profile.hosts)}
     voice_hosts = placement.hosts_with(profile, "voice")
@@ -342,6 +369,11 @@ def make_cluster_plan(profile: Profile, secrets: Secrets) -> Plan:
                 pjsip=SwarmObject(f"{service}-pjsip", _object_name(profile, f"{host.name}-pjsip"), f"{folder}/pjsip.conf", "/etc/asterisk/pjsip.conf"),
                 rtp_conf=SwarmObject(f"{service}-rtp", _object_name(profile, f"{host.name}-rtp"), f"{folder}/rtp.conf", "/etc/asterisk/rtp.conf"),
                 volumes=tuple((f"asterisk_{host.name}_{volume}", ASTERISK_VOLUME_TARGETS[volume]) for volume in ASTERISK_VOLUMES),
+                site_volume=f"asterisk_{host.name}_site",
+                application_confs=tuple(
+                    SwarmObject(f"{service}-{name}", _object_name(profile, f"{host.name}-{name}"), f"{folder}/{name}.conf", f"/etc/asterisk/{name}.conf")
+                    for name in ASTERISK_APPLICATION_CONFS
+                ),
             )
         )
         services.append(
@@ -378,18 +410,24 @@ def make_cluster_plan(profile: Profile, secrets: Secrets) -> Plan:
                 userland_proxy=hostkinds.effective_userland_proxy(kind, host.proxy(profile.host.userland_proxy)),
                 labels=labels,
                 ports=layouts[host.name],
-                plan=_bundle_plan(profile, secrets, host, layouts[host.name], first_voice),
+                plan=_bundle_plan(profile, secrets, host, layouts[host.name], first_voice, checkout),
                 calls=host.calls,
                 peers=placement.peer_published(profile, host),
             )
         )
 
     stack_keys = {key for service in services for key in placement.SERVICE_ENV_KEYS[service.base]} - set(placement.PER_VOICE_HOST_ENV_KEYS)
-    env = _env(profile, secrets, first_voice, _fallback_sip(profile), None, str(placement.advertised(voice_hosts[0])), _allowed_hosts(profile))
+    # Every service reaches the others by name over the overlay network; Asterisk is the first voice host's.
+    stack_endpoints = local_endpoints()
+    for key in ("asterisk-ami", "asterisk-http"):
+        stack_endpoints[key] = Endpoint(voice[0].service, LISTEN[key])
+    env = _env(profile, secrets, first_voice, _fallback_sip(profile), stack_endpoints, str(placement.advertised(voice_hosts[0])), _allowed_hosts(profile))
     volumes = sorted(
-        {"dialer_postgres_data", "django_logs", "django_media", "django_static", "minio_data", "postgres_data", "redis_data"}
+        {"django_logs", "django_media", "django_static", "minio_data", "postgres_data", "redis_data"}
         | {name for host in voice for name, _ in host.volumes}
+        | {host.site_volume for host in voice}
     )
+    web = placement.hosts_with(profile, "web")[0]
     tls_version = f"${{{TLS_ID_VARIABLE}:-0}}"
     tls_prefix = profile.project.name[: MAX_SWARM_OBJECT_NAME - len("-tls-certificate-") - 12]
     cluster = ClusterPlan(
@@ -405,6 +443,9 @@ def make_cluster_plan(profile: Profile, secrets: Secrets) -> Plan:
             SwarmObject("tls-certificate", f"{tls_prefix}-tls-certificate-{tls_version}", TLS_CERTIFICATE_FILE, "/etc/nginx/certs/fullchain.pem", True),
         ),
         secrets=(SwarmObject("tls-key", f"{tls_prefix}-tls-key-{tls_version}", TLS_KEY_FILE, "/etc/nginx/certs/privkey.pem", True),),
+        backend_startup=SwarmObject(
+            "backend-startup", _object_name(profile, "backend-startup"), f"./hosts/{web.name}/backend/startup.sh", BACKEND_STARTUP_SCRIPT
+        ),
     )
     first = voice[0]
     return Plan(
@@ -419,12 +460,13 @@ def make_cluster_plan(profile: Profile, secrets: Secrets) -> Plan:
         sip_port=first.sip_port,
         https_port_suffix=_https_port_suffix(profile.ports.https),
         listen=dict(LISTEN),
-        images=_images(profile),
+        images=_images(profile, checkout),
         limits=base_limits,
         published={},
         env=_only(env, stack_keys),
         workers={"celery": profile.workers.celery, "celery_concurrency": profile.workers.celery_concurrency, "dialer": profile.workers.dialer},
         outputs=STACK_OUTPUTS,
+        **application_fields(profile, secrets, str(profile.network.subnet)),
         warnings=_warnings(profile, layouts),
         cluster=cluster,
     )

@@ -29,11 +29,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from omnigen import placement
+from omnigen.application import BROWSER_ORIGIN_VARIABLES
 from omnigen.deployment import Deployment
 from omnigen.errors import VerifyError
 from omnigen.formats import dotenv
 from omnigen.formats.composeports import parse_port
-from omnigen.plan import SERVICE_SECRETS, Plan
+from omnigen.plan import Plan
 from omnigen.rules import RuleContext, run_rules
 from omnigen.rules.drift import _listen_ports, _published_media_range, _rtp_conf_range
 from omnigen.verify import deployment_from_memory
@@ -69,7 +70,7 @@ def _env_problems(where: str, plan: Plan, text: str, deployment: Deployment) -> 
         differing = sorted(key for key in env.keys() | plan.env_map.keys() if env.get(key) != plan.env_map.get(key))
         problems.append(f"{where}.env: does not read back as planned: {', '.join(differing)}")
     # secrets/<service>.env hold the secret values a bundle's services receive (copies of .env keys).
-    via_secret_files = {key for path in plan.secret_env for _, key in SERVICE_SECRETS[path.removeprefix("secrets/").removesuffix(".env")]}
+    via_secret_files = {key for path in plan.secret_env for _, key in plan.secret_variables(path.removeprefix("secrets/").removesuffix(".env"))}
     unread = sorted(set(env) - _references(deployment) - via_secret_files)
     if unread:
         problems.append(f"{where}.env: holds variables nothing reads: {', '.join(unread)}")
@@ -121,7 +122,7 @@ def _twin_problems(plan: Plan, stack: Deployment, bundles: dict[str, Deployment]
         twin_env = _raw(bundle, "services", service.base, "environment") or {}
         # A bundle's secrets come from its secrets/<service>.env (checked against the plan when the
         # bundle was verified); the stack names the same .env keys, which deploy-stack.sh exports.
-        from_secret_file = {name: f"${{{key}}}" for name, key in SERVICE_SECRETS.get(service.base, ())}
+        from_secret_file = {name: f"${{{key}}}" for name, key in plan.secret_variables(service.base)}
         twin_env = {key: from_secret_file.get(key, value) for key, value in twin_env.items()}
         twin_values = bundle.service_env(service.base)
         if set(mine_env) != set(twin_env):
@@ -164,7 +165,9 @@ def _stack_problems(plan: Plan, stack: Deployment) -> Iterator[str]:
     if network != expected:
         yield f"{STACK_FILE}: network {cluster.overlay_name} is {network}, plan says {expected}"
     declared = {**(stack.data.get("configs") or {}), **(stack.data.get("secrets") or {})}
-    objects = [*cluster.configs, *cluster.secrets] + [item for voice in cluster.voice for item in (voice.pjsip, voice.rtp_conf)]
+    objects = [*cluster.configs, *cluster.secrets, *((cluster.backend_startup,) if cluster.backend_startup else ())] + [
+        item for voice in cluster.voice for item in voice.confs
+    ]
     secret_keys = {item.key for item in cluster.secrets}
     for item in objects:
         entry = declared.get(item.key)
@@ -215,6 +218,8 @@ def client_addresses(deployment: Deployment) -> Iterator[tuple[str, str, str, in
     for name in deployment.services:
         env = deployment.service_env(name)
         for key, value in env.items():
+            if key in BROWSER_ORIGIN_VARIABLES:
+                continue
             for suffix in ("_HOST", "_SERVER", "_HOSTNAME"):
                 port = _number(env.get(key[: -len(suffix)] + "_PORT")) if key.endswith(suffix) else None
                 if port is not None:

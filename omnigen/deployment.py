@@ -38,7 +38,7 @@ from omnigen.formats.interpolate import interpolate
 # Asterisk reads /etc/asterisk/<name>.conf; anything else is read only if #included.
 ASTERISK_CONFIG_DIR = "/etc/asterisk"
 RTPENGINE_CONFIG = "/etc/rtpengine/rtpengine.conf"
-KNOWN_CONFIGS = ("rtp.conf", "pjsip.conf", "rtpengine.conf")
+KNOWN_CONFIGS = ("rtp.conf", "pjsip.conf", "rtpengine.conf", "manager.conf", "http.conf", "ari.conf", "extensions.conf", "queues.conf")
 # The WebRTC edge's configs: rules/edge.py parses them itself (their formats are not Asterisk's).
 EDGE_CONFIGS = ("kamailio.cfg", "dispatcher.list", "nginx.conf")
 

@@ -146,6 +146,50 @@ def _bandwidth(layout: PortPlan, opus_kbps: float) -> dict[str, Any]:
     }
 
 
+ORIGINS = {
+    "registry": "pulled (images.{key})",
+    "checkout": "built from the OmniVoIP checkout (build.source)",
+    "override": "built from build.{key}",
+}
+
+
+def _images(plan: Plan) -> list[dict[str, Any]]:
+    """Every image and where it comes from (docs/application.md)."""
+    return [
+        {"key": key, "image": image.image, "origin": image.origin, "source": ORIGINS[image.origin].format(key=key), "context": image.build}
+        for key, image in plan.images.items()
+    ]
+
+
+def _application(plan: Plan) -> list[dict[str, Any]]:
+    """The image defects the deployment works around, and those it cannot (docs/application.md)."""
+    return [
+        {"services": note.service, "problem": note.problem, "reference": note.reference, "remedy": note.remedy, "worked_around": note.worked_around}
+        for note in plan.image_notes
+    ]
+
+
+def _application_tables(data: dict[str, Any]) -> tuple[Table, ...]:
+    # One wrapped column each: image names and file paths are long words no narrow column can hold.
+    images = Table(
+        "Images and where they come from",
+        ("image: source",),
+        tuple((f"{row['image']}: {row['source']}" + (f", context {row['context']}" if row["context"] else ""),) for row in data["images"]),
+    )
+    notes = Table(
+        "The application's images: workarounds and upstream defects (docs/application.md)",
+        ("services: problem (reference) -> what the deployment does",),
+        tuple(
+            (
+                f"{row['services']}: {row['problem']} ({row['reference']}) -> "
+                + (row["remedy"] if row["worked_around"] else f"NOT worked around: {row['remedy']}"),
+            )
+            for row in data["application"]
+        ),
+    )
+    return (images, notes)
+
+
 def explain_data(profile: Profile, plan: Plan, layout: PortPlan | None, opus_kbps: float = DEFAULT_OPUS_KBPS) -> dict[str, Any]:
     """What explain prints. `layout` is the single-host port layout; a multi-host plan carries one per host."""
     if plan.cluster is not None:
@@ -179,6 +223,8 @@ def explain_data(profile: Profile, plan: Plan, layout: PortPlan | None, opus_kbp
         "sizing": _sizing(plan.sizing),
         "firewall": _firewall(plan),
         "warnings": [{"key": warning.key, "message": warning.message} for warning in plan.warnings],
+        "images": _images(plan),
+        "application": _application(plan),
     }
 
 
@@ -401,7 +447,7 @@ def explain_tables(data: dict[str, Any]) -> tuple[Table, ...]:
         tuple((row["key"], row["message"]) for row in data["warnings"]) or (("", "none"),),
     )
     firewall = _firewall_tables(data["firewall"]) if data["firewall"] else ()
-    return (summary, media, published, *firewall, publishing, bandwidth, _sizing_table(data["sizing"]), warnings)
+    return (summary, media, published, *firewall, publishing, bandwidth, _sizing_table(data["sizing"]), warnings, *_application_tables(data))
 
 
 def _host_cost(kind: str, proxy: bool, layout: PortPlan) -> dict[str, Any]:
@@ -496,6 +542,9 @@ def _cluster_data(profile: Profile, plan: Plan, opus_kbps: float) -> dict[str, A
             "so docker-proxy runs for IPv4 and IPv6 there; the budget must hold both"
         ),
         "warnings": [{"key": warning.key, "message": warning.message} for warning in plan.warnings],
+        # Bundles build from the checkout (two folders deeper); stack.yml, like every Swarm stack, pulls images.*.
+        "images": _images(cluster.hosts[0].plan),
+        "application": _application(plan),
     }
 
 
@@ -582,7 +631,7 @@ def _cluster_tables(data: dict[str, Any]) -> tuple[Table, ...]:
         ("key", "warning"),
         tuple((row["key"], row["message"]) for row in data["warnings"]) or (("", "none"),),
     )
-    return (summary, placement, media, published, cost, bandwidth, warnings)
+    return (summary, placement, media, published, cost, bandwidth, warnings, *_application_tables(data))
 
 
 PLAIN_WIDTH = 100

@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ValidationError
 
 from omnigen import __version__
+from omnigen.application import COMPONENT_CONTEXTS
 from omnigen.capacity import RtpRange
 from omnigen.credentials import TokenFactory, random_token, sidecar_text
 from omnigen.deployment import ASTERISK_CONFIG_DIR, Deployment
@@ -53,10 +54,9 @@ RFC1918_HINT = "10/8, 172.16/12, 192.168/16"
 
 # The generated stack's services, and which of the original's services feed each image.
 IMAGE_SOURCES: dict[str, tuple[str, ...]] = {
-    "postgres": ("postgresql", "dialer-postgresql"),
+    "postgres": ("postgresql",),
     "redis": ("redis",),
     "minio": ("minio",),
-    "gearman": ("gearman",),
     "backend": ("django-app", "celery-worker", "celery-beat"),
     "websockets": ("websockets",),
     "asterisk": ("asterisk",),
@@ -66,28 +66,29 @@ IMAGE_SOURCES: dict[str, tuple[str, ...]] = {
     "nginx": ("nginx",),
 }
 GENERATED_SERVICES = frozenset(service for services in IMAGE_SOURCES.values() for service in services)
+# Services of the v2 layout that no OmniVoIP component uses (docs/application.md), and why they go.
+UNUSED_SERVICES = {
+    "dialer-postgresql": "no dialer component opens a database (the dialer keeps its state in Redis); docs/application.md",
+    "gearman": "no OmniVoIP component submits or runs Gearman jobs (the dialer worker is a Celery worker on Redis); docs/application.md",
+}
 INTERNAL_SERVICES = frozenset({"postgresql", "dialer-postgresql", "redis", "minio", "gearman"})
 BEHIND_NGINX = frozenset({"django-app", "websockets", "frontend", "dialer-api"})
 
 # Where each secret lives in an OmniVoIP v2 deployment: (service, environment key), first hit wins.
 SECRET_SOURCES: dict[str, tuple[tuple[str, str], ...]] = {
     "postgres_password": (("postgresql", "POSTGRES_PASSWORD"), ("django-app", "POSTGRES_PASSWORD")),
-    "dialer_postgres_password": (("dialer-postgresql", "POSTGRES_PASSWORD"), ("dialer-api", "DIALER_POSTGRES_PASSWORD")),
     "redis_password": (("redis", "REDIS_PASSWORD"), ("django-app", "REDIS_PASSWORD"), ("celery-worker", "REDIS_PASSWORD")),
     "minio_root_password": (("minio", "MINIO_ROOT_PASSWORD"),),
     "django_secret_key": (("django-app", "SECRET_KEY"), ("django-app", "DJANGO_SECRET_KEY")),
     "ami_password": (("asterisk", "ACD_AMI_PASSWORD"),),
-    "dialer_password": (("dialer-api", "DIALER_PASSWORD"), ("dialer-worker", "DIALER_PASSWORD")),
 }
 # .env names of the same secrets, for deployments whose services get them another way.
 SECRET_ENV_KEYS: dict[str, tuple[str, ...]] = {
     "postgres_password": ("POSTGRES_PASSWORD",),
-    "dialer_postgres_password": ("DIALER_POSTGRES_PASSWORD",),
     "redis_password": ("REDIS_PASSWORD",),
     "minio_root_password": ("MINIO_ROOT_PASSWORD", "MINIO_HTTP_ADMIN_PASS"),
     "django_secret_key": ("DJANGO_SECRET_KEY",),
     "ami_password": ("ACD_AMI_PASSWORD",),
-    "dialer_password": ("DIALER_PASSWORD",),
 }
 
 # Settings the model can never produce (DOMAIN.md s.1, s.2, s.8), and why.
@@ -114,7 +115,6 @@ CLOSED_PORTS: dict[tuple[str, int], str] = {
 
 # Why a value in the generated .env differs from the original's.
 ENV_REASONS: dict[str, str] = {
-    "DIALER_POSTGRES_PORT": "dialer-postgresql listens on 5432 inside the network; the original told the dialer the host-side port",
     "POSTGRES_PORT": "PostgreSQL's port inside the network",
     "REDIS_PORT": "Redis's port inside the network",
     "ACD_RTP_PORT_MIN": "the RTP range follows from capacity (see capacity.concurrent_calls)",
@@ -124,10 +124,9 @@ ENV_REASONS: dict[str, str] = {
     "DJANGO_ALLOWED_HOSTS": "computed from project.domain and the network addresses",
     "BUCKET_ENDPOINT_MINIO": "MinIO is reached by its service name inside the network",
     "CELERY_BROKER_URL": "the Redis password is percent-encoded inside the URL",
-    "CELERY_RESULT_BACKEND": "the Redis password is percent-encoded, and results use their own Redis database (1)",
+    "CELERY_RESULT_BACKEND": "the Redis password is percent-encoded, and results use their own Redis database (2; the backend's cache has 1)",
     "REDIS_URL": "the Redis password is percent-encoded inside the URL",
     "DIALER_REDIS_URL": "the Redis password is percent-encoded inside the URL",
-    "DIALER_API_HOST": "the dialer API's service name and port inside the network",
 }
 
 _ENV_REFERENCE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
@@ -598,6 +597,8 @@ def _close_the_rest(draft: _Draft, published: list[_Published], reproduced: set[
 
 def _images(deployment: Deployment, draft: _Draft) -> None:
     services = deployment.services
+    pulled: set[str] = set()
+    built: set[str] = set()
     for key, sources in IMAGE_SOURCES.items():
         for service_name in sources:
             service = services.get(service_name)
@@ -615,27 +616,32 @@ def _images(deployment: Deployment, draft: _Draft) -> None:
                     )
                 else:
                     _offer(draft, f"images.{key}", image, source)
+                pulled.add(key)
                 break
             build = service.get("build")
             context = build.get("context") if isinstance(build, dict) else build
             if isinstance(context, str):
+                built.add(key)
                 draft.note(
                     "manual",
                     f"build.{key}",
-                    f"{service_name} is built from {context!r} (relative to the compose file); set build.{key} to that folder "
-                    "relative to the output folder to keep building it, or publish the image and set images."
-                    f"{key}",
+                    f"{service_name} is built from {context!r} (relative to the compose file); point build.source at the OmniVoIP "
+                    f"checkout it belongs to (relative to the profile), or set build.{key} to that folder relative to the output folder, "
+                    "or publish the image, set images."
+                    f"{key} and build.prebuilt = true",
                     _where(deployment, "services", service_name, "build"),
                 )
                 break
+    application = set(COMPONENT_CONTEXTS) & set(IMAGE_SOURCES)
+    if pulled & application and not built & application:
+        # The site runs published images: building them from a checkout instead would change what runs.
+        draft.set("build.prebuilt", True, "the original pulls every OmniVoIP image it runs (images.*); none is built from source")
 
 
 def _names(deployment: Deployment, draft: _Draft) -> None:
     for dotted, service, env_key in (
         ("database.name", "postgresql", "POSTGRES_DB"),
         ("database.user", "postgresql", "POSTGRES_USER"),
-        ("database.dialer_name", "dialer-postgresql", "POSTGRES_DB"),
-        ("database.dialer_user", "dialer-postgresql", "POSTGRES_USER"),
         ("storage.root_user", "minio", "MINIO_ROOT_USER"),
         ("storage.bucket", "django-app", "BUCKET_NAME"),
     ):
@@ -796,6 +802,9 @@ def _config_content_left_behind(deployment: Deployment, draft: _Draft, compiled:
 def _other_mounts_and_services(deployment: Deployment, draft: _Draft) -> None:
     config_targets = {(config.service, config.target) for config in deployment.configs}
     for name, service in deployment.services.items():
+        if name in UNUSED_SERVICES:
+            draft.note("dropped", f"service {name}", UNUSED_SERVICES[name], _where(deployment, "services", name))
+            continue
         if name not in GENERATED_SERVICES:
             draft.note("manual", f"service {name}", "not part of the generated stack", _where(deployment, "services", name))
             continue
@@ -978,7 +987,7 @@ def _new_volumes(draft: _Draft, profile: Profile) -> None:
 
 
 # Where each database's password and user are: (secret, profile.database field).
-_DATABASE_CREDENTIALS = {"postgresql": ("postgres_password", "user"), "dialer-postgresql": ("dialer_postgres_password", "dialer_user")}
+_DATABASE_CREDENTIALS = {"postgresql": ("postgres_password", "user")}
 
 
 def _database_steps(draft: _Draft, profile: Profile, kept_secrets: Mapping[str, str]) -> None:

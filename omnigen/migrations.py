@@ -241,3 +241,18 @@ def _schema_0_to_1(context: MigrationContext) -> list[Change]:
         if change := context.retire("rtp", "port_max", why):
             changes.append(change)
     return changes
+
+
+@migration(1, "0.1 -> 0.2: the services the application does not have are gone: images.gearman, database.dialer_name, database.dialer_user, volumes.dialer_postgres_data")
+def _schema_1_to_2(context: MigrationContext) -> list[Change]:
+    changes: list[Change] = []
+    retired = (
+        ("images", "gearman", "no OmniVoIP component uses Gearman (docs/application.md), so the gearman service is no longer deployed"),
+        ("database", "dialer_name", "no dialer component opens a database (docs/application.md), so dialer-postgresql is no longer deployed"),
+        ("database", "dialer_user", "no dialer component opens a database (docs/application.md), so dialer-postgresql is no longer deployed"),
+        ("volumes", "dialer_postgres_data", "no dialer component opens a database (docs/application.md): the volume is no longer mounted (it is left as it is)"),
+    )
+    for table, key, why in retired:
+        if change := context.retire(table, key, why):
+            changes.append(change)
+    return changes

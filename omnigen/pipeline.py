@@ -61,10 +61,13 @@ def _check_stack_secrets(profile: Profile, loaded: Secrets, secrets_path: Path) 
         check_stack_secrets(profile, loaded, str(secrets_path))
 
 
-def compile_profile(profile: Profile, loaded_secrets: Secrets, token: TokenFactory = random_token, tls: TlsMaterial | None = None) -> Compiled:
-    """Plan, render and verify; with `tls`, the outputs include the certificate pair nginx serves."""
+def compile_profile(
+    profile: Profile, loaded_secrets: Secrets, token: TokenFactory = random_token, tls: TlsMaterial | None = None, checkout: str | None = None
+) -> Compiled:
+    """Plan, render and verify; with `tls`, the outputs include the certificate pair nginx serves.
+    `checkout`: build.source as the output folder sees it (see checkout_from_output)."""
     complete, generated = resolve(loaded_secrets, token)
-    plan = make_plan(profile, complete)
+    plan = make_plan(profile, complete, checkout)
     files = render(plan)
     verify(plan, files)
     if tls is not None:
@@ -138,7 +141,8 @@ def check_build_contexts(profile: Profile, profile_path: Path, out_dir: Path) ->
     base = Path(os.path.abspath(out_dir))
     issues = []
     for name, context in profile.build.model_dump().items():
-        if not isinstance(context, str):
+        # build.source is relative to the profile and only its components/ folders are sent (require_build_contexts).
+        if name == "source" or not isinstance(context, str):
             continue
         ups = len([part for part in context.split("/") if part == ".."])
         resolved = Path(os.path.normpath(base / context))
@@ -151,6 +155,54 @@ def check_build_contexts(profile: Profile, profile_path: Path, out_dir: Path) ->
         issues.append(InputIssue(str(profile_path), f"build.{name}", problem, got=repr(context), hint="name the image's source folder, relative to the output folder"))
     if issues:
         raise ProfileError(issues)
+
+
+def checkout_from_output(profile: Profile, profile_path: Path, out_dir: Path, packaged: bool = False) -> str:
+    """build.source (relative to the profile, or to the working folder for the packaged default profile)
+    as a path relative to the output folder, which is where Compose resolves build contexts from."""
+    source = Path(profile.build.source)
+    if not source.is_absolute():
+        source = (Path.cwd() if packaged else profile_path.parent) / source
+    return Path(os.path.relpath(os.path.abspath(source), os.path.abspath(out_dir))).as_posix()
+
+
+def require_build_contexts(plan: Plan, out_dir: Path, profile_path: Path, profile_text: str) -> None:
+    """Every image the compose files build has its Dockerfile where they say (exit 2 otherwise, naming each path)."""
+    from omnigen.errors import InputIssue, ProfileError
+    from omnigen.tomlpos import key_lines
+
+    folders = [(out_dir, plan), *((out_dir / folder, part) for folder, part in plan.bundles)]
+    missing: dict[str, list[str]] = {}
+    for base, part in folders:
+        for key, image in part.images.items():
+            if image.build is None:
+                continue
+            # Lexically, as Compose joins them: the output folder may not exist yet.
+            context = os.path.normpath(base / image.build)
+            if not os.path.isfile(os.path.join(context, "Dockerfile")):
+                missing.setdefault(context, []).append(key)
+    if not missing:
+        return
+    lines = key_lines(profile_text)
+    by_setting: dict[str, list[str]] = {}
+    for folder, keys in sorted(missing.items()):
+        overridden = [key for key in keys if plan.images[key].origin == "override"] if keys[0] in plan.images else []
+        setting = f"build.{overridden[0]}" if overridden else "build.source"
+        by_setting.setdefault(setting, []).append(f"{folder} (images.{', images.'.join(sorted(set(keys)))})")
+    issues = [
+        InputIssue(
+            str(profile_path),
+            setting,
+            "no Dockerfile in the build context" + ("s " if len(folders_missing) > 1 else " ") + "; ".join(folders_missing),
+            line=lines.get(tuple(setting.split("."))) or lines.get(("build",)),
+            hint=(
+                "check out the OmniVoIP repository (github.com/henry0295/omnivoip) there or point build.source at your checkout; "
+                "set build.prebuilt = true to pull the images.* tags instead"
+            ),
+        )
+        for setting, folders_missing in by_setting.items()
+    ]
+    raise ProfileError(issues)
 
 
 @dataclass(frozen=True)
@@ -250,7 +302,8 @@ def build(
         _check_stack_secrets(profile, loaded, secrets_path)
         tls_path = tls_profile_path(path, out_dir, packaged)
         tls = load_tls(profile, tls_path, clock())
-        compiled = compile_profile(profile, loaded, token, tls)
+        compiled = compile_profile(profile, loaded, token, tls, checkout_from_output(profile, path, destination, packaged))
+        require_build_contexts(compiled.plan, destination, path, path.read_text(encoding="utf-8"))
 
         existing_sidecar = _read_bytes(secrets_path, "secrets sidecar")
         new_sidecar: str | None = None
@@ -331,5 +384,5 @@ def expected_outputs(profile_path: Path, out_dir: Path | None, *, environ: Mappi
     loaded = load_secrets(secrets_path)
     _check_stack_secrets(profile, loaded, secrets_path)
     tls = load_tls(profile, profile_path, utc_now(), generate=False)
-    compiled = compile_profile(profile, loaded, random_token, tls)
+    compiled = compile_profile(profile, loaded, random_token, tls, checkout_from_output(profile, profile_path, destination))
     return Expected(compiled, destination, secrets_path, compiled.generated)

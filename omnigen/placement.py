@@ -12,6 +12,8 @@ import ipaddress
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Literal
 
+from omnigen.application import APP_LISTEN, SERVICE_ENV
+
 if TYPE_CHECKING:
     from omnigen.profile import ClusterHost, Profile
 
@@ -20,7 +22,7 @@ ROLES: tuple[Role, ...] = ("data", "web", "voice", "edge")
 
 # The compose services of each role. Asterisk runs once per voice host.
 ROLE_SERVICES: dict[Role, tuple[str, ...]] = {
-    "data": ("dialer-postgresql", "gearman", "minio", "postgresql", "redis"),
+    "data": ("minio", "postgresql", "redis"),
     "web": ("celery-beat", "celery-worker", "dialer-api", "dialer-worker", "django-app", "frontend", "websockets"),
     "voice": ("asterisk",),
     "edge": ("nginx",),
@@ -28,7 +30,7 @@ ROLE_SERVICES: dict[Role, tuple[str, ...]] = {
 # Roles held by exactly one host: one PostgreSQL, one app, one entry point.
 SINGLE_HOST_ROLES: tuple[Role, ...] = ("data", "web", "edge")
 ROLE_DESCRIPTIONS: dict[Role, str] = {
-    "data": "PostgreSQL (main and dialer), Redis, MinIO, Gearman",
+    "data": "PostgreSQL, Redis, MinIO",
     "web": "Django app, websockets, front-end, Celery, dialer API and workers",
     "voice": "one Asterisk per voice host, with its own share of the calls and its own RTP range",
     "edge": "nginx: the web UI's HTTP/HTTPS entry point",
@@ -38,57 +40,41 @@ ROLE_DESCRIPTIONS: dict[Role, str] = {
 # docker-compose.yml.j2). A data service is published on the data host's private address
 # only when one of its clients runs on another host.
 CLIENT_NEEDS: dict[str, tuple[str, ...]] = {
-    "asterisk": ("postgresql",),
     "celery-beat": ("redis",),
-    "celery-worker": ("postgresql", "redis"),
-    "dialer-api": ("dialer-postgresql", "redis"),
-    "dialer-worker": ("gearman",),
-    "django-app": ("gearman", "minio", "postgresql", "redis"),
+    "celery-worker": ("asterisk", "minio", "postgresql", "redis"),
+    "dialer-api": ("asterisk", "redis"),
+    "dialer-worker": ("redis",),
+    "django-app": ("asterisk", "minio", "postgresql", "redis"),
     "websockets": ("redis",),
 }
 
 # Host port each data service is published on when peers need it; clients on other hosts are
-# told the data host's address and this port. Both PostgreSQL servers listen on 5432 inside
-# their containers, so the dialer's is published on 5433 of the same address.
-PEER_PORTS: dict[str, int] = {"postgresql": 5432, "dialer-postgresql": 5433, "redis": 6379, "minio": 9000, "gearman": 4730}
+# told the data host's address and this port. The first voice host's Asterisk publishes AMI and ARI
+# the same way for the backend and the dialer (the application controls one Asterisk).
+PEER_PORTS: dict[str, int] = {
+    "postgresql": 5432,
+    "redis": 6379,
+    "minio": 9000,
+    "asterisk-ami": APP_LISTEN["asterisk-ami"],
+    "asterisk-http": APP_LISTEN["asterisk-http"],
+}
+
+
+def peer_service(key: str) -> str:
+    """The compose service behind a PEER_PORTS key (asterisk-ami -> asterisk)."""
+    return key.split("-", 1)[0] if key.startswith("asterisk-") else key
 
 # The .env variables each service's compose definition reads (`${VAR}` in docker-compose.yml.j2 and
-# stack.yml.j2). A host's bundle .env holds only what its services read, so a voice host never holds
-# the Django secret key; the verify stage checks that every `${VAR}` resolves and every .env key is read.
+# stack.yml.j2): the application's from its contract (application.SERVICE_ENV), the data services' and
+# the edge's from their images. A host's bundle .env holds only what its services read, so a voice host
+# never holds the Django secret key; the verify stage checks that every `${VAR}` resolves and every .env key is read.
 SERVICE_ENV_KEYS: dict[str, tuple[str, ...]] = {
-    "asterisk": (
-        "ACD_AMI_PASSWORD", "ACD_AMI_PORT", "ACD_AMI_USER", "ACD_HOSTNAME", "ACD_LOG_LEVEL", "ACD_RTP_PORT_MAX",
-        "ACD_RTP_PORT_MIN", "ACD_SIP_PORT", "EXTERNAL_IP", "POSTGRES_DB", "POSTGRES_HOSTNAME", "POSTGRES_PASSWORD",
-        "POSTGRES_PORT", "POSTGRES_USER", "TZ",
-    ),
-    "celery-beat": ("CELERY_BROKER_URL", "DJANGO_SECRET_KEY", "TZ"),
-    "celery-worker": (
-        "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "DATABASE_URL", "DJANGO_SECRET_KEY", "POSTGRES_DB", "POSTGRES_HOSTNAME",
-        "POSTGRES_PASSWORD", "POSTGRES_PORT", "POSTGRES_USER", "REDIS_HOSTNAME", "REDIS_PASSWORD", "REDIS_PORT", "TZ",
-    ),
-    "dialer-api": (
-        "DIALER_API_PORT", "DIALER_PASSWORD", "DIALER_POSTGRES_DB", "DIALER_POSTGRES_PASSWORD", "DIALER_POSTGRES_PORT",
-        "DIALER_POSTGRES_SERVER", "DIALER_POSTGRES_USER", "DIALER_REDIS_URL", "REDIS_HOSTNAME", "REDIS_PORT", "TZ",
-    ),
-    "dialer-postgresql": ("DIALER_POSTGRES_DB", "DIALER_POSTGRES_PASSWORD", "DIALER_POSTGRES_USER", "TZ"),
-    "dialer-worker": (
-        "DIALER_API_HOST", "DIALER_CAPS", "DIALER_GEARMAN_JOBS", "DIALER_PASSWORD", "DIALER_PYTHON_LOGLEVEL", "GEARMAN_HOSTNAME",
-        "GEARMAN_PORT", "TZ",
-    ),
-    "django-app": (
-        "BUCKET_ENDPOINT_MINIO", "BUCKET_NAME", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "DATABASE_URL", "DJANGO_ALLOWED_HOSTS",
-        "DJANGO_DEBUG", "DJANGO_PORT", "DJANGO_SECRET_KEY", "GEARMAN_HOSTNAME", "GEARMAN_PORT", "MINIO_ROOT_PASSWORD",
-        "MINIO_ROOT_USER", "POSTGRES_DB", "POSTGRES_HOSTNAME", "POSTGRES_PASSWORD", "POSTGRES_PORT", "POSTGRES_USER",
-        "REDIS_HOSTNAME", "REDIS_PASSWORD", "REDIS_PORT", "S3_STORAGE_ENABLED", "TZ",
-    ),
-    "frontend": ("TZ",),
-    "gearman": ("TZ",),
+    **{service: tuple(sorted({ref.key for ref in refs if ref.key})) for service, refs in SERVICE_ENV.items()},
     "minio": ("MINIO_ROOT_PASSWORD", "MINIO_ROOT_USER", "TZ"),
     "nginx": ("TZ",),
     "postgresql": ("POSTGRES_DB", "POSTGRES_PASSWORD", "POSTGRES_USER", "TZ"),
     "redis": ("REDIS_PASSWORD", "TZ"),
-    "websockets": ("REDIS_URL", "TZ", "WEBSOCKET_PORT"),
-}  # fmt: skip
+}
 
 # Asterisk's per-host values: in stack.yml each Asterisk service carries them as literals (they
 # differ per voice host), so the stack's shared .env does not hold them.
@@ -127,12 +113,23 @@ def hosts_with(profile: Profile, role: str) -> tuple[ClusterHost, ...]:
 
 
 def peer_published(profile: Profile, host: ClusterHost) -> tuple[str, ...]:
-    """The data services this host publishes on its private address because a client runs elsewhere."""
-    if "data" not in host.roles:
-        return ()
+    """The PEER_PORTS this host publishes on its private address because a client runs elsewhere:
+    the data services on the data host, AMI and ARI on the first voice host."""
     remote_clients = [service for other in profile.hosts if other.name != host.name for service in services_of(other.roles)]
     needed = {need for client in remote_clients for need in CLIENT_NEEDS.get(client, ())}
-    return tuple(service for service in PEER_PORTS if service in needed)
+    holders = {"data": "data" in host.roles, "asterisk": host.name == hosts_with(profile, "voice")[0].name}
+    return tuple(key for key in PEER_PORTS if peer_service(key) in needed and holders["asterisk" if peer_service(key) == "asterisk" else "data"])
+
+
+def remote_asterisk_clients(profile: Profile, host: ClusterHost) -> tuple[str, ...]:
+    """Addresses of the other hosts whose services log in to this host's Asterisk (its manager.conf permits them)."""
+    if host.name != hosts_with(profile, "voice")[0].name:
+        return ()
+    return tuple(
+        str(other.address)
+        for other in profile.hosts
+        if other.name != host.name and any("asterisk" in CLIENT_NEEDS.get(service, ()) for service in services_of(other.roles))
+    )
 
 
 def advertised(host: ClusterHost) -> ipaddress.IPv4Address:

@@ -11,10 +11,30 @@ import hashlib
 import ipaddress
 import posixpath
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from omnigen import __version__
+from omnigen.application import (
+    AMI_LOGINS,
+    APP_LISTEN,
+    ARI_LOGINS,
+    BACKEND_CELERY_APP,
+    BACKEND_LOCAL_APPS,
+    COMPONENT_CONTEXTS,
+    DIALER_CELERY_APP,
+    EXPOSED,
+    HEALTH_PATHS,
+    IMAGE_NOTES,
+    ROOT_MASTER_CAPABILITIES,
+    SERVICE_ENV,
+    SUPERUSER_FIRST_NAME,
+    SUPERUSER_LAST_NAME,
+    WEBRTC_IMAGES,
+    AsteriskLogin,
+    EnvRef,
+    ImageNote,
+)
 from omnigen.capacity import RTPENGINE_PORTS_PER_SIDE, RTPENGINE_SIDES_PER_CALL, PortPlan, RtpRange, dynamic_address_range, port_plan
 from omnigen.firewall import FirewallPlan, Published, firewall_plan
 from omnigen.hostkinds import PlanWarning, effective_userland_proxy, plan_warnings
@@ -36,28 +56,22 @@ if TYPE_CHECKING:
     from omnigen.cluster import BundleHost, ClusterPlan
 
 NETWORK_NAME = "omnivoip_net"
-AMI_USER = "omnivoipami"
 
 # Ports services listen on inside the compose network. Clients are told these,
-# never a host-side port.
+# never a host-side port. The application's own come from its code (application.py).
 LISTEN = {
     "postgresql": 5432,
-    "dialer-postgresql": 5432,
     "redis": 6379,
     "minio": 9000,
     "minio-console": 9001,
-    "gearman": 4730,
-    "django-app": 8000,
-    "websockets": 8000,
-    "dialer-api": 1440,
-    "frontend": 8080,
     "nginx-http": 8080,
     "nginx-https": 8443,
-    "asterisk-ami": 5038,
-    "asterisk-http": 8088,
+    **APP_LISTEN,
 }
 
-INTERNAL_SERVICES = ("postgresql", "dialer-postgresql", "redis", "minio", "gearman")
+INTERNAL_SERVICES = ("postgresql", "redis", "minio")
+# The superuser the backend's startup command creates (its user model signs in by e-mail).
+SUPERUSER_EMAIL_USER = "admin"
 
 # Ports of the WebRTC edge (components.webrtc), inside the compose network.
 # None of them is published: browsers reach Kamailio through nginx's HTTPS
@@ -86,7 +100,6 @@ VOLUME_MOUNTS: dict[str, tuple[tuple[str, str], ...]] = {
     "asterisk_logs": (("asterisk", "/var/log/asterisk"),),
     "asterisk_sounds": (("asterisk", "/var/lib/asterisk/sounds"),),
     "asterisk_spool": (("asterisk", "/var/spool/asterisk"),),
-    "dialer_postgres_data": (("dialer-postgresql", "/var/lib/postgresql/data"),),
     "django_logs": (("celery-worker", "/app/logs"), ("django-app", "/app/logs")),
     "django_media": (("celery-worker", "/app/media"), ("django-app", "/app/media"), ("nginx", "/var/www/media")),
     "django_static": (("django-app", "/app/static"), ("nginx", "/var/www/static")),
@@ -97,7 +110,7 @@ VOLUME_MOUNTS: dict[str, tuple[tuple[str, str], ...]] = {
 assert tuple(VOLUME_MOUNTS) == VOLUME_KEYS, "one mount table entry per profile volume key"
 
 # The PostgreSQL services and their data volume: an adopted one keeps the password it was initialised with.
-DATABASE_VOLUMES = {"postgresql": "postgres_data", "dialer-postgresql": "dialer_postgres_data"}
+DATABASE_VOLUMES = {"postgresql": "postgres_data"}
 DATABASE_PASSWORD_SCRIPT = "set-database-passwords.sh"
 
 
@@ -161,6 +174,57 @@ class Limits:
 class ServiceImage:
     image: str
     build: str | None
+    # Where the image comes from, for `explain`: "registry", "checkout" (build.source) or "override" (build.<key>).
+    origin: str = "registry"
+
+
+@dataclass(frozen=True)
+class AsteriskUser:
+    """An AMI (manager.conf) or ARI (ari.conf) user and the secret its clients log in with."""
+
+    user: str
+    secret: str
+    clients: tuple[str, ...]
+    read: str = ""
+    write: str = ""
+
+
+@dataclass(frozen=True)
+class Startup:
+    """An entrypoint that replaces the image's (docs/application.md), and the command it runs, if any."""
+
+    entrypoint: tuple[str, ...]
+    command: tuple[str, ...] = ()
+    script: str | None = None  # where a generated script the entrypoint runs is mounted
+
+
+@dataclass(frozen=True)
+class BackendStartup:
+    """What backend/startup.sh (django-app's entrypoint) prints."""
+
+    local_apps: tuple[str, ...] = BACKEND_LOCAL_APPS
+    first_name: str = SUPERUSER_FIRST_NAME
+    last_name: str = SUPERUSER_LAST_NAME
+    # `manage.py shell -c`: exit status 0 when the superuser does not exist yet.
+    user_missing_check: str = (
+        "import os, sys; from django.contrib.auth import get_user_model; "
+        "sys.exit(get_user_model().objects.filter(email=os.environ['DJANGO_SUPERUSER_EMAIL']).exists())"
+    )
+
+
+BACKEND_STARTUP_SCRIPT = "/omnigen/startup.sh"
+
+
+@dataclass(frozen=True)
+class AsteriskAccess:
+    """What Asterisk's manager.conf, http.conf and ari.conf say, and what the clients are told."""
+
+    ami_port: int
+    http_port: int
+    ami: tuple[AsteriskUser, ...]
+    ari: tuple[AsteriskUser, ...]
+    # Networks allowed to log in to AMI: the compose network (and loopback). Never published.
+    permit: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -441,6 +505,15 @@ class Plan:
     env: tuple[EnvSection, ...]
     workers: dict[str, int]
     outputs: tuple[tuple[str, str], ...] = field(default=())
+    # What each application service reads and where it comes from (application.SERVICE_ENV), sorted by name.
+    service_env: dict[str, tuple[EnvRef, ...]] = field(default_factory=dict)
+    asterisk: AsteriskAccess | None = None
+    startup: dict[str, Startup] = field(default_factory=dict)  # services whose image's entrypoint is replaced
+    healthchecks: dict[str, tuple[str, ...]] = field(default_factory=dict)  # the application services' `test:`
+    cap_add: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    expose: dict[str, tuple[int, ...]] = field(default_factory=dict)  # what each application service listens on
+    image_notes: tuple[ImageNote, ...] = IMAGE_NOTES
+    backend: BackendStartup = field(default_factory=BackendStartup)
     tls: TlsPlan = field(default_factory=lambda: TLS)
     site: SitePlan = field(default_factory=lambda: SITE)
     webrtc: WebrtcPlan | None = None
@@ -481,29 +554,51 @@ class Plan:
         return () if self.cluster is None else tuple((f"hosts/{host.name}", host.plan) for host in self.cluster.hosts)
 
     @property
+    def secret_keys(self) -> frozenset[str]:
+        """The .env keys that hold secrets."""
+        return frozenset(var.key for section in self.env for var in section.variables if var.secret)
+
+    def secret_variables(self, service: str) -> tuple[tuple[str, str], ...]:
+        """(name in the container, .env key) of each secret variable the service receives from secrets/<service>.env."""
+        secret = self.secret_keys
+        contract = tuple((ref.name, ref.key) for ref in self.service_env.get(service, ()) if ref.key in secret)
+        return tuple(sorted(contract + IMAGE_SECRETS.get(service, ())))
+
+    @property
+    def plain_env(self) -> dict[str, tuple[EnvRef, ...]]:
+        """Each application service's `environment:`: its variables but the secret ones (those come from secrets/<service>.env)."""
+        secret = self.secret_keys
+        return {service: tuple(ref for ref in refs if ref.key not in secret) for service, refs in self.service_env.items()}
+
+    @property
     def secret_env(self) -> dict[str, tuple[EnvVar, ...]]:
         """`secrets/<service>.env` of each service this compose file runs: its secret variables."""
         if ("docker-compose.yml.j2", "docker-compose.yml") not in self.outputs:
             return {}  # the top-level plan of a multi-host profile: stack.yml, whose deploy script sets .env itself
         values = self.env_map
         files = {}
-        for service, variables in SERVICE_SECRETS.items():
+        for service in sorted(self.service_env.keys() | IMAGE_SECRETS.keys()):
             if not self.runs(service) or (service in WEBRTC_SERVICES and self.webrtc is None):
                 continue
-            present = tuple(EnvVar(name, values[key], True) for name, key in variables if key in values)
+            present = tuple(EnvVar(name, values[key], True) for name, key in self.secret_variables(service) if key in values)
             if present:
                 files[f"secrets/{service}.env"] = present
         return files
 
     @property
     def secret_files(self) -> frozenset[str]:
-        """Every output that holds secrets (written 0600): each .env and secrets/*.env, the bundles' included."""
-        names = {dest for _, dest in self.outputs if posixpath.basename(dest) == ".env"} | set(self.secret_env)
+        """Every output that holds secrets (written 0600): each .env, secrets/*.env, manager.conf and ari.conf, the bundles' included."""
+        names = {dest for _, dest in self.outputs if posixpath.basename(dest) == ".env" or dest in ASTERISK_SECRET_FILES} | set(self.secret_env)
         if self.runs("nginx") or self.cluster is not None:
             names.add(self.tls.key_output)
         for folder, part in self.bundles:
             names |= {f"{folder}/{name}" for name in part.secret_files}
         return frozenset(names)
+
+    @property
+    def asterisk_configs(self) -> tuple[str, ...]:
+        """The Asterisk configs this plan writes (asterisk/NAME.conf), mounted over the image's samples in /etc/asterisk."""
+        return tuple(sorted(dest for _, dest in self.outputs if dest.startswith("asterisk/")))
 
     @property
     def env_map(self) -> dict[str, str]:
@@ -523,8 +618,16 @@ OUTPUTS: tuple[tuple[str, str], ...] = (
     ("env.j2", ".env"),
     ("asterisk/rtp.conf.j2", "asterisk/rtp.conf"),
     ("asterisk/pjsip.conf.j2", "asterisk/pjsip.conf"),
+    ("asterisk/manager.conf.j2", "asterisk/manager.conf"),
+    ("asterisk/http.conf.j2", "asterisk/http.conf"),
+    ("asterisk/ari.conf.j2", "asterisk/ari.conf"),
+    ("asterisk/extensions.conf.j2", "asterisk/extensions.conf"),
+    ("asterisk/queues.conf.j2", "asterisk/queues.conf"),
+    ("backend/startup.sh.j2", "backend/startup.sh"),
     ("nginx/nginx.conf.j2", "nginx/nginx.conf"),
 )
+# manager.conf and ari.conf hold the AMI and ARI secrets: written 0600 like the .env.
+ASTERISK_SECRET_FILES = ("asterisk/manager.conf", "asterisk/ari.conf")
 
 FIREWALL_OUTPUTS: tuple[tuple[str, str], ...] = (("firewall/nftables.conf.j2", "firewall/nftables.conf"),)
 
@@ -539,46 +642,19 @@ WEBRTC_OUTPUTS: tuple[tuple[str, str], ...] = (
     ("rtpengine/rtpengine.conf.j2", "rtpengine/rtpengine.conf"),
 )
 
-SECRET_FILES = frozenset({".env"})
+SECRET_FILES = frozenset({".env", *ASTERISK_SECRET_FILES})
 
-# The secret-bearing variables each service receives: (name in the container, .env key).
-# Compose takes them from `secrets/<service>.env` (env_file), never from `${...}` in the
-# compose file: Compose would let any exported shell variable of the same name win over
-# .env, and a service would then hold another password than the URLs built from the
-# sidecar (docs/safe-output.md, "The operator's shell"). WEBRTC_AUTH_SECRET only with WebRTC.
-SERVICE_SECRETS: dict[str, tuple[tuple[str, str], ...]] = {
-    "asterisk": (("ACD_AMI_PASSWORD", "ACD_AMI_PASSWORD"), ("POSTGRES_PASSWORD", "POSTGRES_PASSWORD")),
-    "celery-beat": (("CELERY_BROKER_URL", "CELERY_BROKER_URL"), ("DJANGO_SECRET_KEY", "DJANGO_SECRET_KEY")),
-    "celery-worker": (
-        ("CELERY_BROKER_URL", "CELERY_BROKER_URL"),
-        ("CELERY_RESULT_BACKEND", "CELERY_RESULT_BACKEND"),
-        ("DATABASE_URL", "DATABASE_URL"),
-        ("DJANGO_SECRET_KEY", "DJANGO_SECRET_KEY"),
-        ("POSTGRES_PASSWORD", "POSTGRES_PASSWORD"),
-        ("REDIS_PASSWORD", "REDIS_PASSWORD"),
-    ),
-    "dialer-api": (
-        ("DIALER_PASSWORD", "DIALER_PASSWORD"),
-        ("DIALER_POSTGRES_PASSWORD", "DIALER_POSTGRES_PASSWORD"),
-        ("DIALER_REDIS_URL", "DIALER_REDIS_URL"),
-    ),
-    "dialer-postgresql": (("POSTGRES_PASSWORD", "DIALER_POSTGRES_PASSWORD"),),
-    "dialer-worker": (("DIALER_PASSWORD", "DIALER_PASSWORD"),),
-    "django-app": (
-        ("CELERY_BROKER_URL", "CELERY_BROKER_URL"),
-        ("CELERY_RESULT_BACKEND", "CELERY_RESULT_BACKEND"),
-        ("DATABASE_URL", "DATABASE_URL"),
-        ("MINIO_SECRET_KEY", "MINIO_ROOT_PASSWORD"),
-        ("POSTGRES_PASSWORD", "POSTGRES_PASSWORD"),
-        ("REDIS_PASSWORD", "REDIS_PASSWORD"),
-        ("SECRET_KEY", "DJANGO_SECRET_KEY"),
-        ("WEBRTC_AUTH_SECRET", "WEBRTC_AUTH_SECRET"),
-    ),
+# Secret-bearing variables reach services from generated `secrets/<service>.env` (env_file),
+# never from `${...}` in the compose file: Compose would let any exported shell variable of the
+# same name win over .env, and a service would then hold another password than the URLs built
+# from the sidecar (docs/safe-output.md, "The operator's shell"). The application's services get
+# those of their variables (application.SERVICE_ENV) whose .env key is secret; the data services
+# and the WebRTC edge the ones their images read: (name in the container, .env key).
+IMAGE_SECRETS: dict[str, tuple[tuple[str, str], ...]] = {
     "kamailio": (("WEBRTC_AUTH_SECRET", "WEBRTC_AUTH_SECRET"),),
     "minio": (("MINIO_ROOT_PASSWORD", "MINIO_ROOT_PASSWORD"),),
     "postgresql": (("POSTGRES_PASSWORD", "POSTGRES_PASSWORD"),),
     "redis": (("REDISCLI_AUTH", "REDIS_PASSWORD"), ("REDIS_PASSWORD", "REDIS_PASSWORD")),
-    "websockets": (("REDIS_URL", "REDIS_URL"),),
 }
 WEBRTC_SERVICES = frozenset({"kamailio", "rtpengine"})
 
@@ -654,13 +730,21 @@ class Endpoint:
         return f"{self.host}:{self.port}"
 
 
-# The services clients are told an address of, in the .env.
-ENDPOINT_SERVICES = ("postgresql", "dialer-postgresql", "redis", "minio", "gearman", "dialer-api")
+# What clients are told an address of, in the .env: the listen key and the compose service behind it.
+ENDPOINT_SERVICES = {
+    "postgresql": "postgresql",
+    "redis": "redis",
+    "minio": "minio",
+    "django-app": "django-app",
+    "dialer-api": "dialer-api",
+    "asterisk-ami": "asterisk",
+    "asterisk-http": "asterisk",
+}
 
 
 def local_endpoints() -> dict[str, Endpoint]:
     """Every service on the same compose network: its name and the port it listens on."""
-    return {service: Endpoint(service, LISTEN[service]) for service in ENDPOINT_SERVICES}
+    return {key: Endpoint(service, LISTEN[key]) for key, service in ENDPOINT_SERVICES.items()}
 
 
 def _env(
@@ -683,15 +767,13 @@ def _env(
     db = profile.database
     redis_password = value("redis_password")
     redis_base = f"redis://:{_url_secret(redis_password)}@{at['redis'].address}"
-    postgres_url = (
-        f"postgres://{db.user}:{_url_secret(value('postgres_password'))}"
-        f"@{at['postgresql'].address}/{db.name}"
-    )
-    dialer_url = (
-        f"postgres://{db.dialer_user}:{_url_secret(value('dialer_postgres_password'))}"
-        f"@{at['dialer-postgresql'].address}/{db.dialer_name}"
-    )
     advertised_ip = advertised_ip or str(_asterisk_advertised(profile))
+    allowed_hosts = allowed_hosts or _allowed_hosts(profile)
+    # Browsers reach the API on the same origin as the UI; the backend's default admits development ports.
+    suffix = _https_port_suffix(profile.ports.https)
+    origins = ",".join(f"https://{host}{suffix}" for host in allowed_hosts.split(",") if host not in ("localhost", "127.0.0.1"))
+    ami_backend, ami_dialer = AMI_LOGINS
+    (ari_backend,) = ARI_LOGINS
 
     def plain(key: str, val: str | int) -> EnvVar:
         return EnvVar(key, str(val))
@@ -709,21 +791,11 @@ def _env(
                 plain("POSTGRES_DB", db.name),
                 plain("POSTGRES_USER", db.user),
                 secret("POSTGRES_PASSWORD", value("postgres_password")),
-                secret("DATABASE_URL", postgres_url),
             ),
         ),
         EnvSection(
-            "Dialer PostgreSQL",
-            (
-                plain("DIALER_POSTGRES_SERVER", at["dialer-postgresql"].host),
-                plain("DIALER_POSTGRES_PORT", at["dialer-postgresql"].port),
-                plain("DIALER_POSTGRES_DB", db.dialer_name),
-                plain("DIALER_POSTGRES_USER", db.dialer_user),
-                secret("DIALER_POSTGRES_PASSWORD", value("dialer_postgres_password")),
-                secret("DIALER_DATABASE_URL", dialer_url),
-            ),
-        ),
-        EnvSection(
+            # Database 0: the backend's Celery broker; 1: the backend's cache (hard-coded in its settings,
+            # base.py:216); 2: Celery results; 3: the dialer's Celery broker and campaign state.
             "Redis",
             (
                 plain("REDIS_HOSTNAME", at["redis"].host),
@@ -731,7 +803,7 @@ def _env(
                 secret("REDIS_PASSWORD", redis_password),
                 secret("REDIS_URL", f"{redis_base}/0"),
                 secret("CELERY_BROKER_URL", f"{redis_base}/0"),
-                secret("CELERY_RESULT_BACKEND", f"{redis_base}/1"),
+                secret("CELERY_RESULT_BACKEND", f"{redis_base}/2"),
                 secret("DIALER_REDIS_URL", f"{redis_base}/3"),
             ),
         ),
@@ -750,41 +822,37 @@ def _env(
             (
                 secret("DJANGO_SECRET_KEY", value("django_secret_key")),
                 plain("DJANGO_DEBUG", "false"),
-                plain("DJANGO_ALLOWED_HOSTS", allowed_hosts or _allowed_hosts(profile)),
-                plain("DJANGO_PORT", LISTEN["django-app"]),
-                plain("WEBSOCKET_PORT", LISTEN["websockets"]),
+                plain("DJANGO_ALLOWED_HOSTS", allowed_hosts),
+                plain("CORS_ALLOWED_ORIGINS", origins or f"https://localhost{suffix}"),
+                plain("DJANGO_SUPERUSER_EMAIL", f"{SUPERUSER_EMAIL_USER}@{profile.project.domain or 'omnivoip.invalid'}"),
+                secret("DJANGO_SUPERUSER_PASSWORD", value("django_admin_password")),
             ),
         ),
         EnvSection(
-            "Gearman",
-            (
-                plain("GEARMAN_HOSTNAME", at["gearman"].host),
-                plain("GEARMAN_PORT", at["gearman"].port),
-            ),
-        ),
-        EnvSection(
-            "Asterisk",
+            "Asterisk (manager.conf, ari.conf; reachable on the compose network only)",
             (
                 plain("ACD_HOSTNAME", "asterisk"),
                 plain("ACD_SIP_PORT", sip_port),
                 plain("ACD_RTP_PORT_MIN", rtp.start),
                 plain("ACD_RTP_PORT_MAX", rtp.end),
-                plain("ACD_AMI_PORT", LISTEN["asterisk-ami"]),
-                plain("ACD_AMI_USER", AMI_USER),
-                secret("ACD_AMI_PASSWORD", value("ami_password")),
-                plain("ACD_LOG_LEVEL", "3"),
                 plain("EXTERNAL_IP", advertised_ip),
+                plain("ASTERISK_AMI_HOST", at["asterisk-ami"].host),
+                plain("ASTERISK_AMI_PORT", at["asterisk-ami"].port),
+                plain("ASTERISK_AMI_USER", ami_backend.user),
+                secret("ASTERISK_AMI_SECRET", value(ami_backend.secret)),
+                plain("DIALER_AMI_USER", ami_dialer.user),
+                secret("DIALER_AMI_SECRET", value(ami_dialer.secret)),
+                plain("ASTERISK_ARI_HOST", at["asterisk-http"].host),
+                plain("ASTERISK_ARI_PORT", at["asterisk-http"].port),
+                plain("ASTERISK_ARI_USER", ari_backend.user),
+                secret("ASTERISK_ARI_PASSWORD", value(ari_backend.secret)),
             ),
         ),
         EnvSection(
             "Dialer",
             (
-                plain("DIALER_API_HOST", at["dialer-api"].address),
-                plain("DIALER_API_PORT", LISTEN["dialer-api"]),
-                secret("DIALER_PASSWORD", value("dialer_password")),
-                plain("DIALER_CAPS", "1"),
-                plain("DIALER_GEARMAN_JOBS", "start-campaign|stop-campaign|resume-campaign|process-contact|schedule-contact"),
-                plain("DIALER_PYTHON_LOGLEVEL", "info"),
+                plain("BACKEND_URL", f"http://{at['django-app'].address}"),
+                plain("DIALER_API_URL", f"http://{at['dialer-api'].address}"),
             ),
         ),
     )
@@ -845,7 +913,7 @@ def _webrtc_env(secrets: Secrets, webrtc: WebrtcPlan) -> EnvSection:
     )
 
 
-def _with_webrtc(plan: Plan, profile: Profile, secrets: Secrets, layout: PortPlan) -> Plan:
+def _with_webrtc(plan: Plan, profile: Profile, secrets: Secrets, layout: PortPlan, checkout: str | None) -> Plan:
     """Add Kamailio and rtpengine to a finished plan: their ports, limits, images, env and files."""
     webrtc = _webrtc(profile, layout, plan.network.asterisk_ip)
     media = PublishedPort(
@@ -855,8 +923,8 @@ def _with_webrtc(plan: Plan, profile: Profile, secrets: Secrets, layout: PortPla
         plan,
         images={
             **plan.images,
-            "kamailio": ServiceImage(profile.images.kamailio, profile.build.kamailio),
-            "rtpengine": ServiceImage(profile.images.rtpengine, profile.build.rtpengine),
+            "kamailio": _image(profile, "kamailio", checkout),
+            "rtpengine": _image(profile, "rtpengine", checkout),
         },
         published={**plan.published, "rtpengine": (media,)},
         env=(*plan.env, _webrtc_env(secrets, webrtc)),
@@ -865,29 +933,109 @@ def _with_webrtc(plan: Plan, profile: Profile, secrets: Secrets, layout: PortPla
     )
 
 
-def _images(profile: Profile) -> dict[str, ServiceImage]:
-    images, builds = profile.images, profile.build
+def _image(profile: Profile, key: str, checkout: str | None) -> ServiceImage:
+    """An OmniVoIP image: built from build.<key> if set, else from the checkout unless build.prebuilt."""
+    image, override = getattr(profile.images, key), getattr(profile.build, key)
+    if override is not None:
+        return ServiceImage(image, override, "override")
+    if profile.build.prebuilt:
+        return ServiceImage(image, None, "registry")
+    root = (checkout if checkout is not None else profile.build.source).rstrip("/")
+    return ServiceImage(image, posixpath.normpath(posixpath.join(root, COMPONENT_CONTEXTS[key])), "checkout")
+
+
+def _images(profile: Profile, checkout: str | None = None) -> dict[str, ServiceImage]:
+    """Every image. `checkout` is build.source as seen from the output folder (the compose file resolves
+    contexts from there); without it the output folder is taken to be the profile's."""
+    images = profile.images
+    built = {key: _image(profile, key, checkout) for key in COMPONENT_CONTEXTS if key not in WEBRTC_IMAGES}
     return {
         "postgres": ServiceImage(images.postgres, None),
         "redis": ServiceImage(images.redis, None),
         "minio": ServiceImage(images.minio, None),
-        "gearman": ServiceImage(images.gearman, None),
-        "backend": ServiceImage(images.backend, builds.backend),
-        "websockets": ServiceImage(images.websockets, builds.websockets),
-        "asterisk": ServiceImage(images.asterisk, builds.asterisk),
-        "dialer_api": ServiceImage(images.dialer_api, builds.dialer_api),
-        "dialer_worker": ServiceImage(images.dialer_worker, builds.dialer_worker),
-        "frontend": ServiceImage(images.frontend, builds.frontend),
+        **built,
         "nginx": ServiceImage(images.nginx, None),
     } | ({"acme": ServiceImage(images.acme, None)} if profile.tls.mode == "acme" else {})
 
 
-def make_plan(profile: Profile, secrets: Secrets) -> Plan:
-    """Compute everything the templates print. Raises nothing: the profile is valid."""
+def _asterisk_access(secrets: Secrets, subnet: str, remote_clients: tuple[str, ...] = ()) -> AsteriskAccess:
+    def user(login: AsteriskLogin) -> AsteriskUser:
+        secret = getattr(secrets, login.secret)
+        assert secret is not None, f"secret {login.secret} was not resolved"
+        return AsteriskUser(login.user, secret, login.clients, login.read, login.write)
+
+    return AsteriskAccess(
+        ami_port=LISTEN["asterisk-ami"],
+        http_port=LISTEN["asterisk-http"],
+        ami=tuple(user(login) for login in AMI_LOGINS),
+        ari=tuple(user(login) for login in ARI_LOGINS),
+        permit=("127.0.0.1/32", subnet, *(f"{address}/32" for address in remote_clients)),
+    )
+
+
+
+
+def _backend_startup() -> Startup:
+    # The image's CMD (components/backend/Dockerfile:73); compose clears it when the entrypoint is replaced.
+    command = ("gunicorn", "omnivoip.wsgi:application", "--bind", f"0.0.0.0:{LISTEN['django-app']}", "--workers", "4", "--timeout", "120")
+    return Startup(("/bin/sh", BACKEND_STARTUP_SCRIPT), command, BACKEND_STARTUP_SCRIPT)
+
+
+def _startup(profile: Profile) -> dict[str, Startup]:
+    concurrency = profile.workers.celery_concurrency
+    return {
+        "django-app": _backend_startup(),
+        "celery-worker": Startup(("celery", "-A", BACKEND_CELERY_APP, "worker", "--loglevel=info", f"--concurrency={concurrency}")),
+        "celery-beat": Startup(
+            ("celery", "-A", BACKEND_CELERY_APP, "beat", "--loglevel=info", "--pidfile=/tmp/celerybeat.pid", "--schedule=/tmp/celerybeat-schedule")
+        ),
+    }
+
+
+def _http_check(service: str) -> tuple[str, ...]:
+    # The URL is an argument, so each YAML line stays short.
+    url = f"http://127.0.0.1:{LISTEN[service]}{HEALTH_PATHS[service]}"
+    return ("CMD", "python", "-c", "import sys, urllib.request as r; r.urlopen(sys.argv[1], timeout=3)", url)
+
+
+def _healthchecks() -> dict[str, tuple[str, ...]]:
+    # urlopen raises on anything but a 2xx answer; the dialer image's own HEALTHCHECK (httpx.get) does not.
+    return {
+        "django-app": ("CMD", "python", "-c", f"import socket as s; s.create_connection(('127.0.0.1', {LISTEN['django-app']}), 3)"),
+        "websockets": _http_check("websockets"),
+        "dialer-api": _http_check("dialer-api"),
+        "dialer-worker": ("CMD-SHELL", f"celery -A {DIALER_CELERY_APP} inspect ping -d celery@$HOSTNAME"),
+        "frontend": ("CMD", "wget", "-q", "--spider", f"http://127.0.0.1:{LISTEN['frontend']}{HEALTH_PATHS['frontend']}"),
+    }
+
+
+def _service_env() -> dict[str, tuple[EnvRef, ...]]:
+    return {service: tuple(sorted(refs, key=lambda ref: ref.name)) for service, refs in SERVICE_ENV.items()}
+
+
+def application_fields(profile: Profile, secrets: Secrets, subnet: str, remote_clients: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The Plan fields that carry the application's contract (application.py), for single-host,
+    per-host bundle and stack plans alike. `remote_clients`: other hosts' addresses whose services
+    log in to this bundle's Asterisk through its private address."""
+    return {
+        "service_env": _service_env(),
+        "asterisk": _asterisk_access(secrets, subnet, remote_clients),
+        "startup": _startup(profile),
+        "healthchecks": _healthchecks(),
+        "cap_add": {"frontend": ROOT_MASTER_CAPABILITIES},
+        "expose": {service: tuple(LISTEN[key] for key in keys) for service, keys in EXPOSED.items()},
+    }
+
+
+def make_plan(profile: Profile, secrets: Secrets, checkout: str | None = None) -> Plan:
+    """Compute everything the templates print. Raises nothing: the profile is valid.
+
+    `checkout` is build.source as the output folder sees it (pipeline.build computes it); without it
+    the output folder is taken to be the profile's own."""
     if profile.hosts:
         from omnigen.cluster import make_cluster_plan  # cluster builds on this module's helpers
 
-        return make_cluster_plan(profile, secrets)
+        return make_cluster_plan(profile, secrets, checkout)
     layout = port_plan(profile)  # profile validation already placed it: this cannot fail
     rtp = layout.ranges["asterisk"]
     subnet = profile.network.subnet
@@ -920,11 +1068,12 @@ def make_plan(profile: Profile, secrets: Secrets) -> Plan:
         sip_port=layout.sip_port,
         https_port_suffix=_https_port_suffix(layout.https_port),
         listen=dict(LISTEN),
-        images=_images(profile),
+        images=_images(profile, checkout),
         limits=limits_of(sized),
         sizing=sized,
         published=_published(layout),
         env=_env(profile, secrets, rtp, layout.sip_port),
+        **application_fields(profile, secrets, str(subnet)),
         workers={
             "celery": profile.workers.celery,
             "celery_concurrency": profile.workers.celery_concurrency,
@@ -938,7 +1087,7 @@ def make_plan(profile: Profile, secrets: Secrets) -> Plan:
         warnings=plan_warnings(profile, layout) + _fit_warnings(profile) + _acme_warnings(profile, layout.http_port) + _sip_allow_warnings(profile),
         volumes=tuple(VolumePlan(key, profile.volumes.adopted().get(key)) for key in VOLUME_KEYS),
     )
-    plan = _with_webrtc(plan, profile, secrets, layout) if profile.components.webrtc else plan
+    plan = _with_webrtc(plan, profile, secrets, layout, checkout) if profile.components.webrtc else plan
     return replace(plan, firewall=_firewall(profile, plan))
 
 

@@ -53,7 +53,7 @@ from omnigen.reachability import bind_ip_refusal, public_ip_refusal
 from omnigen.sizing import MEMORY_PATTERN, docker_proxy_for, fit_problem
 from omnigen.tomlpos import key_lines, parse_toml
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 ENV_PREFIX = "OMNIGEN_"
 ENV_DELIMITER = "__"
 
@@ -67,6 +67,8 @@ IMAGE_PATTERN = (
 )
 # Build contexts are relative paths from the output folder; no spaces, quotes or `$`.
 BUILD_PATH_PATTERN = r"^[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*/?$"
+# The checkout: relative to the profile or absolute; the same characters, so the derived contexts stay safe in YAML.
+SOURCE_PATH_PATTERN = r"^/?[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*/?$"
 IDENTIFIER_PATTERN = r"^[a-z_][a-z0-9_]{0,62}$"
 HOSTNAME_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
 TIMEZONE_PATTERN = r"^(?:UTC|[A-Z][A-Za-z_]+(?:/[A-Za-z0-9_+-]+){1,2})$"
@@ -78,6 +80,7 @@ IPV4_ANY_ADDRESS_SCHEMA = {
     "pattern": r"^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$",
 }
 PRIVATE_BLOCKS = tuple(ipaddress.IPv4Network(block) for block in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+ASTERISK_UNREADABLE = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]|^>")
 
 
 
@@ -170,6 +173,9 @@ def _check_bucket(value: str) -> str:
     if value.startswith(("xn--", "sthree-")) or value.endswith(("-s3alias", "--ol-s3")):
         raise ValueError("S3 reserves bucket names starting with xn-- or sthree- and ending with -s3alias or --ol-s3")
     return value
+
+
+SourcePath = Annotated[str, Field(pattern=SOURCE_PATH_PATTERN, max_length=1024)]
 Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
 
 
@@ -323,7 +329,7 @@ class Network(Frozen):
     )
     expose_internal: bool = Field(
         default=False,
-        description="Publish PostgreSQL, Redis, MinIO and Gearman on 127.0.0.1 for debugging. Never on other addresses.",
+        description="Publish PostgreSQL, Redis and MinIO on 127.0.0.1 for debugging. Never on other addresses.",
     )
     lan: Lan | None = Field(
         default=None,
@@ -514,16 +520,15 @@ class Tls(Frozen):
 
 
 class Images(Frozen):
-    postgres: ImageRef = Field(default="postgres:15.8-alpine", description="PostgreSQL image (main and dialer DB).")
+    postgres: ImageRef = Field(default="postgres:15.8-alpine", description="PostgreSQL image.")
     redis: ImageRef = Field(default="redis:7.4.1-alpine", description="Redis image.")
     minio: ImageRef = Field(default="minio/minio:RELEASE.2024-11-07T00-52-20Z", description="MinIO image.")
-    gearman: ImageRef = Field(default="artefactual/gearmand:1.1.21.2-alpine", description="Gearman job server image.")
-    backend: ImageRef = Field(default="omnivoip/backend:2.0.0", description="Django app and Celery image.")
-    websockets: ImageRef = Field(default="omnivoip/websockets:2.0.0", description="Websockets service image.")
-    asterisk: ImageRef = Field(default="omnivoip/asterisk:2.0.0", description="Asterisk PBX image.")
-    dialer_api: ImageRef = Field(default="omnivoip/dialer-api:2.0.0", description="Dialer API image.")
-    dialer_worker: ImageRef = Field(default="omnivoip/dialer-worker:2.0.0", description="Dialer worker image.")
-    frontend: ImageRef = Field(default="omnivoip/frontend:2.0.0", description="Web front-end image.")
+    backend: ImageRef = Field(default="omnivoip/backend:2.0.0", description="Django app and Celery image (built from components/backend unless build.prebuilt).")
+    websockets: ImageRef = Field(default="omnivoip/websockets:2.0.0", description="Websockets service image (components/websockets).")
+    asterisk: ImageRef = Field(default="omnivoip/asterisk:2.0.0", description="Asterisk PBX image (components/asterisk).")
+    dialer_api: ImageRef = Field(default="omnivoip/dialer-api:2.0.0", description="Dialer API image (components/dialer/api).")
+    dialer_worker: ImageRef = Field(default="omnivoip/dialer-worker:2.0.0", description="Dialer worker image (components/dialer/worker).")
+    frontend: ImageRef = Field(default="omnivoip/frontend:2.0.0", description="Web front-end image (components/frontend).")
     nginx: ImageRef = Field(
         default="nginxinc/nginx-unprivileged:1.27.3-alpine",
         description="nginx image; must run unprivileged (listens on 8080/8443 inside the container).",
@@ -543,21 +548,31 @@ class Images(Frozen):
 
 
 class Builds(Frozen):
-    backend: BuildPath | None = Field(examples=["src/backend"], default=None, description="Build context of the backend image, relative to the output folder.")
-    websockets: BuildPath | None = Field(examples=["src/websockets"], default=None, description="Build context of the websockets image.")
-    asterisk: BuildPath | None = Field(examples=["src/asterisk"], default=None, description="Build context of the Asterisk image.")
-    dialer_api: BuildPath | None = Field(examples=["src/dialer-api"], default=None, description="Build context of the dialer API image.")
-    dialer_worker: BuildPath | None = Field(examples=["src/dialer-worker"], default=None, description="Build context of the dialer worker image.")
-    frontend: BuildPath | None = Field(examples=["src/frontend"], default=None, description="Build context of the front-end image.")
-    kamailio: BuildPath | None = Field(examples=["src/kamailio"], default=None, description="Build context of the Kamailio image (components.webrtc).")
-    rtpengine: BuildPath | None = Field(examples=["src/rtpengine"], default=None, description="Build context of the rtpengine image (components.webrtc).")
+    source: SourcePath = Field(
+        default="../omnivoip",
+        description=(
+            "Checkout of the OmniVoIP repository the application images are built from, relative to this profile "
+            "(or absolute). Each image's build context is derived from it (components/backend, components/dialer/api, ...); "
+            "`omnigen build` refuses a missing one. See docs/application.md."
+        ),
+    )
+    prebuilt: bool = Field(
+        default=False,
+        description="Pull the images.* tags instead of building them from build.source (images published by your own pipeline).",
+    )
+    backend: BuildPath | None = Field(examples=["src/backend"], default=None, description="Override: build context of the backend image, relative to the output folder.")
+    websockets: BuildPath | None = Field(examples=["src/websockets"], default=None, description="Override: build context of the websockets image, relative to the output folder.")
+    asterisk: BuildPath | None = Field(examples=["src/asterisk"], default=None, description="Override: build context of the Asterisk image, relative to the output folder.")
+    dialer_api: BuildPath | None = Field(examples=["src/dialer-api"], default=None, description="Override: build context of the dialer API image, relative to the output folder.")
+    dialer_worker: BuildPath | None = Field(examples=["src/dialer-worker"], default=None, description="Override: build context of the dialer worker image, relative to the output folder.")
+    frontend: BuildPath | None = Field(examples=["src/frontend"], default=None, description="Override: build context of the front-end image, relative to the output folder.")
+    kamailio: BuildPath | None = Field(examples=["src/kamailio"], default=None, description="Override: build context of the Kamailio image (components.webrtc), relative to the output folder.")
+    rtpengine: BuildPath | None = Field(examples=["src/rtpengine"], default=None, description="Override: build context of the rtpengine image (components.webrtc), relative to the output folder.")
 
 
 class Database(Frozen):
     name: Identifier = Field(default="omnivoip", description="Main PostgreSQL database name.")
     user: Identifier = Field(default="omnivoip", description="Main PostgreSQL user.")
-    dialer_name: Identifier = Field(default="omnidialer", description="Dialer PostgreSQL database name.")
-    dialer_user: Identifier = Field(default="omnidialer", description="Dialer PostgreSQL user.")
 
 
 class Storage(Frozen):
@@ -601,7 +616,6 @@ class Volumes(Frozen):
     asterisk_logs: VolumeName | None = _adopted("asterisk_logs (Asterisk's logs, /var/log/asterisk)")
     asterisk_sounds: VolumeName | None = _adopted("asterisk_sounds (Asterisk's sounds and prompts, /var/lib/asterisk/sounds)")
     asterisk_spool: VolumeName | None = _adopted("asterisk_spool (Asterisk's spool: voicemail, outgoing calls, /var/spool/asterisk)")
-    dialer_postgres_data: VolumeName | None = _adopted("dialer_postgres_data (the dialer PostgreSQL's data directory)")
     django_logs: VolumeName | None = _adopted("django_logs (Django and Celery logs, /app/logs)")
     django_media: VolumeName | None = _adopted("django_media (files users uploaded, /app/media, served by nginx)")
     django_static: VolumeName | None = _adopted("django_static (Django's collected static files, /app/static)")
@@ -654,7 +668,7 @@ class ClusterHost(Frozen):
     roles: tuple[Literal["data", "web", "voice", "edge"], ...] = Field(
         examples=[["voice"]],
         min_length=1,
-        description="What runs here: data (PostgreSQL, Redis, MinIO, Gearman), web (Django, Celery, dialer), voice (Asterisk), edge (nginx).",
+        description="What runs here: data (PostgreSQL, Redis, MinIO), web (Django, Celery, dialer), voice (Asterisk), edge (nginx).",
     )
     calls: int | None = Field(
         examples=[120],
@@ -725,7 +739,7 @@ class Profile(BaseSettings):
         title="omnigen profile",
     )
 
-    schema_version: Literal[1] = Field(description="Profile format version; `omnigen migrate` upgrades older ones.")
+    schema_version: Literal[2] = Field(description="Profile format version; `omnigen migrate` upgrades older ones.")
     project: Project = Field(description="Naming.")
     host: Host = Field(default_factory=lambda: Host(), description="The machine Docker runs on.")
     network: Network = Field(default_factory=lambda: Network(), description="Addresses and publishing.")
@@ -735,7 +749,7 @@ class Profile(BaseSettings):
     components: Components = Field(default_factory=lambda: Components(), description="Optional parts of the stack.")
     tls: Tls = Field(default_factory=lambda: Tls(), description="The web UI's certificate (docs/tls.md).")
     images: Images = Field(default_factory=lambda: Images(), description="Container images, each with a pinned tag.")
-    build: Builds = Field(default_factory=lambda: Builds(), description="Optional build contexts for the OmniVoIP images.")
+    build: Builds = Field(default_factory=lambda: Builds(), description="Where the OmniVoIP images are built from (docs/application.md).")
     database: Database = Field(default_factory=lambda: Database(), description="PostgreSQL names and users.")
     storage: Storage = Field(default_factory=lambda: Storage(), description="MinIO object storage.")
     workers: Workers = Field(default_factory=lambda: Workers(), description="Worker replica counts.")
@@ -893,13 +907,16 @@ def _cluster_refusal(profile: Profile) -> str | None:
 class Secrets(Frozen):
     """Credentials, kept in the `<profile-stem>.secrets.toml` sidecar, never in the profile."""
 
-    postgres_password: str | None = Field(default=None, description="Main PostgreSQL password.")
-    dialer_postgres_password: str | None = Field(default=None, description="Dialer PostgreSQL password.")
+    postgres_password: str | None = Field(default=None, description="PostgreSQL password.")
     redis_password: str | None = Field(default=None, description="Redis password.")
     minio_root_password: str | None = Field(default=None, description="MinIO root password (also the app's S3 secret).")
     django_secret_key: str | None = Field(default=None, description="Django SECRET_KEY.")
-    ami_password: str | None = Field(default=None, description="Asterisk Manager Interface password.")
-    dialer_password: str | None = Field(default=None, description="Dialer API password.")
+    django_admin_password: str | None = Field(
+        default=None, description="Password of the Django superuser the startup command creates (DJANGO_SUPERUSER_EMAIL)."
+    )
+    ami_password: str | None = Field(default=None, description="Secret of the backend's AMI user (manager.conf, ASTERISK_AMI_SECRET).")
+    dialer_ami_password: str | None = Field(default=None, description="Secret of the dialer's AMI user (manager.conf, the dialer API's ASTERISK_AMI_SECRET).")
+    ari_password: str | None = Field(default=None, description="Password of the backend's ARI user (ari.conf, ASTERISK_ARI_PASSWORD).")
     webrtc_auth_secret: str | None = Field(
         default=None,
         description="Shared secret of Kamailio's auth_ephemeral and the app that issues WebRTC SIP credentials (components.webrtc).",
@@ -920,8 +937,23 @@ class Secrets(Frozen):
             raise ValueError("this looks like a placeholder, not a secret; delete the key to have one generated")
         return value
 
+    @field_validator("ami_password", "dialer_ami_password", "ari_password")
+    @classmethod
+    def _asterisk_can_read(cls, value: str | None) -> str | None:
+        # Written into manager.conf/ari.conf: Asterisk ends a value at a line break, trims the
+        # spaces around it and reads a leading `>` as object syntax (`;` is escaped as `\;`).
+        if value is not None and (ASTERISK_UNREADABLE.search(value) or value != value.strip()):
+            raise ValueError(
+                "Asterisk cannot read this secret back from manager.conf/ari.conf: no control characters, no spaces at "
+                "either end, no leading '>'; delete the key to have one generated"
+            )
+        return value
+
 
 SECRET_NAMES: tuple[str, ...] = tuple(Secrets.model_fields)
+# Secrets of services the application does not have (dialer-postgresql, the dialer's own login; docs/application.md).
+# A sidecar written by an older omnigen still holds them: they are ignored, and the file is left as it is.
+RETIRED_SECRETS = frozenset({"dialer_postgres_password", "dialer_password"})
 
 
 secrets_path_for = sidecar_path
@@ -1185,6 +1217,7 @@ def load_secrets(path: Path) -> Secrets:
     if not path.exists():
         return Secrets()
     data, text = read_toml(path)
+    data = {key: value for key, value in data.items() if key not in RETIRED_SECRETS}
     try:
         return Secrets(**data)
     except ValidationError as exc:

@@ -30,6 +30,7 @@ def spellings(value: str) -> set[str]:
         dotenv.encode_value(value)[1:-1] if "\x00" not in value else value,
         json.dumps(value)[1:-1],
         json.dumps(value, ensure_ascii=False)[1:-1],
+        value.replace(";", "\\;"),  # manager.conf/ari.conf (asteriskconf.conf_secret)
     }
     forms |= {form.replace("$", "$$") for form in list(forms)}
     # A value with a line break shows up in a diff one line at a time.

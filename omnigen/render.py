@@ -19,7 +19,7 @@ from pathlib import Path
 import jinja2
 import jinja2.bccache
 
-from omnigen.formats.asteriskconf import conf_value
+from omnigen.formats.asteriskconf import conf_secret, conf_value
 from omnigen.formats.dotenv import encode_value
 from omnigen.formats.kamailiocfg import cfg_value
 from omnigen.formats.keyfile import keyfile_value
@@ -181,6 +181,7 @@ def environment() -> jinja2.Environment:
     env.filters["q"] = yaml_quote
     env.filters["dotenv"] = encode_value
     env.filters["conf"] = conf_value
+    env.filters["confsecret"] = conf_secret
     env.filters["kam"] = cfg_value
     env.filters["keyfile"] = keyfile_value
     env.filters["qi"] = yaml_quote_interpolated

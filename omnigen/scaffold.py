@@ -36,7 +36,7 @@ def scaffold_profile(answers: Mapping[str, Any]) -> dict[str, Any]:
         network["public_ip"] = answers["public_ip"]
     network["bind_ip"] = answers["bind_ip"]
     data: dict[str, Any] = {
-        "schema_version": 1,
+        "schema_version": 2,
         "project": {"name": answers["project_name"], "timezone": answers["timezone"]},
         "host": {"kind": answers["host_kind"], "userland_proxy": answers["userland_proxy"]},
         "network": network,

@@ -64,10 +64,8 @@ class Want:
 # service may use; reservations what it needs idle plus its share of the work.
 FIXED: dict[str, Want] = {
     "postgresql": Want(1024, 128, 2.0, 0.1, 512),
-    "dialer-postgresql": Want(512, 64, 1.0, 0.05, 256),
     "redis": Want(256, 16, 0.5, 0.02, 128),
     "minio": Want(512, 96, 1.0, 0.05, 256),
-    "gearman": Want(128, 8, 0.5, 0.01, 128),
     "django-app": Want(1024, 160, 2.0, 0.1, 512),
     "websockets": Want(256, 48, 0.5, 0.02, 256),
     "celery-beat": Want(256, 64, 0.5, 0.01, 128),

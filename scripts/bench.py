@@ -61,7 +61,7 @@ def make_profiles(folder: Path, count: int) -> list[Path]:
         # Up to 29 calls: within every host kind's port budget (Docker Desktop's is the smallest, docs/capacity.md).
         calls = 5 + (index * 37) % 25
         path.write_text(
-            "schema_version = 1\n"
+            "schema_version = 2\n"
             f'[project]\nname = "tenant{index:04d}"\n'
             f'[host]\nkind = "{kinds[index % len(kinds)]}"\n'
             f'[network]\nsubnet = "10.{index // 250}.{index % 250}.0/24"\npublic_ip = "203.0.113.{1 + index % 250}"\nbind_ip = "0.0.0.0"\n'

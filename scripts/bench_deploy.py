@@ -68,7 +68,7 @@ REFERENCE_PORTS = (
 )
 
 PROFILE = """\
-schema_version = 1
+schema_version = 2
 
 [project]
 name = "bench"

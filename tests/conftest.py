@@ -147,3 +147,26 @@ def snapshot_as(snapshot):  # type: ignore[no-untyped-def]
 
 
 SnapshotFactory = Callable[[str], object]
+
+
+# The components whose Dockerfiles a default profile builds (omnigen/application.py COMPONENT_CONTEXTS).
+FAKE_CHECKOUT_COMPONENTS = (
+    "asterisk", "backend", "dialer/api", "dialer/worker", "frontend", "kamailio", "rtpengine", "websockets",
+)  # fmt: skip
+
+
+def make_fake_checkout(folder: Path) -> Path:
+    """An OmniVoIP checkout as far as `omnigen build` looks at one: a Dockerfile in each component.
+    (Nothing is built from it: the e2e tier builds the stand-ins it needs under the same image names.)"""
+    for component in FAKE_CHECKOUT_COMPONENTS:
+        context = folder / "components" / component
+        context.mkdir(parents=True, exist_ok=True)
+        (context / "Dockerfile").write_text("# stand-in for the OmniVoIP component's Dockerfile\nFROM scratch\n")
+    return folder
+
+
+@pytest.fixture(scope="session", autouse=True)
+def omnivoip_checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """build.source defaults to "../omnivoip" beside the profile: tests copy profiles into tmp_path,
+    whose parent is the session's base folder, so one checkout there serves them all."""
+    return make_fake_checkout(tmp_path_factory.getbasetemp() / "omnivoip")

@@ -41,7 +41,7 @@ from omnigen.fingerprint import fingerprint, tls_source_bytes
 from omnigen.formats import dotenv
 from omnigen.profile import SECRET_NAMES
 from omnigen.write import recorded_files_match
-from tests.conftest import EXAMPLES, ROOT, fake_token, run_compose
+from tests.conftest import EXAMPLES, ROOT, fake_token, make_fake_checkout, run_compose
 from tests.faults import photograph
 
 CORPUS = ROOT / "tests" / "fuzz_corpus"
@@ -50,12 +50,13 @@ HANG_SECONDS = 30
 # .env keys of the secrets a sidecar sets (webrtc_auth_secret only reaches .env with components.webrtc).
 SECRET_ENV_KEYS = {
     "postgres_password": "POSTGRES_PASSWORD",
-    "dialer_postgres_password": "DIALER_POSTGRES_PASSWORD",
     "redis_password": "REDIS_PASSWORD",
     "minio_root_password": "MINIO_ROOT_PASSWORD",
     "django_secret_key": "DJANGO_SECRET_KEY",
-    "ami_password": "ACD_AMI_PASSWORD",
-    "dialer_password": "DIALER_PASSWORD",
+    "django_admin_password": "DJANGO_SUPERUSER_PASSWORD",
+    "ami_password": "ASTERISK_AMI_SECRET",
+    "dialer_ami_password": "DIALER_AMI_SECRET",
+    "ari_password": "ASTERISK_ARI_PASSWORD",
 }
 
 
@@ -260,12 +261,14 @@ def baseline_output() -> Path:
     global _baseline
     if _baseline is None:
         folder = Path(tempfile.mkdtemp(prefix="omnigen-fuzz-baseline-"))
-        profile = folder / "base.toml"
+        make_fake_checkout(folder / "omnivoip")  # build.source = "../omnivoip", beside sites/
+        profile = folder / "sites" / "base.toml"
+        profile.parent.mkdir()
         profile.write_bytes((ROOT / "profiles" / "vps-nat.toml").read_bytes())
         secrets = tomlkit.document()
         for name in SECRET_NAMES:
             secrets[name] = fake_token(name)
-        (folder / "base.secrets.toml").write_text(tomlkit.dumps(secrets))
+        (profile.parent / "base.secrets.toml").write_text(tomlkit.dumps(secrets))
         code, _, err = cli("build", str(profile), "-o", str(folder / "out"))
         assert code == 0, err
         _baseline = folder / "out"
@@ -287,9 +290,11 @@ def run_input(item: FuzzInput, stats: Stats, *, compose_every: int, record: bool
     stats.executions += 1
     with tempfile.TemporaryDirectory(prefix="omnigen-fuzz-") as scratch, clean_environment():
         folder = Path(scratch)
-        profile = folder / "site.toml"
+        make_fake_checkout(folder / "omnivoip")  # build.source = "../omnivoip", beside sites/
+        profile = folder / "sites" / "site.toml"
+        profile.parent.mkdir()
         profile.write_bytes(item.profile)
-        sidecar = folder / "site.secrets.toml"
+        sidecar = profile.parent / "site.secrets.toml"
         if item.sidecar is not None:
             sidecar.write_bytes(item.sidecar)
         out = folder / "out"

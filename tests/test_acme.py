@@ -44,7 +44,9 @@ SEARCH_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 DOMAIN = "voip.acme-test.example"
 
 PROFILE = f"""\
-schema_version = 1
+schema_version = 2
+[build]
+prebuilt = true
 [project]
 name = "acmetest"
 domain = "{DOMAIN}"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from omnigen.plan import OUTPUTS
-from tests.conftest import EXAMPLES, ROOT, compile_example, run_cli, snapshot_suffix
+from tests.conftest import EXAMPLES, ROOT, compile_example, make_fake_checkout, run_cli, snapshot_suffix
 
 
 @pytest.mark.parametrize("profile", EXAMPLES, ids=lambda p: p.stem)
@@ -63,6 +63,7 @@ def test_default_output_sits_beside_the_profile_wherever_build_runs(tmp_path: Pa
     elsewhere = tmp_path / "elsewhere"
     site.mkdir()
     elsewhere.mkdir()
+    make_fake_checkout(tmp_path / "omnivoip")  # build.source = "../omnivoip", beside site/
     (site / "omnivoip.toml").write_text((ROOT / "profiles" / "vps-nat.toml").read_text())
     result = run_cli("build", "../site/omnivoip.toml", cwd=elsewhere)
     assert result.returncode == 0, result.stderr
@@ -76,6 +77,7 @@ def test_default_output_sits_beside_the_profile_wherever_build_runs(tmp_path: Pa
 
 
 def test_batch_without_output_builds_each_profile_beside_itself(tmp_path: Path) -> None:
+    make_fake_checkout(tmp_path / "omnivoip")
     for name in ("vps-nat", "rootless"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "site.toml").write_text((ROOT / "profiles" / f"{name}.toml").read_text())
@@ -84,6 +86,35 @@ def test_batch_without_output_builds_each_profile_beside_itself(tmp_path: Path) 
     assert (tmp_path / "vps-nat" / "out" / "vps-nat" / "docker-compose.yml").is_file()
     assert (tmp_path / "rootless" / "out" / "rootless" / "docker-compose.yml").is_file()
     assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_checkout_is_refused_with_every_missing_context_named(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    profile = site / "site.toml"
+    profile.write_text((ROOT / "profiles" / "webrtc.toml").read_text())
+    result = run_cli("build", str(profile), "-o", str(tmp_path / "out"))
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    for component in ("asterisk", "backend", "dialer/api", "dialer/worker", "frontend", "kamailio", "rtpengine", "websockets"):
+        assert str(tmp_path / "omnivoip" / "components" / component) in result.stderr, component
+    assert f"{profile}: build.source: no Dockerfile in the build contexts " in result.stderr
+    assert not (tmp_path / "out").exists(), "nothing is written"
+    assert not (site / "site.secrets.toml").exists(), "no secrets are generated for a build that does not go ahead"
+
+    # An explicit checkout elsewhere, relative to the profile, ends up relative to the output folder.
+    make_fake_checkout(tmp_path / "src" / "omnivoip")
+    profile.write_text(profile.read_text() + '\n[build]\nsource = "../src/omnivoip"\n')
+    built = run_cli("build", str(profile), "-o", str(tmp_path / "out"))
+    assert built.returncode == 0, built.stderr
+    compose = (tmp_path / "out" / "docker-compose.yml").read_text()
+    assert 'context: "../src/omnivoip/components/dialer/api"' in compose
+
+    # Pulling prebuilt images needs no checkout at all.
+    profile.write_text(profile.read_text().replace('source = "../src/omnivoip"', 'source = "../nowhere"\nprebuilt = true'))
+    pulled = run_cli("build", str(profile), "-o", str(tmp_path / "pulled"))
+    assert pulled.returncode == 0, pulled.stderr
+    assert "build:" not in (tmp_path / "pulled" / "docker-compose.yml").read_text()
 
 
 def test_output_is_deterministic_across_environments(tmp_path: Path) -> None:
@@ -105,13 +136,16 @@ def test_output_is_deterministic_across_environments(tmp_path: Path) -> None:
         outputs.append({rel: (out / rel).read_bytes() for _, rel in OUTPUTS})
         modes = {rel: stat.S_IMODE((out / rel).stat().st_mode) for _, rel in OUTPUTS}
         assert modes[".env"] == 0o600
-        assert all(mode == 0o644 for rel, mode in modes.items() if rel != ".env"), modes
+        private = {".env", "asterisk/manager.conf", "asterisk/ari.conf"}  # they hold secrets
+        assert all(modes[rel] == 0o600 for rel in private), modes
+        assert all(mode == 0o644 for rel, mode in modes.items() if rel not in private), modes
     assert outputs[0] == outputs[1]
 
 
 def _batch_folder(tmp_path: Path, names: tuple[str, ...]) -> Path:
     folder = tmp_path / "profiles"
     folder.mkdir()
+    make_fake_checkout(tmp_path / "omnivoip")  # build.source = "../omnivoip", beside profiles/
     for name in names:
         text = (ROOT / "profiles" / "lan-office.toml").read_text().replace('name = "lan-office"', f'name = "{name}"')
         assert f'name = "{name}"' in text
@@ -150,7 +184,7 @@ def test_a_lone_secrets_sidecar_is_refused_with_its_profile_named(tmp_path: Path
 
 def test_one_bad_profile_in_a_batch_does_not_stop_the_rest(tmp_path: Path) -> None:
     folder = _batch_folder(tmp_path, ("alpha", "charlie"))
-    (folder / "bravo.toml").write_text('schema_version = 1\n[project]\nname = "Bad Name"\n')
+    (folder / "bravo.toml").write_text('schema_version = 2\n[project]\nname = "Bad Name"\n')
     out = tmp_path / "sites"
     result = run_cli("build", *(str(folder / f"{name}.toml") for name in ("alpha", "bravo", "charlie")), "-o", str(out))
     assert result.returncode == 2

@@ -136,7 +136,7 @@ def profile_data(draw: st.DrawFn) -> dict[str, Any]:
     port = st.one_of(st.sampled_from([80, 443, 5060, 8080, 8443]), st.integers(min_value=1, max_value=MAX_PORT))
     ports = draw(st.one_of(st.lists(port, min_size=3, max_size=3, unique=True), st.lists(port, min_size=3, max_size=3)))
     return {
-        "schema_version": 1,
+        "schema_version": 2,
         "project": {"name": "prop"},
         "host": {"kind": "bare-metal", "userland_proxy": False},
         "network": {"bind_ip": "192.168.1.10", "expose_internal": draw(st.booleans())},
@@ -181,7 +181,7 @@ def test_every_profile_lays_out_its_ports_without_overlap_or_fails_with_exit_2(d
 
 def _profile(**capacity: Any) -> Profile:
     data = {
-        "schema_version": 1,
+        "schema_version": 2,
         "project": {"name": "acme"},
         "host": {"kind": "bare-metal", "userland_proxy": False},
         "network": {"bind_ip": "192.168.1.10"},
@@ -219,7 +219,7 @@ def test_opus_bandwidth_is_its_payload_plus_the_same_overhead_as_g711(payload: f
 
 def test_a_single_port_on_an_internal_debug_port_is_refused() -> None:
     data = {
-        "schema_version": 1,
+        "schema_version": 2,
         "project": {"name": "prop"},
         "network": {"bind_ip": "192.168.1.10", "expose_internal": True},
         "ports": {"https": 5432},

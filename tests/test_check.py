@@ -185,7 +185,7 @@ def test_foreign_files_do_not_make_a_folder_stale(site: Path, capsys: pytest.Cap
 @pytest.mark.parametrize(
     ("setup", "expected"),
     [
-        (lambda p: p.write_text("schema_version = 1\n[capacity]\nconcurrent_calls = 'many'\n"), "concurrent_calls"),
+        (lambda p: p.write_text("schema_version = 2\n[capacity]\nconcurrent_calls = 'many'\n"), "concurrent_calls"),
         (lambda p: p.write_bytes(b"\xff\xfe"), "UTF-8"),
         (lambda p: p.unlink(), "not found"),
         (lambda p: p.with_name("site.secrets.toml").write_text('redis_password = "changeme"\n'), "placeholder"),

@@ -21,6 +21,7 @@ import yaml
 from omnigen import placement
 from omnigen.capacity import host_port_plan
 from omnigen.cluster import STACK_OUTPUTS
+from omnigen.formats.asteriskconf import parse_conf
 from omnigen.pipeline import Compiled
 from omnigen.profile import load_profile
 from omnigen.schema import profile_schema
@@ -80,8 +81,10 @@ def test_outputs_are_the_stack_files_and_one_bundle_per_host(built: tuple[Compil
     assert root == [dest for _, dest in STACK_OUTPUTS]
     for host in cluster.hosts:
         wanted = {"docker-compose.yml", ".env"}
-        wanted |= {"asterisk/rtp.conf", "asterisk/pjsip.conf"} if "voice" in host.roles else set()
+        asterisk = {f"asterisk/{name}.conf" for name in ("rtp", "pjsip", "manager", "http", "ari", "extensions", "queues")}
+        wanted |= asterisk if "voice" in host.roles else set()
         wanted |= {"nginx/nginx.conf"} if "edge" in host.roles else set()
+        wanted |= {"backend/startup.sh"} if "web" in host.roles else set()
         wanted |= set(host.plan.secret_env)  # secrets/<service>.env of the services this host runs
         assert {name.removeprefix(f"hosts/{host.name}/") for name in compiled.files if name.startswith(f"hosts/{host.name}/")} == wanted
         assert host.plan.services is not None
@@ -89,7 +92,15 @@ def test_outputs_are_the_stack_files_and_one_bundle_per_host(built: tuple[Compil
     edge = next(host.name for host in cluster.hosts if "edge" in host.roles)
     # nginx's private key: beside stack.yml (its Swarm secret) and in the edge host's bundle.
     secret_env_files = {f"hosts/{host.name}/{path}" for host in cluster.hosts for path in host.plan.secret_env}
-    assert compiled.plan.secret_files == {".env", *(f"hosts/{host.name}/.env" for host in cluster.hosts), *secret_env_files, "certs/privkey.pem", f"hosts/{edge}/certs/privkey.pem"}
+    private = {f"hosts/{host.name}/asterisk/{name}.conf" for host in cluster.hosts if "voice" in host.roles for name in ("manager", "ari")}
+    assert compiled.plan.secret_files == {
+        ".env",
+        *(f"hosts/{host.name}/.env" for host in cluster.hosts),
+        *secret_env_files,
+        *private,
+        "certs/privkey.pem",
+        f"hosts/{edge}/certs/privkey.pem",
+    }
 
 
 def _exported_env(folder: Path) -> dict[str, str]:
@@ -132,7 +143,9 @@ def test_docker_stack_config_accepts_the_stack_with_its_env_and_refuses_it_witho
         ]
         assert normalised["services"][service.name]["deploy"]["placement"]["constraints"] == list(service.constraints)
     django = normalised["services"]["django-app"]["environment"]
-    assert django["DATABASE_URL"] == compiled.plan.env_map["DATABASE_URL"]
+    assert django["CELERY_BROKER_URL"] == compiled.plan.env_map["CELERY_BROKER_URL"]
+    # Over the overlay, the backend reaches the first voice host's Asterisk by its stack service name.
+    assert django["ASTERISK_AMI_HOST"] == cluster.voice[0].service
     # Without the exported .env, every ${VAR:?} stops the deploy instead of deploying blank passwords.
     bare = _stack_config(folder, {"PATH": os.environ["PATH"]})
     assert bare.returncode != 0 and "required variable" in bare.stderr, bare.stderr
@@ -189,23 +202,34 @@ def test_deploy_stack_stops_without_the_certificate(built: tuple[Compiled, Path]
     assert "./certs/fullchain.pem is missing" in result.stderr
 
 
-def test_voice_hosts_reach_postgresql_at_the_data_hosts_address_and_published_port(built: tuple[Compiled, Path]) -> None:
+def test_web_hosts_reach_the_data_host_and_the_first_voice_hosts_ami_at_their_addresses(built: tuple[Compiled, Path]) -> None:
     compiled, _ = built
     cluster = compiled.plan.cluster
     assert cluster is not None
     data = next(host for host in cluster.hosts if "data" in host.roles)
+    first_voice = next(host for host in cluster.hosts if "voice" in host.roles)
     for host in cluster.hosts:
         env = host.plan.env_map
-        if "voice" in host.roles and "data" not in host.roles:
+        if "web" in host.roles and "data" not in host.roles:
             assert (env["POSTGRES_HOSTNAME"], env["POSTGRES_PORT"]) == (data.address, "5432")
-            assert f"@{data.address}:5432/" in env.get("DATABASE_URL", f"@{data.address}:5432/")
-            # Least secrets: a voice host holds no web or storage credential.
-            assert not {"DJANGO_SECRET_KEY", "MINIO_ROOT_PASSWORD", "REDIS_PASSWORD", "DIALER_PASSWORD"} & set(env)
+        if "web" in host.roles and "voice" not in host.roles:
+            assert (env["ASTERISK_AMI_HOST"], env["ASTERISK_AMI_PORT"]) == (first_voice.address, "5038")
+            assert (env["ASTERISK_ARI_HOST"], env["ASTERISK_ARI_PORT"]) == (first_voice.address, "8088")
+        if "voice" in host.roles and "data" not in host.roles:
+            # Asterisk reads no database; least secrets: a voice host holds no database, web or storage credential.
+            assert not {"POSTGRES_PASSWORD", "DJANGO_SECRET_KEY", "MINIO_ROOT_PASSWORD", "REDIS_PASSWORD"} & set(env)
             rtp = next(voice for voice in cluster.voice if voice.host == host.name).rtp
             assert (env["ACD_RTP_PORT_MIN"], env["ACD_RTP_PORT_MAX"], env["EXTERNAL_IP"]) == (str(rtp.start), str(rtp.end), host.advertised_ip)
     published = {(port.service, port.host_ip, port.host_start, port.container_start) for port in data.plan.all_published}
-    assert ("postgresql", data.address, 5432, 5432) in published
+    if any("web" in host.roles for host in cluster.hosts if host is not data):
+        assert ("postgresql", data.address, 5432, 5432) in published
     assert all(host_ip == data.address for service, host_ip, _, _ in published if service in placement.PEER_PORTS)
+    # AMI and ARI on the first voice host's private address only, for the web host's clients.
+    voice_published = {(port.host_ip, port.container_start) for port in first_voice.plan.all_published if port.host_start in (5038, 8088)}
+    assert voice_published == {(first_voice.address, 5038), (first_voice.address, 8088)}
+    manager = parse_conf(compiled.files[f"hosts/{first_voice.name}/asterisk/manager.conf"])
+    web = next(host for host in cluster.hosts if "web" in host.roles)
+    assert f"{web.address}/32" in {setting.value for setting in manager.section("omnivoip").get_all("permit")}  # type: ignore[union-attr]
 
 
 def test_the_stack_env_holds_only_what_stack_yml_reads_and_no_per_host_value(built: tuple[Compiled, Path]) -> None:
@@ -225,6 +249,7 @@ def test_build_writes_private_env_files_and_check_finds_it_up_to_date(tmp_path: 
     modes = {path.relative_to(out).as_posix(): stat.S_IMODE(path.stat().st_mode) for path in out.rglob("*") if path.is_file()}
     private = {".env", ".omnigen-manifest.json", *(f"hosts/{h}/.env" for h in ("data1", "app1", "voice1", "voice2"))}
     private |= {name for name in modes if "/secrets/" in name} | {"certs/privkey.pem", "hosts/app1/certs/privkey.pem"}
+    private |= {f"hosts/{h}/asterisk/{name}.conf" for h in ("voice1", "voice2") for name in ("manager", "ari")}
     assert {name for name, mode in modes.items() if mode == 0o600} == private
     assert {name for name in modes if "/secrets/" in name}, "each host's services get their secrets from secrets/<service>.env"
     check = run_cli("check", str(profile), "-o", str(out))
@@ -249,7 +274,8 @@ def test_explain_shows_placement_and_each_hosts_port_cost(capsys: pytest.Capture
         assert row["cost"]["bundle"]["published"] == layouts.bundle.published
         assert row["cost"]["stack"]["published"] == layouts.stack.published
         assert row["cost"]["within_budget"]
-    assert by_host["data1"]["published_for_peers"] == ["postgresql", "dialer-postgresql", "redis", "minio", "gearman"]
+    assert by_host["data1"]["published_for_peers"] == ["postgresql", "redis", "minio"]
+    assert by_host["voice1"]["published_for_peers"] == ["asterisk-ami", "asterisk-http"]
     assert [(row["host"], row["start"], row["end"]) for row in data["media"]] == [("voice1", 20000, 21007), ("voice2", 22000, 23007)]
     assert main(["explain", str(path)]) == 0
     text = capsys.readouterr().out
@@ -294,7 +320,7 @@ def test_every_placement_of_three_hosts_builds_and_verifies(tmp_path: Path) -> N
 
     built = 0
     for data, web, voice in _placements():
-        text = "schema_version = 1\n[project]\nname = \"mix\"\n[host]\nkind = \"bare-metal\"\nuserland_proxy = false\n"
+        text = "schema_version = 2\n[project]\nname = \"mix\"\n[host]\nkind = \"bare-metal\"\nuserland_proxy = false\n"
         text += f"[capacity]\nconcurrent_calls = {10 * len(voice)}\n"
         for index in range(3):
             roles = (["data"] if index == data else []) + (["web", "edge"] if index == web else []) + (["voice"] if index in voice else [])
@@ -310,3 +336,9 @@ def test_every_placement_of_three_hosts_builds_and_verifies(tmp_path: Path) -> N
         assert {voice_host.host for voice_host in cluster.voice} == {f"h{index}" for index in voice}
         built += 1
     assert built == len(_placements()) == 63
+
+
+def test_a_web_port_other_than_443_is_an_origin_not_an_address_to_verify() -> None:
+    # CORS_ALLOWED_ORIGINS carries https://HOST:PORT for browsers; no service connects there.
+    compiled = compile_example(PROFILES["multi-host-2"], environ={"OMNIGEN_PORTS__HTTPS": "28443"})
+    assert compiled.plan.env_map["CORS_ALLOWED_ORIGINS"].endswith(":28443")

@@ -51,14 +51,14 @@ CASES: list[tuple[str, Callable[[Files], Files], str]] = [
         "a client is pointed at a host that does not run the service",
         lambda files: {
             **files,
-            "hosts/voice1/.env": files["hosts/voice1/.env"].replace('POSTGRES_HOSTNAME="192.168.50.11"', 'POSTGRES_HOSTNAME="192.168.50.12"'),
+            "hosts/app1/.env": files["hosts/app1/.env"].replace('POSTGRES_HOSTNAME="192.168.50.11"', 'POSTGRES_HOSTNAME="192.168.50.21"'),
         },
         "POSTGRES_HOSTNAME",
     ),
     (
-        "the data host stops publishing what a peer uses",
-        _replace("hosts/data1/docker-compose.yml", '      - "192.168.50.11:5433:5432/tcp"\n', ""),
-        "dialer-postgresql publishes",
+        "the voice host stops publishing what a peer uses",
+        _replace("hosts/voice1/docker-compose.yml", '      - "192.168.50.21:5038:5038/tcp"\n', ""),
+        "hosts/voice1/docker-compose.yml: asterisk publishes",
     ),
     (
         "the data host publishes PostgreSQL beyond its private address",
@@ -140,20 +140,21 @@ def _set_env(plan: Plan, key: str, value: str) -> Plan:
 
 def test_a_plan_that_sends_a_client_to_the_wrong_host_is_refused(compiled: Compiled) -> None:
     """Files rendered consistently from a wrong plan: only the cross-host resolution check can see it."""
-    wrong = _with_host_plan(compiled, "voice1", lambda plan: _set_env(plan, "POSTGRES_HOSTNAME", "192.168.50.12"))
+    wrong = _with_host_plan(compiled, "app1", lambda plan: _set_env(plan, "POSTGRES_HOSTNAME", "192.168.50.21"))
     with pytest.raises(VerifyError) as caught:
         verify(wrong, render(wrong))
-    assert "hosts/voice1: asterisk is told POSTGRES_HOST -> 192.168.50.12:5432, but hosts/app1 publishes nothing there on 192.168.50.12" in caught.value.render()
+    assert "hosts/app1: celery-worker is told POSTGRES_HOST -> 192.168.50.21:5432, but hosts/voice1 publishes nothing there on 192.168.50.21" in caught.value.render()
 
 
 def test_a_plan_that_forgets_to_publish_for_a_peer_is_refused(compiled: Compiled) -> None:
     def unpublish(plan: Plan) -> Plan:
-        return replace(plan, published={service: ports for service, ports in plan.published.items() if service != "dialer-postgresql"})
+        kept = {service: tuple(port for port in ports if port.host_start != 5038) for service, ports in plan.published.items()}
+        return replace(plan, published=kept)
 
-    wrong = _with_host_plan(compiled, "data1", unpublish)
+    wrong = _with_host_plan(compiled, "voice1", unpublish)
     with pytest.raises(VerifyError) as caught:
         verify(wrong, render(wrong))
-    assert "hosts/app1: dialer-api is told DIALER_POSTGRES_SERVER -> 192.168.50.11:5433, but hosts/data1 publishes nothing there" in caught.value.render()
+    assert "hosts/app1: dialer-api is told ASTERISK_AMI_HOST -> 192.168.50.21:5038, but hosts/voice1 publishes nothing there" in caught.value.render()
 
 
 def test_a_plan_whose_stack_range_differs_from_the_bundle_is_refused(compiled: Compiled) -> None:

@@ -11,7 +11,7 @@ from omnigen.formats.asteriskconf import parse_conf
 from omnigen.pipeline import Compiled
 from tests.conftest import EXAMPLES, compile_example, compose_json, run_compose, write_files
 
-FORBIDDEN_KEYS = ("privileged", "cap_add", "sysctls", "userns_mode", "network_mode", "pid", "ipc", "uts", "devices", "cgroup")
+FORBIDDEN_KEYS = ("privileged", "sysctls", "userns_mode", "network_mode", "pid", "ipc", "uts", "devices", "cgroup")
 
 
 @pytest.fixture(scope="module", params=EXAMPLES, ids=lambda p: p.stem)
@@ -50,18 +50,20 @@ def test_published_ports_bind_explicit_addresses_and_keep_numbers(built: tuple[C
             assert port.get("host_ip"), f"{name} publishes {port} on every interface"
             if port["protocol"] == "udp":
                 assert str(port["published"]) == str(port["target"]), f"{name}: UDP host port must equal container port"
-    internal = {"postgresql", "dialer-postgresql", "redis", "minio", "gearman"}
+    internal = {"postgresql", "redis", "minio"}
     for name in internal:
         for port in _published(normalised["services"][name]):
             assert port["host_ip"] == "127.0.0.1"
 
 
 def test_no_forbidden_settings(built: tuple[Compiled, Path, dict[str, Any]]) -> None:
-    _, _, normalised = built
+    _compiled, _, normalised = built
     for name, service in normalised["services"].items():
         present = [key for key in FORBIDDEN_KEYS if service.get(key)]
         assert not present, f"{name} carries {present}"
         assert service.get("cap_drop") == ["ALL"]
+        # Only the frontend's root master gets anything back (docs/application.md; rule OV102).
+        assert service.get("cap_add", []) == list(_compiled.plan.cap_add.get(name, ())), name
         assert "no-new-privileges:true" in service.get("security_opt", [])
         for volume in service.get("volumes", []):
             if volume["type"] == "bind":
@@ -78,13 +80,17 @@ def test_services_receive_exactly_the_planned_values(built: tuple[Compiled, Path
     assert django["POSTGRES_PASSWORD"] == env["POSTGRES_PASSWORD"]
     assert django["CELERY_BROKER_URL"] == env["CELERY_BROKER_URL"]
     assert normalised["services"]["postgresql"]["environment"]["POSTGRES_PASSWORD"] == env["POSTGRES_PASSWORD"]
-    assert normalised["services"]["dialer-api"]["environment"]["DIALER_POSTGRES_PORT"] == "5432"
+    # The AMI secret each client is given is the one manager.conf holds for its user (rule OV216 checks the files).
+    dialer = normalised["services"]["dialer-api"]["environment"]
+    assert (dialer["ASTERISK_AMI_USER"], dialer["ASTERISK_AMI_SECRET"]) == (env["DIALER_AMI_USER"], env["DIALER_AMI_SECRET"])
+    assert (django["ASTERISK_AMI_USER"], django["ASTERISK_AMI_SECRET"]) == (env["ASTERISK_AMI_USER"], env["ASTERISK_AMI_SECRET"])
+    assert dialer["REDIS_URL"] == normalised["services"]["dialer-worker"]["environment"]["REDIS_URL"] == env["DIALER_REDIS_URL"]
 
 
 def test_asterisk_configs_are_mounted_where_asterisk_reads_them(built: tuple[Compiled, Path, dict[str, Any]]) -> None:
     _, folder, normalised = built
     targets = {volume["target"]: volume for volume in normalised["services"]["asterisk"]["volumes"] if volume["type"] == "bind"}
-    for name in ("rtp.conf", "pjsip.conf"):
+    for name in ("rtp.conf", "pjsip.conf", "manager.conf", "http.conf", "ari.conf", "extensions.conf", "queues.conf"):
         volume = targets[f"/etc/asterisk/{name}"]
         assert Path(volume["source"]) == folder / "asterisk" / name
         assert volume["read_only"] is True
@@ -120,6 +126,7 @@ def test_the_operators_shell_cannot_change_a_secret(built: tuple[Compiled, Path,
     import json
     import os
     import subprocess
+    from urllib.parse import quote
 
     from tests.conftest import _unescape_dollars, compose_binary
 
@@ -138,7 +145,9 @@ def test_the_operators_shell_cannot_change_a_secret(built: tuple[Compiled, Path,
     services = _unescape_dollars(json.loads(result.stdout))["services"]
     planned = compiled.plan.env_map
     assert services["postgresql"]["environment"]["POSTGRES_PASSWORD"] == planned["POSTGRES_PASSWORD"]
-    assert services["django-app"]["environment"]["DATABASE_URL"] == planned["DATABASE_URL"]
+    assert services["django-app"]["environment"]["POSTGRES_PASSWORD"] == planned["POSTGRES_PASSWORD"]
+    assert services["django-app"]["environment"]["ASTERISK_AMI_SECRET"] == planned["ASTERISK_AMI_SECRET"]
+    assert services["dialer-api"]["environment"]["ASTERISK_AMI_SECRET"] == planned["DIALER_AMI_SECRET"]
     received = 0
     for path, variables in compiled.plan.secret_env.items():
         service = path.removeprefix("secrets/").removesuffix(".env")
@@ -146,5 +155,7 @@ def test_the_operators_shell_cannot_change_a_secret(built: tuple[Compiled, Path,
             assert services[service]["environment"][var.key] == var.value, (service, var.key)
             received += 1
     assert received >= 10
-    # ...so postgres and every URL agree on the password, whatever the shell says.
-    assert services["postgresql"]["environment"]["POSTGRES_PASSWORD"] in services["django-app"]["environment"]["DATABASE_URL"]
+    # ...so Redis and every URL agree on the password, whatever the shell says.
+    redis_password = quote(services["redis"]["environment"]["REDIS_PASSWORD"], safe="")
+    for service, url in (("django-app", "CELERY_BROKER_URL"), ("dialer-api", "REDIS_URL"), ("websockets", "REDIS_URL")):
+        assert f":{redis_password}@" in services[service]["environment"][url], (service, url)

@@ -20,9 +20,10 @@ from hypothesis import strategies as st
 from omnigen.cli import main
 from omnigen.formats.dotenv import encode_value
 from omnigen.pipeline import build
+from omnigen.plan import OUTPUTS
 from omnigen.profile import PLACEHOLDER_PATTERN
 from omnigen.redact import MASK
-from tests.conftest import ROOT, compile_example, fake_token, run_cli
+from tests.conftest import ROOT, compile_example, fake_token, make_fake_checkout, run_cli
 from tests.faults import photograph
 
 # What a diff of vps-nat shows besides secrets: keys, names, paths (a generated value that is part of it leaks nothing).
@@ -87,16 +88,20 @@ def test_rotated_secret_is_masked_in_every_spelling(site: Path, capsys: pytest.C
 
 def test_secret_hand_edited_into_env_is_masked_too(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
     env = site.parent / "out" / "vps-nat" / ".env"
-    env.write_text(env.read_text().replace('ACD_AMI_PASSWORD="', 'ACD_AMI_PASSWORD="typed-by-hand-'))
+    env.write_text(env.read_text().replace('ASTERISK_AMI_SECRET="', 'ASTERISK_AMI_SECRET="typed-by-hand-'))
+    manager = site.parent / "out" / "vps-nat" / "asterisk" / "manager.conf"
+    manager.write_text(manager.read_text().replace("secret=", "secret=also-typed-", 1))
     code, out, _ = diff(capsys, str(site))
-    assert code == 1 and "typed-by-hand" not in out and f'-ACD_AMI_PASSWORD="{MASK}"' in out
+    assert code == 1 and "typed-by-hand" not in out and f'-ASTERISK_AMI_SECRET="{MASK}"' in out
+    assert "also-typed" not in out
 
 
 def test_missing_folder_shows_new_files_masked(site: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, out, _ = diff(capsys, str(site), "-o", str(tmp_path / "fresh"))
     assert code == 1
-    # The five generated configs, nginx's certificate pair and the firewall rules (and the ACME scripts, if any).
-    assert out.count("--- /dev/null") == out.count("+++ ") >= 8
+    # The generated configs, nginx's certificate pair and the firewall rules (and the ACME scripts,
+    # the secrets/<service>.env files), each new.
+    assert out.count("--- /dev/null") == out.count("+++ ") >= len(OUTPUTS) + 3
     assert "+-----BEGIN PRIVATE KEY-----" in out
     key = site.with_name("site.tls").joinpath("privkey.pem")
     if key.exists():
@@ -107,7 +112,8 @@ def test_missing_folder_shows_new_files_masked(site: Path, capsys: pytest.Captur
         for form in all_spellings(value):
             assert form not in out
     assert f'+POSTGRES_PASSWORD="{MASK}"' in out
-    assert f'+DATABASE_URL="{MASK}"' in out.split("/secrets/django-app.env", 1)[1]
+    assert f'+CELERY_BROKER_URL="{MASK}"' in out.split("/secrets/django-app.env", 1)[1]
+    assert f'+ASTERISK_AMI_SECRET="{MASK}"' in out.split("/secrets/django-app.env", 1)[1]
 
 
 def test_missing_secrets_are_masked_and_not_written(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -138,7 +144,7 @@ def test_removed_line_that_looks_like_a_header_is_still_masked(site: Path, capsy
 def test_bad_input_is_exit_2(site: Path) -> None:
     negative = run_cli("diff", str(site), "-U", "-1", cwd=site.parent)
     assert negative.returncode == 2 and "--unified" in negative.stderr
-    site.write_text("schema_version = 1\n[capacity]\nconcurrent_calls = 0\n")
+    site.write_text("schema_version = 2\n[capacity]\nconcurrent_calls = 0\n")
     result = run_cli("diff", str(site), cwd=site.parent)
     assert result.returncode == 2 and "concurrent_calls" in result.stderr and "Traceback" not in result.stderr
 
@@ -158,7 +164,9 @@ def test_bad_input_is_exit_2(site: Path) -> None:
 def test_no_secret_spelling_survives_in_a_diff(values: list[str]) -> None:
     """Old secrets on disk and new ones in the sidecar: no spelling of either reaches the diff."""
     with tempfile.TemporaryDirectory() as scratch:
-        folder = Path(scratch)
+        folder = Path(scratch) / "sites"
+        make_fake_checkout(folder.parent / "omnivoip")
+        folder.mkdir()
         profile = folder / "site.toml"
         profile.write_text((ROOT / "profiles" / "vps-nat.toml").read_text())
         sidecar = folder / "site.secrets.toml"

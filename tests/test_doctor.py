@@ -36,7 +36,7 @@ def test_busy_profile_port_exits_1(tmp_path: Path) -> None:
         start = 40000 if port < 40000 or port > 41000 else 42000
         profile = tmp_path / "site.toml"
         profile.write_text(
-            'schema_version = 1\n[project]\nname = "site"\n[host]\nkind = "bare-metal"\n'
+            'schema_version = 2\n[project]\nname = "site"\n[host]\nkind = "bare-metal"\n'
             '[network]\nbind_ip = "127.0.0.1"\n[capacity]\nconcurrent_calls = 2\n'
             f"[rtp]\nstart = {start}\n[ports]\nsip = {port}\nhttp = 18080\nhttps = 18443\n"
         )
@@ -47,7 +47,7 @@ def test_busy_profile_port_exits_1(tmp_path: Path) -> None:
 
 def test_invalid_profile_exits_2_without_probing(tmp_path: Path) -> None:
     profile = tmp_path / "bad.toml"
-    profile.write_text('schema_version = 1\n[project]\nname = "Bad Name"\n[capacity]\nconcurrent_calls = 1\n')
+    profile.write_text('schema_version = 2\n[project]\nname = "Bad Name"\n[capacity]\nconcurrent_calls = 1\n')
     result = run_cli("doctor", str(profile))
     assert result.returncode == 2
     assert "project.name" in result.stderr and result.stdout == ""

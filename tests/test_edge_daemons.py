@@ -181,7 +181,7 @@ def test_kamailio_accepts_the_config_of_a_profile_without_a_domain(folder: Path,
     """No alias line, a non-default HTTPS port advertised: still a config Kamailio accepts."""
     profile = tmp_path / "bare.toml"
     profile.write_text(
-        'schema_version = 1\n[project]\nname = "bare"\n[network]\nbind_ip = "192.0.2.7"\n'
+        'schema_version = 2\n[project]\nname = "bare"\n[network]\nbind_ip = "192.0.2.7"\n'
         "[ports]\nhttps = 8443\n[capacity]\nconcurrent_calls = 5\n[components]\nwebrtc = true\n"
     )
     compiled = compile_example(profile)
@@ -605,10 +605,10 @@ def test_nginx_upstreams_are_the_service_ports_and_routes_the_websockets(compile
     cfg = parse_kamailio_cfg(compiled.files["kamailio/kamailio.cfg"])
     assert any(item.proto == "tcp" and item.port == webrtc.ws_port for item in cfg.listens)
     routes = {" ".join(location.args): location for location in root.find("location")}
-    for route, upstream in ((f"= {webrtc.ws_path}", "kamailio"), ("/channels/", "websockets")):
+    for route, target in ((f"= {webrtc.ws_path}", "http://kamailio"), ("/channels/", "http://websockets/")):
         location = routes[route]
         proxy = location.first("proxy_pass")
-        assert proxy is not None and proxy.args == (f"http://{upstream}",)
+        assert proxy is not None and proxy.args == (target,)
         headers = {d.args[0]: d.args[1:] for d in location.block or [] if d.name == "proxy_set_header"}
         assert headers["Upgrade"] == ("$http_upgrade",) and headers["Connection"] == ("$connection_upgrade",)
     servers = list(root.find("server"))

@@ -154,7 +154,7 @@ def test_cells_with_brackets_are_printed_literally() -> None:
 def test_over_budget_profile_is_refused_with_the_numbers_and_a_way_out(tmp_path: Path) -> None:
     profile = tmp_path / "big.toml"
     profile.write_text(
-        'schema_version = 1\n[project]\nname = "big"\n[host]\nkind = "docker-desktop"\n[network]\nbind_ip = "127.0.0.1"\n'
+        'schema_version = 2\n[project]\nname = "big"\n[host]\nkind = "docker-desktop"\n[network]\nbind_ip = "127.0.0.1"\n'
         "[capacity]\nconcurrent_calls = 100\n"
     )
     result = run_cli("explain", str(profile))

@@ -25,7 +25,9 @@ HOST_PUBLIC, CLIENT, ALLOWED_CLIENT = "192.0.2.1", "192.0.2.2", "198.51.100.7"
 SUBNET, HOST_BRIDGE, ASTERISK = "10.22.22.0/24", "10.22.22.1", "10.22.22.10"
 
 PROFILE = f"""\
-schema_version = 1
+schema_version = 2
+[build]
+prebuilt = true
 [project]
 name = "fwtest"
 [network]
@@ -205,7 +207,7 @@ def test_explain_lists_the_openings_and_the_forwards_toward_the_lan_address(tmp_
     """ipvlan: SIP and RTP are not published, yet the firewall in front must open them toward network.lan.address."""
     profile = tmp_path / "lan.toml"
     profile.write_text(
-        'schema_version = 1\n[project]\nname = "lan"\n[host]\nkind = "bare-metal"\n[network]\nmode = "ipvlan"\n'
+        'schema_version = 2\n[build]\nprebuilt = true\n[project]\nname = "lan"\n[host]\nkind = "bare-metal"\n[network]\nmode = "ipvlan"\n'
         'public_ip = "198.51.100.21"\nbind_ip = "192.168.10.5"\nsip_allow = ["203.0.113.0/24"]\n'
         '[network.lan]\nparent = "eth0"\nsubnet = "192.168.10.0/24"\ngateway = "192.168.10.1"\naddress = "192.168.10.21"\n'
         "[capacity]\nconcurrent_calls = 20\n"

@@ -90,7 +90,7 @@ MUST_BUILD = {"crlf-line-endings", "secrets-hostile-values", "secrets-hostile-va
 MUST_REFUSE = {
     "deep-nesting", "deep-inline-tables", "utf8-bom", "domain-newline-section", "domain-line-separator", "name-nul", "raw-nul-byte",
     "invalid-utf8", "public-ip-boolean", "public-ip-integer", "calls-huge-integer", "calls-nan", "image-injection", "image-latest",
-    "build-context-dollar", "network-host", "duplicate-table", "schema-version-2", "empty-file", "only-comment", "secrets-too-long",
+    "build-context-dollar", "network-host", "duplicate-table", "schema-version-3", "empty-file", "only-comment", "secrets-too-long",
     "secrets-nul", "secrets-placeholder", "secrets-word-secret", "secrets-empty-value", "secrets-unknown-key", "secrets-wrong-type", "secrets-deep-nesting",
 }
 

@@ -27,14 +27,14 @@ import pytest
 import yaml
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from omnigen.errors import ProfileError
 from omnigen.formats import dotenv
 from omnigen.formats.asteriskconf import ConfValueError, conf_value, parse_conf
 from omnigen.formats.keyfile import KeyFileValueError, keyfile_value
 from omnigen.pipeline import compile_profile
-from omnigen.profile import SECRET_NAMES, Profile, Secrets, validate_profile
+from omnigen.profile import ASTERISK_UNREADABLE, SECRET_NAMES, Profile, Secrets, validate_profile
 from omnigen.render import yaml_quote
 from tests.conftest import ROOT, compose_json, fake_token, run_cli, write_files
 
@@ -285,6 +285,10 @@ def test_environment_overrides_are_validated_the_same_way(tmp_path: Path) -> Non
 # --------------------------------------------------------------------------- secrets
 
 
+# Written into manager.conf/ari.conf as well as .env (docs/application.md).
+ASTERISK_SECRETS = {"ami_password", "dialer_ami_password", "ari_password"}
+
+
 def _secret_batches() -> list[dict[str, str]]:
     usable = [payload for payload in PAYLOADS if "\x00" not in payload]
     values = [f"s{index}{payload}tail" for index, payload in enumerate(usable)] + [f"{payload}x{index}" for index, payload in enumerate(usable)]
@@ -295,6 +299,11 @@ def _secret_batches() -> list[dict[str, str]]:
 def test_no_secret_can_inject_configuration(batch: dict[str, str]) -> None:
     base = _base("vps-nat")
     reference = outputs_skeleton(compile_data(base))
+    # manager.conf/ari.conf carry the AMI/ARI secrets: what Asterisk cannot read back is refused at the sidecar.
+    for name in ASTERISK_SECRETS & set(batch):
+        if ASTERISK_UNREADABLE.search(batch[name]) or batch[name] != batch[name].strip():
+            with pytest.raises(ValidationError, match="Asterisk cannot read this secret back"):
+                Secrets(**{name: batch.pop(name)})
     compiled = compile_profile(validate_profile(base, file="hostile.toml", text="", env={}), Secrets(**batch), fake_token)
     files, secrets = compiled.files, compiled.secrets
     assert outputs_skeleton(files) == reference
@@ -304,7 +313,10 @@ def test_no_secret_can_inject_configuration(batch: dict[str, str]) -> None:
     with tempfile.TemporaryDirectory() as folder:
         write_files(Path(folder), files)
         services = compose_json(Path(folder))["services"]
-    assert services["asterisk"]["environment"]["ACD_AMI_PASSWORD"] == secrets.ami_password  # type: ignore[index]
+    assert services["django-app"]["environment"]["ASTERISK_AMI_SECRET"] == secrets.ami_password  # type: ignore[index]
+    assert services["dialer-api"]["environment"]["ASTERISK_AMI_SECRET"] == secrets.dialer_ami_password  # type: ignore[index]
+    manager = parse_conf(files["asterisk/manager.conf"])
+    assert manager.section("omnivoip").get("secret").value == secrets.ami_password  # type: ignore[union-attr]
     assert services["redis"]["environment"]["REDIS_PASSWORD"] == secrets.redis_password  # type: ignore[index]
 
 

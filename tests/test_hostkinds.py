@@ -17,7 +17,7 @@ from omnigen.profile import HostKind, Profile, Secrets, validate_profile
 from tests.conftest import compile_example, fake_token
 
 BASE: dict[str, Any] = {
-    "schema_version": 1,
+    "schema_version": 2,
     "project": {"name": "acme"},
     "host": {"kind": "vps"},
     "network": {"subnet": "10.22.22.0/24", "bind_ip": "192.168.1.10"},
@@ -133,7 +133,7 @@ def test_rootless_names_every_low_port_in_one_run(tmp_path: Path, low: tuple[str
     import tomllib
 
     ports = "".join(f"{name} = {LOW_PORTS[name][0 if name in low else 1]}\n" for name in LOW_PORTS)
-    text = f'schema_version = 1\n[project]\nname = "acme"\n[host]\nkind = "rootless"\n[network]\nbind_ip = "192.168.1.10"\n[capacity]\nconcurrent_calls = 10\n[ports]\n{ports}'
+    text = f'schema_version = 2\n[project]\nname = "acme"\n[host]\nkind = "rootless"\n[network]\nbind_ip = "192.168.1.10"\n[capacity]\nconcurrent_calls = 10\n[ports]\n{ports}'
     with pytest.raises(ProfileError) as caught:
         validate_profile(tomllib.loads(text), file="acme.toml", text=text, env={})
     assert caught.value.exit_code == EXIT_BAD_INPUT
@@ -307,7 +307,7 @@ def test_budget_error_offers_the_ways_out_this_host_kind_has() -> None:
 def test_budget_error_is_located_at_the_capacity_line(tmp_path: Path) -> None:
     path = tmp_path / "big.toml"
     path.write_text(
-        'schema_version = 1\n[project]\nname = "big"\n[host]\nkind = "vps"\n[network]\nbind_ip = "192.168.1.10"\n'
+        'schema_version = 2\n[project]\nname = "big"\n[host]\nkind = "vps"\n[network]\nbind_ip = "192.168.1.10"\n'
         "[capacity]\nconcurrent_calls = 500\n"
     )
     from omnigen.profile import load_profile

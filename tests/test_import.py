@@ -40,7 +40,7 @@ def test_reference_deployment_round_trip(tmp_path: Path) -> None:
     sidecar = tmp_path / "site.secrets.toml"
     assert stat.S_IMODE(sidecar.stat().st_mode) == 0o600
     assert "capacity.concurrent_calls: 25:" in imported.stdout
-    assert "DIALER_POSTGRES_PORT: '5433' -> '5432'" in imported.stdout
+    assert "service dialer-postgresql: no dialer component opens a database" in imported.stdout
     for secret in tomllib.loads(sidecar.read_text()).values():
         assert secret not in imported.stdout + imported.stderr
 
@@ -57,7 +57,8 @@ def test_reference_deployment_round_trip(tmp_path: Path) -> None:
     assert services["asterisk"]["environment"]["TZ"] == "America/Argentina/Cordoba"
     assert services["asterisk"]["environment"]["ACD_RTP_PORT_MIN"] == "10000"
     assert services["asterisk"]["environment"]["ACD_RTP_PORT_MAX"] == "10099"
-    assert services["dialer-api"]["environment"]["DIALER_POSTGRES_PORT"] == "5432"
+    assert services["dialer-api"]["environment"]["ASTERISK_AMI_USER"] == "dialer"
+    assert "dialer-postgresql" not in services and "gearman" not in services
     # Compose expands the range one port per entry: exactly 10000-10099, host port == container port.
     rtp = [port for port in services["asterisk"]["ports"] if port["protocol"] == "udp" and port["target"] != 5060]
     assert [port["target"] for port in rtp] == list(range(10000, 10100))

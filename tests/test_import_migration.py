@@ -57,6 +57,11 @@ def compose_volume_names(folder: Path) -> set[str]:
     return {str(volume["name"]) for volume in volumes.values()}
 
 
+def adoptable(names: set[str]) -> set[str]:
+    """The volumes a generated stack mounts: all but the dialer database's (no component uses it; docs/application.md)."""
+    return {name for name in names if not name.endswith("dialer_postgres_data")}
+
+
 @pytest.fixture
 def site(tmp_path: Path) -> Path:
     """A writable copy of the v2 deployment; its compose folder is prod-env, as on the user's server."""
@@ -71,7 +76,7 @@ def site(tmp_path: Path) -> Path:
 
 def test_every_volume_of_the_reference_is_reused_by_the_name_compose_gives_it() -> None:
     imported = import_from(REFERENCE, public_ip="203.0.113.10")
-    real = compose_volume_names(REFERENCE / "prod-env")
+    real = adoptable(compose_volume_names(REFERENCE / "prod-env"))
     assert set(adopted(imported).values()) == real
     assert adopted(imported)["postgres_data"] == "prod-env_postgres_data"
     notes = data_notes(imported)
@@ -114,7 +119,7 @@ def test_the_project_name_is_the_one_compose_picks(site: Path, env_line: str | N
     config = compose_config(site / "prod-env")
     assert config["name"] == expected
     imported = import_from(site, public_ip="203.0.113.10")
-    assert set(adopted(imported).values()) == compose_volume_names(site / "prod-env")
+    assert set(adopted(imported).values()) == adoptable(compose_volume_names(site / "prod-env"))
     assert data_notes(imported)["compose project"].startswith(repr(expected))
 
 
@@ -206,12 +211,10 @@ def test_placeholder_database_passwords_need_the_generated_step(site: Path) -> N
     imported = import_from(site, public_ip="203.0.113.10")
     assert tomllib.loads(imported.secrets_text)["postgres_password"] == real_password
     steps = {note.subject: note.message for note in imported.notes_of("steps")}
-    assert list(steps) == ["database user 'omnidialer' (dialer-postgresql)"], "the kept password needs nothing"
-    message = steps["database user 'omnidialer' (dialer-postgresql)"]
-    assert "must get the new password" in message and "prod-env_dialer_postgres_data" in message and "sh set-database-passwords.sh" in message
+    # The kept password needs nothing; the dialer database is not deployed (docs/application.md), so no step for it.
+    assert list(steps) == [], steps
     assert "set-database-passwords.sh" in imported.compiled.files
     report = render_report(imported, profile_path="p.toml", secrets_path="p.secrets.toml")
-    assert "steps (1): to do once the generated stack is up" in report
     assert real_password not in report + imported.profile_text
 
 
@@ -253,7 +256,7 @@ def test_the_password_step_never_puts_a_password_on_a_command_line(tmp_path: Pat
     sql = (tmp_path / "sql.log").read_text()
     escaped = password.replace("'", "''")
     statement = f"SET log_statement = none;\nSET log_min_duration_statement = -1;\nALTER ROLE \"omnivoip\" WITH PASSWORD '{escaped}';\n"
-    assert sql == statement * 2
+    assert sql == statement  # one database: the dialer's is not deployed (docs/application.md)
     assert "Zx9q" not in argv_log.read_text()
     assert "-U omnivoip -d omnivoip" in argv_log.read_text()
 
@@ -269,13 +272,13 @@ def shlex_quote(text: str) -> str:
 
 
 def test_volumes_table_is_validated() -> None:
-    base = {"schema_version": 1, "project": {"name": "site"}, "capacity": {"concurrent_calls": 10}, "network": {"bind_ip": "192.168.1.10"}}
+    base = {"schema_version": 2, "project": {"name": "site"}, "capacity": {"concurrent_calls": 10}, "network": {"bind_ip": "192.168.1.10"}}
     with pytest.raises(ProfileError) as refused:
         validate_profile({**base, "volumes": {"postgres_data": "-bad name"}}, file="p.toml", text="", env={})
     assert "volumes.postgres_data" in refused.value.render()
     with pytest.raises(ProfileError) as refused:
-        validate_profile({**base, "volumes": {"postgres_data": "old_db", "dialer_postgres_data": "old_db"}}, file="p.toml", text="", env={})
-    assert "volumes.postgres_data: 'old_db' is already mounted as volumes.dialer_postgres_data" in refused.value.render()
+        validate_profile({**base, "volumes": {"postgres_data": "old_db", "minio_data": "old_db"}}, file="p.toml", text="", env={})
+    assert "volumes.postgres_data: 'old_db' is already mounted as volumes.minio_data" in refused.value.render()
     with pytest.raises(ProfileError) as refused:
         validate_profile({**base, "volumes": {"pgdata": "old_db"}}, file="p.toml", text="", env={})
     assert "unknown key" in refused.value.render()
@@ -301,10 +304,11 @@ def test_imported_site_builds_lints_and_compose_reads_the_external_volumes(tmp_p
     config = run_compose(out, "config", "--format", "json")
     assert config.returncode == 0, config.stderr
     volumes = json.loads(config.stdout)["volumes"]
-    assert {volume["name"] for volume in volumes.values()} == compose_volume_names(REFERENCE / "prod-env")
+    # Every volume of the old stack but the dialer database's, which no component uses (docs/application.md).
+    assert {volume["name"] for volume in volumes.values()} == compose_volume_names(REFERENCE / "prod-env") - {"prod-env_dialer_postgres_data"}
     assert all(volume.get("external") is True for volume in volumes.values())
     script = (out / "set-database-passwords.sh").read_text()
-    assert "for service in postgresql dialer-postgresql; do" in script
+    assert "for service in postgresql; do" in script
     assert subprocess.run(["sh", "-n", str(out / "set-database-passwords.sh")], check=False).returncode == 0
 
 

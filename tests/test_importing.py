@@ -8,6 +8,7 @@ a time.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tomllib
 from pathlib import Path
@@ -91,12 +92,7 @@ def test_values_the_model_accepts_are_kept_with_their_source(reference: Imported
     assert profile.project.name == "omnivoip"
     assert profile.project.timezone == "America/Argentina/Cordoba"
     assert str(profile.network.subnet) == "10.22.22.0/24"
-    assert (profile.database.name, profile.database.user, profile.database.dialer_name, profile.database.dialer_user) == (
-        "omnivoip",
-        "omnivoip",
-        "omnidialer",
-        "omnidialer",
-    )
+    assert (profile.database.name, profile.database.user) == ("omnivoip", "omnivoip")
     assert (profile.workers.celery, profile.workers.celery_concurrency, profile.workers.dialer) == (2, 4, 5)
     assert (profile.ports.sip, profile.ports.http, profile.ports.https) == (5060, 80, 443)
     assert profile.images.postgres == "postgres:15-alpine"
@@ -111,8 +107,12 @@ def test_values_the_model_accepts_are_kept_with_their_source(reference: Imported
 
 def test_published_databases_are_closed(reference: Imported) -> None:
     closed = subjects(reference, "closed")
-    for published in ("postgresql 5432:5432", "dialer-postgresql 5433:5432", "redis 6379:6379", "minio 9000:9000", "minio 9001:9001", "gearman 4730:4730"):
+    for published in ("postgresql 5432:5432", "redis 6379:6379", "minio 9000:9000", "minio 9001:9001"):
         assert published in closed
+    # Services no component uses are dropped with their ports (docs/application.md).
+    dropped = {note.subject: note.message for note in reference.notes_of("dropped")}
+    assert "no dialer component opens a database" in dropped["service dialer-postgresql"]
+    assert "Gearman" in dropped["service gearman"]
     assert "asterisk 5038:5038/tcp" in closed  # AMI
     generated_ports = {port.service for port in reference.compiled.plan.all_published}
     assert generated_ports == {"asterisk", "nginx"}
@@ -123,8 +123,7 @@ def test_placeholders_are_replaced_by_generated_secrets(reference: Imported) -> 
     generated = {note.subject: note.message for note in reference.notes_of("generated")}
     assert set(generated) == set(SECRET_NAMES)
     assert "placeholder" in generated["postgres_password"]
-    assert generated["dialer_postgres_password"]  # each from its own variable, not the main DB's
-    assert next(note for note in reference.notes_of("generated") if note.subject == "dialer_postgres_password").source == "prod-env/.env:267 DIALER_POSTGRES_PASSWORD"
+    assert generated["dialer_ami_password"] and generated["ari_password"]  # the application's logins, new
     sidecar = tomllib.loads(reference.secrets_text)
     assert set(sidecar) == set(SECRET_NAMES)
     Secrets.model_validate(sidecar)  # no placeholder survives the model's own check
@@ -135,9 +134,7 @@ def test_placeholders_are_replaced_by_generated_secrets(reference: Imported) -> 
 
 def test_defects_are_reported_fixed(reference: Imported) -> None:
     changes = {change.key: change for change in reference.env_changes}
-    dialer_port = changes["DIALER_POSTGRES_PORT"]
-    assert (dialer_port.old, dialer_port.new) == ("5433", "5432")
-    assert "listens on 5432" in dialer_port.reason
+    assert "DIALER_POSTGRES_PORT" not in changes, "the dialer database is gone, with the port the original told it"
     assert (changes["ACD_RTP_PORT_MAX"].old, changes["ACD_RTP_PORT_MAX"].new) == ("10100", "10099")
     fixed = subjects(reference, "fixed")
     assert {"rtp.conf mount", "pjsip.conf mount", "pjsip external_media_address"} <= set(fixed)
@@ -163,6 +160,18 @@ def test_what_a_profile_cannot_hold_is_listed_for_the_operator(reference: Import
     assert "SESSION_COOKIE_AGE" in manual["django-app environment"]
 
 
+def test_a_site_built_from_source_keeps_building_from_a_checkout(reference: Imported) -> None:
+    assert not reference.profile.build.prebuilt
+
+
+def test_a_site_that_pulls_its_images_keeps_pulling_them(variant: Path) -> None:
+    compose = variant / "prod-env" / "docker-compose.yml"
+    text = re.sub(r"^    build:\n      context: .*\n      dockerfile: Dockerfile\n", "", compose.read_text(), flags=re.M)
+    compose.write_text(re.sub(r"^    # image: ", "    image: ", text, flags=re.M))
+    imported = import_from(variant, public_ip="203.0.113.10")
+    assert imported.profile.build.prebuilt, "building from a checkout would change what the site runs"
+
+
 def test_the_generated_deployment_passes_the_rules_the_original_fails(reference: Imported) -> None:
     assert any(finding.severity == "error" for finding in reference.original_findings)
     # compile_profile ran the verify stage; the same rules on the output find nothing.
@@ -179,7 +188,7 @@ def test_report_lists_every_note_and_masks_secrets(reference: Imported) -> None:
         assert note.render() in report
     for value in tomllib.loads(reference.secrets_text).values():
         assert value not in report
-    assert "DIALER_POSTGRES_PORT: '5433' -> '5432'" in report
+    assert "service gearman: no OmniVoIP component submits or runs Gearman jobs" in report
 
 
 def test_import_is_deterministic(reference: Imported) -> None:
@@ -230,7 +239,8 @@ def test_forbidden_settings_are_dropped_with_their_lines(variant: Path) -> None:
     assert "asterisk ipc" not in dropped, "a private IPC namespace is what the generated stack has too"
     services = yaml.safe_load(imported.compiled.files["docker-compose.yml"])["services"]
     for name, service in services.items():
-        assert not {"privileged", "cap_add", "userns_mode", "sysctls", "network_mode"} & set(service), name
+        assert not {"privileged", "userns_mode", "sysctls", "network_mode"} & set(service), name
+        assert service.get("cap_add", []) == list(imported.compiled.plan.cap_add.get(name, ())), name
         assert service["security_opt"] == ["no-new-privileges:true"], name
 
 

@@ -21,7 +21,7 @@ def test_build_refuses_an_old_profile_and_names_the_fix(tmp_path: Path) -> None:
     profile = old_profile(tmp_path)
     result = run_cli("build", str(profile), "-o", str(tmp_path / "out"))
     assert result.returncode == 2
-    assert f"{profile}:4: schema_version: 0 is an older format; this omnigen reads schema_version 1" in result.stderr
+    assert f"{profile}:4: schema_version: 0 is an older format; this omnigen reads schema_version 2" in result.stderr
     assert f"run `omnigen migrate {profile}`" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, "one clear message, not one per renamed key"
     unversioned = tmp_path / "bare.toml"
@@ -35,7 +35,7 @@ def test_migrate_in_place_then_build(tmp_path: Path) -> None:
     os.chmod(profile, 0o640)
     result = run_cli("migrate", str(profile))
     assert result.returncode == 0, result.stderr
-    assert f"{profile}: migrated schema_version 0 -> 1" in result.stdout
+    assert f"{profile}: migrated schema_version 0 -> 2" in result.stdout
     assert "capacity.concurrent_calls: renamed from capacity.calls" in result.stdout
     assert "valid; 50 calls -> RTP 12000-" in result.stdout
     assert stat.S_IMODE(profile.stat().st_mode) == 0o640, "the file keeps its permissions"
@@ -57,8 +57,8 @@ def test_check_mode_for_ci(tmp_path: Path) -> None:
     before = old.read_bytes()
     result = run_cli("migrate", "--check", str(old), str(current))
     assert result.returncode == 1
-    assert f"{old}: schema_version 0 needs migrating to 1" in result.stdout
-    assert f"{current}: schema_version 1 is current" in result.stdout
+    assert f"{old}: schema_version 0 needs migrating to 2" in result.stdout
+    assert f"{current}: schema_version 2 is current" in result.stdout
     assert old.read_bytes() == before, "--check never writes"
     assert run_cli("migrate", "--check", str(current)).returncode == 0
 
@@ -77,12 +77,12 @@ def test_migrate_skips_the_secrets_sidecars_a_glob_also_matches(tmp_path: Path) 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
     profile = tmp_path / "future.toml"
-    text = (ROOT / "profiles" / "vps-nat.toml").read_text().replace("schema_version = 1", "schema_version = 2")
+    text = (ROOT / "profiles" / "vps-nat.toml").read_text().replace("schema_version = 2", "schema_version = 3")
     profile.write_text(text)
     for args in (["migrate", str(profile)], ["migrate", "--check", str(profile)]):
         result = run_cli(*args)
         assert result.returncode == 2
-        assert "this profile is for a newer omnigen (schema_version 2; this one knows versions up to 1); upgrade omnigen" in result.stderr
+        assert "this profile is for a newer omnigen (schema_version 3; this one knows versions up to 2); upgrade omnigen" in result.stderr
         assert "Traceback" not in result.stderr
     assert profile.read_text() == text
 

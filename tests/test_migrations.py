@@ -33,8 +33,18 @@ def _v0_to_v1(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """Schema 1 -> 2 as docs/releases.md states it: gearman and the dialer database are gone."""
+    data = {**data, "schema_version": 2}
+    gone = {"images": ("gearman",), "database": ("dialer_name", "dialer_user"), "volumes": ("dialer_postgres_data",)}
+    for table, keys in gone.items():
+        if table in data:
+            data[table] = {key: value for key, value in data[table].items() if key not in keys}
+    return data
+
+
 # What each migration means for the data, stated independently of its tomlkit implementation.
-EXPECTED: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {0: _v0_to_v1}
+EXPECTED: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {0: _v0_to_v1, 1: _v1_to_v2}
 
 
 def cases() -> list[tuple[int, Path]]:
@@ -94,7 +104,7 @@ def test_current_profiles_are_untouched() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("schema_version = 99\n", "this profile is for a newer omnigen (schema_version 99; this one knows versions up to 1)"),
+        ("schema_version = 99\n", "this profile is for a newer omnigen (schema_version 99; this one knows versions up to 2)"),
         ('schema_version = "1"\n', "schema_version must be a whole number"),
         ("schema_version = -1\n", "schema_version must be a whole number"),
         ("schema_version = true\n", "schema_version must be a whole number"),

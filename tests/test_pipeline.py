@@ -15,22 +15,14 @@ from omnigen.formats import dotenv
 from omnigen.pipeline import build, expected_outputs
 from omnigen.profile import SECRET_NAMES
 from omnigen.write import read_manifest, recorded_files_match
-from tests.conftest import ROOT, fake_token
+from tests.conftest import ROOT, fake_token, make_fake_checkout
 from tests.faults import Faults, copy_tree, photograph
-
-ENV_SECRET_KEYS = {
-    "postgres_password": "POSTGRES_PASSWORD",
-    "dialer_postgres_password": "DIALER_POSTGRES_PASSWORD",
-    "redis_password": "REDIS_PASSWORD",
-    "minio_root_password": "MINIO_ROOT_PASSWORD",
-    "django_secret_key": "DJANGO_SECRET_KEY",
-    "ami_password": "ACD_AMI_PASSWORD",
-    "dialer_password": "DIALER_PASSWORD",
-}
+from tests.fuzzing import SECRET_ENV_KEYS as ENV_SECRET_KEYS
 
 
 def make_site(folder: Path, calls: int = 50) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
+    make_fake_checkout(folder.parent / "omnivoip")  # build.source = "../omnivoip"
     text = (ROOT / "profiles" / "vps-nat.toml").read_text()
     profile = folder / "site.toml"
     profile.write_text(text.replace("concurrent_calls = 50", f"concurrent_calls = {calls}"))

@@ -15,7 +15,7 @@ from omnigen.profile import Profile, load_profile
 from tests.conftest import ROOT, run_cli
 
 BASE = """\
-schema_version = 1
+schema_version = 2
 
 [project]
 name = "acme"
@@ -69,9 +69,11 @@ def test_a_valid_two_host_profile_places_every_role(tmp_path: Path) -> None:
     assert set(placement.services_of(profile.hosts[0].roles)) == {
         service for role in ("data", "web", "edge") for service in placement.ROLE_SERVICES[role]
     }
-    # Asterisk on voice1 needs PostgreSQL on main: only that is published on main's private address.
-    assert placement.peer_published(profile, profile.hosts[0]) == ("postgresql",)
-    assert placement.peer_published(profile, profile.hosts[1]) == ()
+    # Asterisk reads no database; the backend and the dialer on main log in to voice1's AMI and ARI,
+    # which voice1 publishes on its private address (and nothing of main's data services).
+    assert placement.peer_published(profile, profile.hosts[0]) == ()
+    assert placement.peer_published(profile, profile.hosts[1]) == ("asterisk-ami", "asterisk-http")
+    assert placement.remote_asterisk_clients(profile, profile.hosts[1]) == (str(profile.hosts[0].address),)
 
 
 def test_a_profile_without_hosts_has_none_and_validates_as_before(tmp_path: Path) -> None:

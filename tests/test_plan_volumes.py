@@ -45,10 +45,10 @@ def test_every_volume_is_mounted_where_the_table_says() -> None:
 def test_the_password_script_comes_with_an_adopted_database_only() -> None:
     assert "set-database-passwords.sh" not in compile_example(VPS).files
     assert "set-database-passwords.sh" not in compile_example(VPS, environ={"OMNIGEN_VOLUMES__MINIO_DATA": "old_minio"}).files
-    compiled = compile_example(VPS, environ={"OMNIGEN_VOLUMES__DIALER_POSTGRES_DATA": "old_dialer"})
+    compiled = compile_example(VPS, environ={"OMNIGEN_VOLUMES__POSTGRES_DATA": "old_db"})
     script = compiled.files["set-database-passwords.sh"]
-    assert "for service in dialer-postgresql; do" in script
-    assert compiled.plan.adopted_databases == ("dialer-postgresql",)
+    assert "for service in postgresql; do" in script
+    assert compiled.plan.adopted_databases == ("postgresql",)
     assert "set-database-passwords.sh" not in compiled.plan.secret_files
 
 
@@ -77,7 +77,7 @@ def test_verify_refuses_volumes_that_differ_from_the_plan(old: str, new: str, ex
 
 
 def test_password_script_snapshot(snapshot_as) -> None:  # type: ignore[no-untyped-def]
-    compiled = compile_example(VPS, environ={**ADOPT, "OMNIGEN_VOLUMES__DIALER_POSTGRES_DATA": "prod-env_dialer_postgres_data"})
+    compiled = compile_example(VPS, environ=ADOPT)
     assert snapshot_as("sh") == compiled.files["set-database-passwords.sh"]
 
 

@@ -48,7 +48,7 @@ def test_without_webrtc_nothing_of_the_edge_is_generated(profile: Path) -> None:
 def _profile(tmp_path: Path, body: str) -> Path:
     path = tmp_path / "edge.toml"
     path.write_text(
-        'schema_version = 1\n[project]\nname = "edge"\n[network]\npublic_ip = "203.0.113.10"\n[components]\nwebrtc = true\n' + body
+        'schema_version = 2\n[project]\nname = "edge"\n[network]\npublic_ip = "203.0.113.10"\n[components]\nwebrtc = true\n' + body
     )
     return path
 
@@ -90,7 +90,7 @@ def test_wss_url_is_where_nginx_is_published(tmp_path: Path, extra: str, url: st
     project = 'name = "edge"\n' + (extra.split("\n", 1)[1] if extra.startswith("[project]") else "")
     ports = extra if extra.startswith("[ports]") else ""
     path.write_text(
-        f'schema_version = 1\n[project]\n{project}[network]\npublic_ip = "203.0.113.10"\n[capacity]\nconcurrent_calls = 10\n[components]\nwebrtc = true\n{ports}'
+        f'schema_version = 2\n[project]\n{project}[network]\npublic_ip = "203.0.113.10"\n[capacity]\nconcurrent_calls = 10\n[components]\nwebrtc = true\n{ports}'
     )
     compiled = compile_example(path)
     assert compiled.plan.webrtc is not None
@@ -129,8 +129,10 @@ def test_edge_services_use_the_planned_addresses_ports_and_commands(compiled: Co
     assert all(str(port["published"]) == str(port["target"]) for port in media)
     assert {(port["host_ip"], port["protocol"]) for port in media} == {(compiled.plan.network.bind_ip, "udp")}
     assert "kamailio" in services["nginx"]["depends_on"]
-    assert services["kamailio"]["environment"]["WEBRTC_AUTH_SECRET"] == services["django-app"]["environment"]["WEBRTC_AUTH_SECRET"]
-    assert services["django-app"]["environment"]["WEBRTC_WSS_URL"] == webrtc.wss_url
+    # The backend has no WebRTC credential endpoint (docs/application.md): only Kamailio reads the secret.
+    assert services["kamailio"]["environment"]["WEBRTC_AUTH_SECRET"] == compiled.plan.env_map["WEBRTC_AUTH_SECRET"]
+    assert not {"WEBRTC_AUTH_SECRET", "WEBRTC_WSS_URL"} & set(services["django-app"]["environment"])
+    assert compiled.plan.env_map["WEBRTC_WSS_URL"] == webrtc.wss_url
     assert compiled.plan.env_map["WEBRTC_AUTH_SECRET"] in compiled.plan.secret_values
 
 
@@ -180,7 +182,7 @@ def test_explain_succeeds_exactly_when_build_does(tmp_path: Path, mode: str, web
     network += f'bind_ip = "{bind_ip}"\n' if bind_ip else ""
     path = tmp_path / "matrix.toml"
     path.write_text(
-        f'schema_version = 1\n[project]\nname = "matrix"\n[host]\nkind = "bare-metal"\n{network}'
+        f'schema_version = 2\n[project]\nname = "matrix"\n[host]\nkind = "bare-metal"\n{network}'
         + (_LAN if mode != "bridge" else "")
         + f"[capacity]\nconcurrent_calls = 20\n[components]\nwebrtc = {str(webrtc).lower()}\n"
     )
@@ -197,7 +199,7 @@ def test_explain_succeeds_exactly_when_build_does(tmp_path: Path, mode: str, web
 def test_lan_mode_webrtc_without_public_ip_names_the_reason(tmp_path: Path) -> None:
     path = tmp_path / "lan.toml"
     path.write_text(
-        'schema_version = 1\n[project]\nname = "lan"\n[network]\nmode = "ipvlan"\n' + _LAN + "[capacity]\nconcurrent_calls = 20\n[components]\nwebrtc = true\n"
+        'schema_version = 2\n[project]\nname = "lan"\n[network]\nmode = "ipvlan"\n' + _LAN + "[capacity]\nconcurrent_calls = 20\n[components]\nwebrtc = true\n"
     )
     from omnigen.profile import load_profile
 

@@ -51,7 +51,7 @@ def _example(name: str) -> Profile:
 
 
 def _desktop_profile() -> Profile:
-    data = {"schema_version": 1, "project": {"name": "dev"}, "host": {"kind": "docker-desktop"}, "network": {"bind_ip": "127.0.0.1"}, "capacity": {"concurrent_calls": 5}}
+    data = {"schema_version": 2, "project": {"name": "dev"}, "host": {"kind": "docker-desktop"}, "network": {"bind_ip": "127.0.0.1"}, "capacity": {"concurrent_calls": 5}}
     return validate_profile(data, file="dev.toml", text="", env={})
 
 
@@ -172,7 +172,7 @@ def test_bind_ip_that_is_not_local_is_a_problem() -> None:
 
 def test_rootless_allow_needs_the_sysctl_lowered() -> None:
     data = {
-        "schema_version": 1,
+        "schema_version": 2,
         "project": {"name": "dev"},
         "host": {"kind": "rootless", "low_ports": "allow"},
         "network": {"bind_ip": "192.168.50.5"},

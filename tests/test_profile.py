@@ -11,7 +11,7 @@ from omnigen.errors import ProfileError
 from omnigen.profile import load_profile, load_secrets
 from tests.conftest import run_cli
 
-GOOD = """schema_version = 1
+GOOD = """schema_version = 2
 [project]
 name = "acme"
 [network]
@@ -63,7 +63,7 @@ BAD_INPUTS = [
     pytest.param(GOOD.replace('name = "acme"', 'name = "Acme Corp"'), "acme.toml:3: project.name: String should match pattern", id="bad-name"),
     pytest.param(GOOD.replace("[capacity]", '[host]\nkind = "kubernetes"\n[capacity]'), "host.kind: Input should be", id="bad-host-kind"),
     pytest.param(GOOD.replace("concurrent_calls = 50", "concurrent_calls = 50\nconcurrent_calls = 60"), "malformed TOML", id="malformed-toml"),
-    pytest.param(GOOD.replace("schema_version = 1", "schema_version = 7"), "schema_version: this profile is for a newer omnigen", id="newer-schema"),
+    pytest.param(GOOD.replace("schema_version = 2", "schema_version = 7"), "schema_version: this profile is for a newer omnigen", id="newer-schema"),
     pytest.param(GOOD.replace("[capacity]\nconcurrent_calls = 50\n", ""), "capacity: required key is missing", id="missing-capacity"),
     pytest.param(GOOD.replace('public_ip = "203.0.113.10"\n', ""), "no address to advertise", id="no-advertised-address"),
     pytest.param(GOOD.replace("start = 10000", "start = 5000"), "contains ports.sip = 5060", id="rtp-overlaps-sip"),

@@ -36,7 +36,7 @@ def profiles(draw: st.DrawFn) -> dict[str, object]:
     modes = ["bridge"] if facts.lan_modes == "refused" else ["bridge", "ipvlan", "macvlan"]
     mode = draw(st.sampled_from(modes))
     data: dict[str, object] = {
-        "schema_version": 1,
+        "schema_version": 2,
         "project": {"name": draw(st.from_regex(r"[a-z][a-z0-9-]{0,20}", fullmatch=True))},
         "host": host,
         "network": {
@@ -109,7 +109,7 @@ def test_any_secret_reaches_services_byte_for_byte(values: list[str]) -> None:
         secrets = Secrets(**dict(zip(SECRET_NAMES, values, strict=True)))
     except ValueError:
         return  # placeholders and the like are refused; that path is tested elsewhere
-    profile = _validate({"schema_version": 1, "project": {"name": "p"}, "network": {"public_ip": "203.0.113.1"}, "capacity": {"concurrent_calls": 5}})
+    profile = _validate({"schema_version": 2, "project": {"name": "p"}, "network": {"public_ip": "203.0.113.1"}, "capacity": {"concurrent_calls": 5}})
     compiled = compile_profile(profile, secrets, fake_token)
     with tempfile.TemporaryDirectory() as folder:
         write_files(Path(folder), compiled.files)
@@ -120,13 +120,15 @@ def test_any_secret_reaches_services_byte_for_byte(values: list[str]) -> None:
     assert django["REDIS_PASSWORD"] == secrets.redis_password
     assert django["SECRET_KEY"] == secrets.django_secret_key
     assert services["redis"]["environment"]["REDIS_PASSWORD"] == secrets.redis_password
-    assert services["asterisk"]["environment"]["ACD_AMI_PASSWORD"] == secrets.ami_password
+    assert django["ASTERISK_AMI_SECRET"] == secrets.ami_password
+    assert services["dialer-api"]["environment"]["ASTERISK_AMI_SECRET"] == secrets.dialer_ami_password
     broker = urlsplit(django["CELERY_BROKER_URL"])
     assert broker.hostname == "redis" and broker.port == 6379
     assert unquote(broker.password or "") == secrets.redis_password
-    database = urlsplit(django["DATABASE_URL"])
-    assert database.hostname == "postgresql" and database.port == 5432
-    assert unquote(database.password or "") == secrets.postgres_password
+    # The dialer reads one URL: the same Redis, its own database, the same percent-encoded password.
+    dialer = urlsplit(services["dialer-api"]["environment"]["REDIS_URL"])
+    assert (dialer.hostname, dialer.port, dialer.path) == ("redis", 6379, "/3")
+    assert unquote(dialer.password or "") == secrets.redis_password
 
 
 @settings(max_examples=200, deadline=None)

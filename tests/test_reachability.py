@@ -11,7 +11,7 @@ from omnigen import reachability
 from tests.conftest import run_cli
 
 PROFILE = """\
-schema_version = 1
+schema_version = 2
 [project]
 name = "acme"
 [network]

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from omnigen import __version__
 from omnigen.profile import load_profile
-from tests.conftest import ROOT, compose_binary
+from tests.conftest import ROOT, compose_binary, make_fake_checkout
 from tests.test_scaffold import GIT_ENV, git, template_copy
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -44,6 +44,7 @@ def run_block(script: str, cwd: Path, timeout: int = 300) -> subprocess.Complete
 
 
 def test_quick_start_runs_as_written_up_to_compose(tmp_path: Path) -> None:
+    make_fake_checkout(tmp_path / "omnivoip")  # the OmniVoIP checkout beside the site (README: build.source)
     (block,) = shell_blocks("## Quick start")
     up = "cd out/acme && docker compose up -d\n"
     assert block.endswith(up)
@@ -86,6 +87,7 @@ def test_install_blocks_name_the_wheel_make_dist_builds(tmp_path: Path) -> None:
 
 
 def test_copier_block_runs_as_written_from_a_checkout(tmp_path: Path) -> None:
+    make_fake_checkout(tmp_path / "omnivoip")  # the OmniVoIP checkout beside the site (README: build.source)
     block = shell_blocks("## A deployment repository per site: scaffolding with Copier")[0]
     install, copy, build = block.splitlines()
     assert install == "pipx install copier==9.19.1"
@@ -103,6 +105,7 @@ def test_copier_block_runs_as_written_from_a_checkout(tmp_path: Path) -> None:
 
 
 def test_import_block_runs_as_written(tmp_path: Path) -> None:
+    make_fake_checkout(tmp_path / "omnivoip")  # the OmniVoIP checkout beside the site (README: build.source)
     (block,) = shell_blocks("Moving an existing hand-written deployment onto omnigen:")
     shutil.copytree(ROOT / "tests" / "reference" / "omnivoip-v2", tmp_path / "omnivoip-v2")
     site = tmp_path / "site"

@@ -23,7 +23,7 @@ import tomlkit
 import yaml
 
 from omnigen.pipeline import build
-from tests.conftest import ROOT, compose_json, fake_token
+from tests.conftest import ROOT, compose_json, fake_token, make_fake_checkout
 
 HOSTILE = [
     'p@ss "w\\ord\' $x ${REDIS_PASSWORD} `id` $(id)\n\ttab é😀 \\x41 end',
@@ -42,6 +42,7 @@ def _tool(name: str) -> str:
 
 def _built(folder: Path, password: str, profile_name: str = "vps-nat") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
+    make_fake_checkout(folder.parent / "omnivoip")  # build.source = "../omnivoip", beside the site
     profile = folder / "site.toml"
     profile.write_text((ROOT / "profiles" / f"{profile_name}.toml").read_text())
     (folder / "site.secrets.toml").write_text(tomlkit.dumps({"redis_password": password}))

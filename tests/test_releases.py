@@ -39,7 +39,7 @@ def test_every_output_starts_with_the_generated_header(profile: Path) -> None:
 
 
 def test_the_profile_hash_follows_the_settings_not_the_formatting() -> None:
-    base = {"schema_version": 1, "project": {"name": "acme"}, "network": {"public_ip": "203.0.113.10"}, "capacity": {"concurrent_calls": 20}}
+    base = {"schema_version": 2, "project": {"name": "acme"}, "network": {"public_ip": "203.0.113.10"}, "capacity": {"concurrent_calls": 20}}
     explicit_default = {**base, "capacity": {"concurrent_calls": 20, "headroom_percent": 20}}
     other = {**base, "capacity": {"concurrent_calls": 21}}
 

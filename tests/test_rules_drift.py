@@ -12,7 +12,7 @@ from tests.corpus import Case, cases
 
 DRIFT_CASES = cases("drift")
 # Rules about two files disagreeing: their findings must point at both.
-CROSS_FILE_RULES = {"OV201", "OV204", "OV205", "OV206", "OV207", "OV210", "OV212", "OV213", "OV215"}
+CROSS_FILE_RULES = {"OV201", "OV204", "OV205", "OV206", "OV207", "OV210", "OV212", "OV213", "OV215", "OV216"}
 
 
 @pytest.mark.parametrize("case", DRIFT_CASES, ids=lambda case: case.name)

@@ -31,7 +31,7 @@ from omnigen.cli import COMMANDS
 from omnigen.errors import ProfileError
 from omnigen.profile import TIMEZONE_PATTERN, HostKind, Profile, load_profile, validate_profile
 from omnigen.scaffold import BIND_CASES, LIMITS_FILE, MAX_CALLS, PROXY_CASES, accepts, limits, limits_jinja, max_calls, scaffold_profile
-from tests.conftest import ROOT
+from tests.conftest import ROOT, make_fake_checkout
 
 BIN = Path(sys.executable).parent
 COPIER = BIN / "copier"
@@ -122,6 +122,7 @@ def model_verdict(answers: dict[str, Any]) -> str | None:
 
 def test_copy_then_make_build_works_offline(template_repo: Path, tmp_path: Path) -> None:
     site = tmp_path / "acme-site"
+    make_fake_checkout(tmp_path / "omnivoip")  # build.source = "../omnivoip", beside the site
     copied = copier_copy(template_repo, site, GOOD, "--vcs-ref", "v1")
     assert copied.returncode == 0, copied.stderr
 
@@ -156,6 +157,7 @@ def test_defaults_alone_scaffold_a_site_that_builds(template_repo: Path, tmp_pat
     """`copier copy --defaults`: the project is named after the folder, and without a public_ip
     the site is published on 127.0.0.1 only (valid, and exposed to nobody until told otherwise)."""
     site = tmp_path / "acme-site"
+    make_fake_checkout(tmp_path / "omnivoip")  # build.source = "../omnivoip", beside the site
     copied = copier_copy(template_repo, site, {}, "--vcs-ref", "v1")
     assert copied.returncode == 0, copied.stderr
     profile = load_profile(site / "omnivoip.toml", {})
@@ -517,6 +519,7 @@ def updatable_site(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     git(template, "init", "--quiet")
     commit_and_tag(template, "v1")
     site = tmp_path / "site"
+    make_fake_checkout(tmp_path / "omnivoip")  # build.source = "../omnivoip", beside the site
     assert copier_copy(template, site, {**GOOD, "concurrent_calls": 30}, "--vcs-ref", "v1").returncode == 0
     with (site / "omnivoip.toml").open("a") as profile:
         profile.write("\n# our own: more Celery workers for the night batch\n[workers]\ncelery = 4\n")

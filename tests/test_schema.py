@@ -118,7 +118,7 @@ def test_taplo_reports_typos_and_bad_values(tmp_path: Path) -> None:
     profiles = tmp_path / "profiles"
     profiles.mkdir()
     bad = profiles / "bad.toml"
-    bad.write_text('#:schema ../schema/omnivoip.schema.json\nschema_version = 1\n[project]\nname = "acme"\n[capacity]\nconcurrent_calls = 0\ncolour = 1\n')
+    bad.write_text('#:schema ../schema/omnivoip.schema.json\nschema_version = 2\n[project]\nname = "acme"\n[capacity]\nconcurrent_calls = 0\ncolour = 1\n')
     result = subprocess.run([_taplo(), "check", str(bad)], capture_output=True, text=True, check=False, cwd=tmp_path)
     assert result.returncode != 0
     output = result.stdout + result.stderr

@@ -18,7 +18,7 @@ from omnigen.profile import Profile, Secrets, validate_profile
 from tests.conftest import ROOT, fake_token, run_cli
 
 BASE: dict[str, Any] = {
-    "schema_version": 1,
+    "schema_version": 2,
     "project": {"name": "acme"},
     "network": {"bind_ip": "192.168.1.10"},
     "capacity": {"concurrent_calls": 10},
@@ -66,14 +66,14 @@ def test_defaults_follow_the_host_kind() -> None:
 def test_a_stack_that_cannot_fit_is_refused_with_the_numbers_and_a_way_out(tmp_path: Path) -> None:
     path = tmp_path / "acme.toml"
     path.write_text(
-        'schema_version = 1\n[project]\nname = "acme"\n[host]\nmemory = "1800M"\n[network]\nbind_ip = "192.168.1.10"\n'
+        'schema_version = 2\n[project]\nname = "acme"\n[host]\nmemory = "1800M"\n[network]\nbind_ip = "192.168.1.10"\n'
         "[capacity]\nconcurrent_calls = 60\n"
     )
     result = run_cli("build", str(path), "-o", str(tmp_path / "out"))
     assert result.returncode == 2
     message = result.stderr
     assert f"{path}:5: host.memory: 60 calls on this stack need at least" in message
-    assert "memory reservations of 19 containers" in message and "but the host has 1800 MiB (host.memory)" in message
+    assert "memory reservations of 17 containers" in message and "but the host has 1800 MiB (host.memory)" in message
     assert "lower capacity.concurrent_calls to at most " in message and "[[hosts]]" in message
     most = int(message.split("lower capacity.concurrent_calls to at most ")[1].split(",")[0])
     path.write_text(path.read_text().replace("= 60", f"= {most}"))
@@ -129,11 +129,11 @@ def test_every_accepted_profile_stays_within_its_host(cpus: float, memory_gib: i
 
 def test_explain_shows_the_sums_against_the_host(tmp_path: Path) -> None:
     path = tmp_path / "acme.toml"
-    path.write_text('schema_version = 1\n[project]\nname = "acme"\n[host]\ncpus = 1\nmemory = "3G"\n[network]\nbind_ip = "192.168.1.10"\n[capacity]\nconcurrent_calls = 10\n')
+    path.write_text('schema_version = 2\n[project]\nname = "acme"\n[host]\ncpus = 1\nmemory = "3G"\n[network]\nbind_ip = "192.168.1.10"\n[capacity]\nconcurrent_calls = 10\n')
     result = run_cli("explain", str(path))
     assert result.returncode == 0, result.stderr
     assert "Sizing against the host (1 CPUs from host.cpus, 3072 MiB from host.memory)" in result.stdout
-    assert "total (19 containers)" in result.stdout and "of 3072 (fits)" in result.stdout
+    assert "total (17 containers)" in result.stdout and "of 3072 (fits)" in result.stdout
 
 
 # --- doctor PROFILE against the machine --------------------------------------------------------------

@@ -20,7 +20,7 @@ NOW = datetime.datetime(2026, 12, 3, 12, 0, tzinfo=datetime.UTC)
 
 def _profile(tmp_path: Path, extra: str = "", network: str = 'public_ip = "203.0.113.10"\nbind_ip = "0.0.0.0"') -> Path:
     path = tmp_path / "site.toml"
-    path.write_text(f'schema_version = 1\n[project]\nname = "site"\ndomain = "voip.example.com"\n[network]\n{network}\n[capacity]\nconcurrent_calls = 5\n{extra}')
+    path.write_text(f'schema_version = 2\n[build]\nprebuilt = true\n[project]\nname = "site"\ndomain = "voip.example.com"\n[network]\n{network}\n[capacity]\nconcurrent_calls = 5\n{extra}')
     return path
 
 
@@ -162,7 +162,7 @@ def test_wildcards_cover_one_label(names: tuple[str, ...], host: str, covered: b
 
 def test_acme_needs_a_domain_and_an_email(tmp_path: Path) -> None:
     path = tmp_path / "p.toml"
-    path.write_text('schema_version = 1\n[project]\nname = "p"\n[network]\nbind_ip = "192.168.1.2"\n[capacity]\nconcurrent_calls = 2\n[tls]\nmode = "acme"\nacme_email = "a@example.com"\n')
+    path.write_text('schema_version = 2\n[build]\nprebuilt = true\n[project]\nname = "p"\n[network]\nbind_ip = "192.168.1.2"\n[capacity]\nconcurrent_calls = 2\n[tls]\nmode = "acme"\nacme_email = "a@example.com"\n')
     result = run_cli("build", str(path), "-o", str(tmp_path / "out"))
     assert result.returncode == 2 and "set project.domain" in result.stderr
     path.write_text(path.read_text().replace('acme_email = "a@example.com"\n', "").replace('name = "p"', 'name = "p"\ndomain = "p.example.com"'))

@@ -43,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
     compiled = expected.compiled
     state = survey(expected.out_dir, compiled.files, compiled.plan.secret_files)
     secret_keys = [var.key for section in compiled.plan.env for var in section.variables if var.secret]
+    # The secret settings of the Asterisk configs that are secret files (manager.conf, ari.conf).
+    secret_keys += ["secret", "password"]
     values = list(compiled.plan.secret_values)
     values += [value for name in SECRET_NAMES if isinstance(value := getattr(compiled.secrets, name, None), str)]
     for status in state.files:

@@ -36,6 +36,19 @@ def conf_value(value: object) -> str:
     return text
 
 
+# What Asterisk cannot read back from a value at all: line breaks and other controls, spaces it trims
+# at either end, and a leading `>` (object syntax). Everything else survives once `;` is escaped.
+_UNREADABLE = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]|^\s|\s$|^>")
+
+
+def conf_secret(value: object) -> str:
+    """A secret as an Asterisk value: `;` escaped as `\\;` (config.c reads it back as `;`), the rest verbatim."""
+    text = str(value)
+    if not text or _UNREADABLE.search(text):
+        raise ConfValueError("a secret with control characters, spaces at either end or a leading '>' cannot be written to an Asterisk config")
+    return text.replace(";", "\\;")
+
+
 @dataclass
 class ConfSetting:
     key: str

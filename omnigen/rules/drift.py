@@ -673,3 +673,108 @@ def advertised_collision(deployment: Deployment, _: RuleContext) -> Iterator[Hit
                         (earlier.rtp.location,),
                     )
         seen.append(current)
+
+
+# The variables AMI/ARI clients read (components/backend/omnivoip/settings/base.py:288-296,
+# components/dialer/api/main.py:34-37): (host, port, user, secret) of each interface.
+ASTERISK_CLIENT_VARIABLES = {
+    "manager.conf": ("ASTERISK_AMI_HOST", "ASTERISK_AMI_PORT", "ASTERISK_AMI_USER", "ASTERISK_AMI_SECRET"),
+    "ari.conf": ("ASTERISK_ARI_HOST", "ASTERISK_ARI_PORT", "ASTERISK_ARI_USER", "ASTERISK_ARI_PASSWORD"),
+}
+
+
+def _asterisk_login(deployment: Deployment, conf_name: str, server: str) -> tuple[MountedConfig | None, int | None, MountedConfig | None]:
+    """The mounted manager.conf/ari.conf of `server`, the port it serves on (manager.conf port, http.conf bindport) and the file saying so."""
+    config = next((item for item in deployment.configs_named(conf_name) if item.service == server), None)
+    if conf_name == "manager.conf":
+        general = config.conf.section("general") if config else None
+        port = general.get("port") if general else None
+        return config, _int(port.value) if port else (5038 if config else None), config
+    http = next((item for item in deployment.configs_named("http.conf") if item.service == server), None)
+    general = http.conf.section("general") if http else None
+    setting = general.get("bindport") if general else None
+    return config, _int(setting.value) if setting else (8088 if http else None), http
+
+
+@rule(
+    "OV216",
+    "asterisk-login",
+    "error",
+    "A service told an AMI or ARI user must find that user, with the same secret and port, in the manager.conf/ari.conf its "
+    "Asterisk reads; otherwise it logs in with nothing (the backend falls back to localhost admin/admin).",
+    "docs/application.md (asterisk); components/backend/omnivoip/settings/base.py:288-296",
+)
+def asterisk_login(deployment: Deployment, _: RuleContext) -> Iterator[Hit]:
+    services = deployment.services
+    for name in services:
+        env = deployment.service_env(name)
+        for conf_name, (host_key, port_key, user_key, secret_key) in ASTERISK_CLIENT_VARIABLES.items():
+            if host_key not in env or env[host_key] not in services:
+                continue
+            server = env[host_key]
+            config, port, port_file = _asterisk_login(deployment, conf_name, server)
+            where = deployment.where("services", name, "environment", host_key)
+            if config is None:
+                yield Hit(where, f"service {name!r} logs in to {server!r} with {host_key}, but {server!r} mounts no {conf_name}: Asterisk's sample keeps the interface off", name)
+                continue
+            if port is not None and _int(env.get(port_key)) != port and port_file is not None:
+                yield Hit(
+                    deployment.where("services", name, "environment", port_key),
+                    f"service {name!r} is told {port_key}={env.get(port_key)}, but {port_file.path} serves on {port}",
+                    name,
+                    (Location(port_file.path, 1),),
+                )
+            user = env.get(user_key, "")
+            section = config.conf.section(user)
+            if section is None or section.template:
+                yield Hit(
+                    deployment.where("services", name, "environment", user_key),
+                    f"service {name!r} logs in as {user_key}={user!r}, which {config.path} does not define",
+                    name,
+                    (Location(config.path, 1),),
+                )
+                continue
+            setting = section.get("secret" if conf_name == "manager.conf" else "password")
+            if setting is None or setting.value != env.get(secret_key):
+                # Never print either secret: name where each is set.
+                yield Hit(
+                    deployment.where("services", name, "environment", secret_key),
+                    f"service {name!r} logs in as {user!r} with {secret_key}, which is not the secret {config.path} gives {user!r}",
+                    name,
+                    (Location(config.path, setting.line if setting else section.line),),
+                )
+
+
+_DIALPLAN_QUEUE_APPS = re.compile(r"\b(?:Queue|AddQueueMember|RemoveQueueMember|PauseQueueMember|UnpauseQueueMember)\(([^,)]*)", re.I)
+
+
+@rule(
+    "OV217",
+    "dialplan-names",
+    "error",
+    "Every dialplan context an endpoint names must exist in extensions.conf, and every queue the dialplan names in queues.conf; "
+    "a missing context rejects the call, a missing queue drops the caller.",
+    "Asterisk pjsip.conf context=, app_queue",
+)
+def dialplan_names(deployment: Deployment, _: RuleContext) -> Iterator[Hit]:
+    for pjsip in deployment.configs_named("pjsip.conf"):
+        extensions = next((item for item in deployment.configs_named("extensions.conf") if item.service == pjsip.service), None)
+        contexts = {section.name for section in extensions.conf.sections} if extensions else set()
+        for section in pjsip.conf.sections:
+            effective = pjsip.conf.effective(section)
+            kind, context = effective.get("type"), effective.get("context")
+            if section.template or kind is None or kind.value != "endpoint" or context is None:
+                continue
+            if context.value not in contexts:
+                where = extensions.path if extensions else f"{pjsip.service}'s /etc/asterisk/extensions.conf (the image's sample)"
+                yield Hit(Location(pjsip.path, context.line), f"endpoint [{section.name}] sends calls to context {context.value!r}, which {where} does not define", pjsip.service)
+    for extensions in deployment.configs_named("extensions.conf"):
+        queues_conf = next((item for item in deployment.configs_named("queues.conf") if item.service == extensions.service), None)
+        queues = {section.name for section in queues_conf.conf.sections if section.name != "general"} if queues_conf else set()
+        for section in extensions.conf.sections:
+            for setting in section.settings:
+                for match in _DIALPLAN_QUEUE_APPS.finditer(setting.value):
+                    queue = match.group(1).strip()
+                    if queue and queue not in queues:
+                        where = queues_conf.path if queues_conf else f"{extensions.service} (no queues.conf mounted)"
+                        yield Hit(Location(extensions.path, setting.line), f"the dialplan names queue {queue!r}, which {where} does not define", extensions.service)

@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from omnigen.application import ROOT_MASTER_CAPABILITIES
 from omnigen.deployment import Deployment, Mount, truthy
 from omnigen.formats.composeports import PortSpec, parse_port
 from omnigen.redact import looks_like_credential_name
@@ -83,13 +84,26 @@ def privileged(deployment: Deployment, _: RuleContext) -> Iterator[Hit]:
             yield Hit(deployment.where("services", name, "privileged"), f"service {name!r} runs privileged", name)
 
 
-@rule("OV102", "cap-add", "error", "Added capabilities widen the kernel attack surface; unprivileged hosts refuse many of them.", "CIS 5.3, 5.4; KICS Container Capabilities Unrestricted")
+@rule(
+    "OV102",
+    "cap-add",
+    "error",
+    "Added capabilities widen the kernel attack surface; unprivileged hosts refuse many of them. One exception: after "
+    "cap_drop ALL, a master process that starts as root (nginx:alpine) may get back CHOWN, SETGID and SETUID to "
+    "prepare its folders and drop to its worker user; nothing else.",
+    "CIS 5.3, 5.4; KICS Container Capabilities Unrestricted; docs/application.md (frontend)",
+)
 def cap_add(deployment: Deployment, _: RuleContext) -> Iterator[Hit]:
     for name, service in _services(deployment):
         caps = service.get("cap_add")
+        drops_all = bool({"ALL", "CAP_ALL"} & {str(cap).strip().upper() for cap in _list(service.get("cap_drop"))})
         for index, cap in enumerate(_list(caps)):
+            shown = str(cap).strip().upper().removeprefix("CAP_")
+            if drops_all and shown in ROOT_MASTER_CAPABILITIES:
+                continue
             location = deployment.where("services", name, "cap_add", index) if isinstance(caps, list) else deployment.where("services", name, "cap_add")
-            yield Hit(location, f"service {name!r} adds capability {str(cap).upper()}", name)
+            why = "" if not drops_all else f" (after cap_drop ALL only {', '.join(ROOT_MASTER_CAPABILITIES)} may come back, for a master that starts as root)"
+            yield Hit(location, f"service {name!r} adds capability {shown}{why}", name)
 
 
 @rule("OV103", "cap-drop-all", "warning", "Dropping ALL capabilities limits what a compromised process can do.", "CIS 5.4; KICS Container Capabilities Unrestricted")
@@ -404,3 +418,31 @@ def secret_in_command(deployment: Deployment, _: RuleContext) -> Iterator[Hit]:
 
 def _interpolated_names(raw: str) -> set[str]:
     return {match.group("braced") or match.group("bare") for match in _INTERPOLATED.finditer(raw)}
+
+
+@rule(
+    "OV117",
+    "asterisk-control-published",
+    "error",
+    "AMI (manager.conf) and ARI (http.conf) control every call and channel; they serve the backend and dialer on the compose network only, never a host port.",
+    "CIS 5.9; docs/application.md (asterisk)",
+)
+def asterisk_control_published(deployment: Deployment, _: RuleContext) -> Iterator[Hit]:
+    for config in deployment.configs:
+        if config.name not in {"manager.conf", "http.conf"}:
+            continue
+        general = config.conf.section("general")
+        enabled = general.get("enabled") if general else None
+        if enabled is None or enabled.value.strip().lower() not in {"yes", "true", "1", "on"}:
+            continue
+        port_setting = general.get("port" if config.name == "manager.conf" else "bindport") if general else None
+        port = int(port_setting.value) if port_setting and port_setting.value.strip().isdigit() else (5038 if config.name == "manager.conf" else 8088)
+        service = deployment.services.get(config.service, {})
+        own = declared_private_address(deployment)
+        for index, spec in _ports(service):
+            # One host of a multi-host deployment publishes it on its own private address, for the other hosts' clients.
+            if own is not None and spec.host_ip == own:
+                continue
+            if spec.container_start <= port <= spec.container_end:
+                what = "AMI" if config.name == "manager.conf" else "HTTP/ARI"
+                yield Hit(deployment.where("services", config.service, "ports", index), f"service {config.service!r} publishes its {what} port {port} ({spec.describe()})", config.service)

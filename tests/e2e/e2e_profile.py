@@ -4,7 +4,11 @@
 # ports avoid clashing with anything the machine runs, and two replicas of each
 # worker exercise deploy.replicas without many vfs container copies.
 E2E_PROFILE = """\
-schema_version = 1
+schema_version = 2
+
+# The stand-in images are loaded under the images.* names: nothing is built from a checkout.
+[build]
+prebuilt = true
 
 [project]
 name = "omnigen-e2e"

@@ -38,12 +38,13 @@ def role_commands(plan: Plan) -> dict[str, list[str]]:
         "redis": ['RUN ["chown", "999:999", "/data"]', cmd("redis-server")],
         # Like the real image, the entrypoint is the server binary and compose passes `server /data ...`.
         "minio": ['ENTRYPOINT ["minio"]', cmd("server", "/data")],
-        "gearman": [cmd("portd", "--banner", "gearmand stand-in", f"tcp:{plan.listen['gearman']}")],
-        "backend": [cmd("django-standin")],
+        # The image's CMD (components/backend/Dockerfile:73); its ENTRYPOINT is replaced by every compose service.
+        "backend": [cmd("gunicorn", "omnivoip.wsgi:application", "--bind", f"0.0.0.0:{plan.listen['django-app']}", "--workers", "4", "--timeout", "120")],
         "websockets": [cmd("websockets-standin")],
         "asterisk": [cmd("asterisk-standin")],
         "dialer_api": [cmd("dialer-api-standin")],
-        "dialer_worker": [cmd("dialer-worker-standin")],
+        # components/dialer/worker/Dockerfile:58-61.
+        "dialer_worker": [cmd("celery", "-A", "tasks", "worker", "--loglevel=info", "--concurrency=4", "--max-tasks-per-child=1000")],
         "frontend": [cmd("web-standin", str(plan.listen["frontend"]))],
         # No argument: serves the `listen` ports of the mounted nginx.conf, as nginx would.
         "nginx": [cmd("web-standin")],

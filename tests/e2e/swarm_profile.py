@@ -5,7 +5,11 @@
 # SIP port and RTP range; high ports avoid clashing with anything the machine runs, and
 # 3 calls per voice host keep the host-mode port list short (18 RTP ports each).
 SWARM_PROFILE = """\
-schema_version = 1
+schema_version = 2
+
+# The stand-in images are loaded under the images.* names: nothing is built from a checkout.
+[build]
+prebuilt = true
 
 [project]
 name = "omnigen-swarm"

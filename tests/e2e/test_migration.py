@@ -6,9 +6,10 @@ stand-ins write files into every other volume. Then every `sh` block of
 docs/migrating.md runs, in order, as an operator would run it (the real Compose
 binary as the `docker compose` plugin, omnigen from this checkout), with checks
 between the steps: the new stack sees the same rows and files, the main database's
-real password still authenticates, the dialer database's placeholder was replaced and
-its user got the new password, no volume of the old stack goes unmentioned in the
-report, and the way back brings the old stack up on the same data.
+real password still authenticates, the dialer database (which no OmniVoIP component
+opens: the new stack has none) is reported no longer used and left as it was, no
+volume of the old stack goes unmentioned in the report, and the way back brings the
+old stack up on the same data.
 """
 
 from __future__ import annotations
@@ -37,8 +38,10 @@ V2_SITE = Path(__file__).resolve().parent / "v2site"
 REFERENCE_ENV = ROOT / "tests" / "reference" / "omnivoip-v2" / "prod-env" / ".env"
 PROJECT = "prod-env"
 MAIN_PASSWORD = "Kq7'w9 real-main-db pass"  # a real password: kept as it is, quote and space included
-DIALER_PLACEHOLDER = "dialer456_CHANGE_ME"  # the v2 env.template's default: replaced
+DIALER_PLACEHOLDER = "dialer456_CHANGE_ME"  # the v2 env.template's default, which the old dialer database keeps
 VOLUMES = ("postgres_data", "dialer_postgres_data", "redis_data", "minio_data", "django_media", "django_static", "django_logs", "asterisk_spool", "asterisk_logs", "asterisk_sounds")
+RETIRED_VOLUME = "dialer_postgres_data"  # the dialer database's: no component opens it (docs/application.md)
+NEW_VOLUMES = tuple(volume for volume in VOLUMES if volume != RETIRED_VOLUME)
 # What the old stack's stand-ins wrote, and where each service of the new stack must see it.
 FILES = {
     ("redis", "/data/appendonly.aof"): "SET campaign:42 running",
@@ -177,11 +180,12 @@ def test_a_running_v2_site_migrates_with_its_data_and_credentials(site: Site) ->
         assert f"TABLE public {table}".encode() in listing.stdout, listing.stderr
     assert {path.name for path in site.backup.glob("*.tgz")} == {f"{PROJECT}_{volume}.tgz" for volume in VOLUMES}
 
-    # 2. Import: every volume of the old stack is named in the report, the dialer user needs its new password.
+    # 2. Import: every volume of the old stack is named in the report; the dialer database's is no longer used.
     report = site.run_step(2).stdout
     for volume in site.volumes():
-        assert re.search(rf"^  {re.escape(volume)}: reused as volumes\.", report, flags=re.M), f"{volume} is not reported reused:\n{report}"
-    assert "database user 'omnidialer' (dialer-postgresql): must get the new password" in report
+        state = "no longer used" if volume == f"{PROJECT}_{RETIRED_VOLUME}" else r"reused as volumes\."
+        assert re.search(rf"^  {re.escape(volume)}: {state}", report, flags=re.M), f"{volume} is not reported {state}:\n{report}"
+    assert "omnidialer" not in report, "nothing asks for the retired dialer database"
     assert "database user 'omnivoip'" not in report, "the main database's real password is kept"
     assert MAIN_PASSWORD not in report
 
@@ -191,7 +195,7 @@ def test_a_running_v2_site_migrates_with_its_data_and_credentials(site: Site) ->
     profile = load_profile(site.profile, {})
     secrets = load_secrets(secrets_path_for(site.profile))
     assert secrets.postgres_password == MAIN_PASSWORD
-    assert secrets.dialer_postgres_password not in (None, DIALER_PLACEHOLDER)
+    assert profile.build.prebuilt, "the v2 site runs published images: the new one pulls them too"
     compiled = compile_profile(profile, secrets)
     assert (site.new / "docker-compose.yml").read_text() == compiled.files["docker-compose.yml"]
     keys = tuple(key for key in used_image_keys(compiled.plan, compiled.files["docker-compose.yml"]) if key != "postgres")
@@ -203,32 +207,26 @@ def test_a_running_v2_site_migrates_with_its_data_and_credentials(site: Site) ->
     assert site.compose(site.old, "ps", "--all", "--quiet").stdout.strip() == ""
     assert site.volumes() == {f"{PROJECT}_{volume}" for volume in VOLUMES}
 
-    # 5. The databases, with their users' passwords set from the new .env. Before the script the
-    # dialer database still only knows the placeholder: PostgreSQL kept it, whatever the .env says.
-    new_dialer_password = env_value(site.new / ".env", "DIALER_POSTGRES_PASSWORD")
-    site.compose(site.new, "up", "--detach", "--wait", "postgresql", "dialer-postgresql")
-    assert site.sql(site.new, "dialer-postgresql", "select 1", new_dialer_password).returncode != 0
-    assert site.sql(site.new, "dialer-postgresql", "select 1", DIALER_PLACEHOLDER).stdout.split() == ["1"]
-    result = site.run_step(5, expect="dialer-postgresql: its user now has the password in .env")
-    assert new_dialer_password not in result.stdout + result.stderr
+    # 5. The database, its user's password set from the new .env (the real one, kept).
+    result = site.run_step(5, expect="postgresql: its user now has the password in .env")
+    assert MAIN_PASSWORD not in result.stdout + result.stderr
 
     # 6. Everything up.
     site.run_step(6)
 
     # 7. The runbook's own checks pass, and the data is the old stack's.
     checks = site.run_step(7)
-    assert checks.stdout.split()[:2] == ["1", "1"], checks.stdout
+    assert checks.stdout.split()[:1] == ["1"], checks.stdout
     assert site.sql(site.new, "postgresql", "select string_agg(agent, ',' order by id) from calls", MAIN_PASSWORD).stdout.split() == ["ana,bruno,carla"]
-    assert site.sql(site.new, "dialer-postgresql", "select name from campaigns", new_dialer_password).stdout.split() == ["cobranzas"]
-    refused = site.sql(site.new, "dialer-postgresql", "select 1", DIALER_PLACEHOLDER)
-    assert refused.returncode != 0 and "password authentication failed" in refused.stderr
+    assert "dialer-postgresql" not in site.compose(site.new, "config", "--services").stdout.split()
+    assert f"{PROJECT}_{RETIRED_VOLUME}" in site.volumes(), "the retired dialer database's volume is left as it was"
     wrong = site.sql(site.new, "postgresql", "select 1", "not-the-password")
     assert wrong.returncode != 0 and "password authentication failed" in wrong.stderr, "the stand-in must check passwords"
     for (service, path), content in FILES.items():
         seen = site.compose(site.new, "exec", "-T", service, "cat", path, check=False)
         assert content in seen.stdout, f"{service} does not see {path} from the old volume: {seen.stderr}"
     mounted = {mount["Name"] for container in engine.inspect(*site.compose(site.new, "ps", "--quiet").stdout.split()) for mount in container["Mounts"] if mount.get("Name")}
-    assert mounted == {f"{PROJECT}_{volume}" for volume in VOLUMES}
+    assert mounted == {f"{PROJECT}_{volume}" for volume in NEW_VOLUMES}
     assert not [name for name in engine.docker("volume", "ls", "--quiet").stdout.split() if name.startswith(f"{profile.project.name}_")], "no new volume"
 
     # The way back: the old stack on the same data, its .env's passwords in force again.

@@ -167,10 +167,14 @@ def test_services_run_with_the_planned_limits_and_no_forbidden_settings(stack: S
         assert limits["MemoryBytes"] == int(service.limits.memory.removesuffix("M")) * MEBIBYTE, service.name
         assert limits["NanoCPUs"] == round(float(service.limits.cpus) * 1e9), service.name
         assert limits["Pids"] == service.limits.pids, service.name
-        assert task["ContainerSpec"].get("CapabilityDrop") == ["ALL"] and not task["ContainerSpec"].get("CapabilityAdd"), service.name
+        # Only what the plan gives back after cap_drop ALL (the frontend's root master; docs/application.md).
+        given_back = sorted(f"CAP_{cap}" for cap in stack.plan.cap_add.get(service.base, ()))
+        assert task["ContainerSpec"].get("CapabilityDrop") == ["ALL"], service.name
+        assert sorted(task["ContainerSpec"].get("CapabilityAdd") or ()) == given_back, service.name
         for container in stack.containers(service.name):
             host = container["HostConfig"]
-            assert not host.get("Privileged") and not host.get("CapAdd") and not host.get("Sysctls") and not host.get("Devices")
+            assert not host.get("Privileged") and not host.get("Sysctls") and not host.get("Devices")
+            assert sorted(host.get("CapAdd") or ()) == given_back, service.name
             assert host.get("CapDrop") == ["ALL"]
             for namespace in ("NetworkMode", "PidMode", "IpcMode", "UTSMode", "UsernsMode"):
                 assert str(host.get(namespace) or "") != "host", (service.name, namespace)

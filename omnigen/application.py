@@ -1,0 +1,238 @@
+"""The OmniVoIP application's contract, as its components' code states it (docs/application.md).
+
+Everything a generated service must match because the application's code says so lives here,
+once: the port each component listens on, where its image's build context sits in a checkout,
+the variables each component reads and which `.env` key fills each one, the Asterisk users the
+clients log in with, and the image defects the deployment works around. plan.py turns these
+into a Plan, templates print them, placement.py and the verify stage read them back.
+References are `path:line` in the OmniVoIP repository.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Ports the application's processes listen on inside their containers.
+APP_LISTEN = {
+    "django-app": 8000,  # components/backend/Dockerfile:73 (gunicorn --bind 0.0.0.0:8000)
+    "websockets": 8000,  # components/websockets/Dockerfile:31
+    "dialer-api": 8001,  # components/dialer/api/Dockerfile:37
+    "frontend": 80,  # components/frontend/nginx.conf:2
+    "asterisk-ami": 5038,  # manager.conf (generated)
+    "asterisk-http": 8088,  # http.conf (generated): ARI
+}
+
+# Ports each application service listens on for other services (compose `expose`), from the above.
+EXPOSED = {
+    "asterisk": ("asterisk-ami", "asterisk-http"),
+    "dialer-api": ("dialer-api",),
+    "django-app": ("django-app",),
+    "frontend": ("frontend",),
+    "websockets": ("websockets",),
+}
+
+# nginx:alpine's master (the frontend image, components/frontend/Dockerfile:26) runs as root: it chowns
+# its temp folders and switches its workers to `nginx`. With cap_drop ALL these three, and only these,
+# come back (docs/application.md); policy rule OV102 admits exactly this set.
+ROOT_MASTER_CAPABILITIES = ("CHOWN", "SETGID", "SETUID")
+
+# Where each OmniVoIP image's Dockerfile sits in a checkout of the repository (the `images.*` key).
+COMPONENT_CONTEXTS = {
+    "backend": "components/backend",
+    "websockets": "components/websockets",
+    "asterisk": "components/asterisk",
+    "dialer_api": "components/dialer/api",
+    "dialer_worker": "components/dialer/worker",
+    "frontend": "components/frontend",
+    "kamailio": "components/kamailio",
+    "rtpengine": "components/rtpengine",
+}
+WEBRTC_IMAGES = ("kamailio", "rtpengine")
+
+# Health endpoints the components serve (HTTP GET, 2xx when healthy).
+HEALTH_PATHS = {
+    "websockets": "/health",  # components/websockets/main.py:47
+    "dialer-api": "/health",  # components/dialer/api/main.py:333
+    "frontend": "/health",  # components/frontend/nginx.conf:33
+}
+
+# Variables that hold URLs browsers use, not addresses a service connects to (settings/base.py:174).
+BROWSER_ORIGIN_VARIABLES = frozenset({"CORS_ALLOWED_ORIGINS"})
+
+BACKEND_SETTINGS_MODULE = "omnivoip.settings.production"
+# Celery application modules: the backend's (omnivoip/celery.py:11) and the dialer worker's (tasks.py:34).
+BACKEND_CELERY_APP = "omnivoip.celery"
+DIALER_CELERY_APP = "tasks"
+# The backend's local Django apps with models (apps/*/models.py; apps/api has none): none ships a
+# migrations folder (docs/application.md, backend item 3).
+BACKEND_LOCAL_APPS = ("users", "campaigns", "contacts", "calls", "agents", "queues", "reports")
+# The backend's user model signs in by e-mail and requires these names (apps/users/models.py:78-79).
+SUPERUSER_FIRST_NAME = "OmniVoIP"
+SUPERUSER_LAST_NAME = "Administrator"
+
+
+@dataclass(frozen=True)
+class AsteriskLogin:
+    """One AMI or ARI user: the name in manager.conf/ari.conf, the secret that fills it, who logs in with it."""
+
+    user: str
+    secret: str  # the Secrets field
+    clients: tuple[str, ...]
+    read: str = ""  # AMI permission classes (manager.conf read=/write=)
+    write: str = ""
+
+
+# The backend's AMI user (settings/base.py:288-291) and the dialer's (dialer/api/main.py:34-37),
+# with the permissions the reference manager.conf gives them (docker-compose/configs/asterisk/manager.conf:44-45,62-63).
+AMI_LOGINS = (
+    AsteriskLogin("omnivoip", "ami_password", ("django-app", "celery-worker"), "system,call,log,agent,user,cdr,dialplan,originate,reporting", "system,call,agent,user,originate,dialplan"),
+    AsteriskLogin("dialer", "dialer_ami_password", ("dialer-api",), "system,call,log,agent,user,cdr,originate,reporting", "call,originate,dialplan"),
+)
+# The backend's ARI user (settings/base.py:293-296).
+ARI_LOGINS = (AsteriskLogin("omnivoip", "ari_password", ("django-app", "celery-worker")),)
+
+
+@dataclass(frozen=True)
+class EnvRef:
+    """One variable a component reads (`name`) and where its value comes from: a `.env` key, or a fixed value."""
+
+    name: str
+    key: str | None = None
+    literal: str | None = None
+
+
+def _from_env(*pairs: str) -> tuple[EnvRef, ...]:
+    """`NAME` reads .env key NAME; `NAME=KEY` reads .env key KEY."""
+    refs = []
+    for pair in pairs:
+        name, _, key = pair.partition("=")
+        refs.append(EnvRef(name, key or name))
+    return tuple(refs)
+
+
+# What the backend's settings read (components/backend/omnivoip/settings/base.py, production.py), for
+# every process that loads them. celery.py:9 and manage.py:9 default to development settings.
+_BACKEND_SETTINGS = (
+    EnvRef("DJANGO_SETTINGS_MODULE", literal=BACKEND_SETTINGS_MODULE),
+    *_from_env(
+        "ALLOWED_HOSTS=DJANGO_ALLOWED_HOSTS",
+        "ASTERISK_AMI_HOST",
+        "ASTERISK_AMI_PORT",
+        "ASTERISK_AMI_SECRET",
+        "ASTERISK_AMI_USER",
+        "ASTERISK_ARI_HOST",
+        "ASTERISK_ARI_PASSWORD",
+        "ASTERISK_ARI_PORT",
+        "ASTERISK_ARI_USER",
+        "BUCKET_NAME",
+        "CELERY_BROKER_URL",
+        "CELERY_RESULT_BACKEND",
+        "CORS_ALLOWED_ORIGINS",
+        "DEBUG=DJANGO_DEBUG",
+        "MINIO_ACCESS_KEY=MINIO_ROOT_USER",
+        "MINIO_ENDPOINT=BUCKET_ENDPOINT_MINIO",
+        "MINIO_SECRET_KEY=MINIO_ROOT_PASSWORD",
+        "POSTGRES_DB",
+        "POSTGRES_HOST=POSTGRES_HOSTNAME",
+        "POSTGRES_PASSWORD",
+        "POSTGRES_PORT",
+        "POSTGRES_USER",
+        "REDIS_HOST=REDIS_HOSTNAME",
+        "REDIS_PASSWORD",
+        "REDIS_PORT",
+        "S3_STORAGE_ENABLED",
+        "SECRET_KEY=DJANGO_SECRET_KEY",
+        "TZ",
+    ),
+)
+
+# The variables each application service is given, sorted by name. Data services (PostgreSQL,
+# Redis, MinIO) and the WebRTC edge keep their images' own variables in the templates.
+SERVICE_ENV: dict[str, tuple[EnvRef, ...]] = {
+    # Asterisk reads no variables (components/asterisk/Dockerfile has no entrypoint): these restate, for
+    # people and for the multi-host cross-checks, what its generated rtp.conf and pjsip.conf say.
+    "asterisk": _from_env("ACD_HOSTNAME", "ACD_RTP_PORT_MAX", "ACD_RTP_PORT_MIN", "ACD_SIP_PORT", "EXTERNAL_IP", "TZ"),
+    "celery-beat": (
+        EnvRef("DJANGO_SETTINGS_MODULE", literal=BACKEND_SETTINGS_MODULE),
+        *_from_env("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "SECRET_KEY=DJANGO_SECRET_KEY", "TZ"),
+    ),
+    "celery-worker": _BACKEND_SETTINGS,
+    # The startup command's createsuperuser reads DJANGO_SUPERUSER_* (Django's `createsuperuser --noinput`).
+    "django-app": (*_BACKEND_SETTINGS, *_from_env("DJANGO_SUPERUSER_EMAIL", "DJANGO_SUPERUSER_PASSWORD")),
+    # components/dialer/api/main.py:32-37: its own AMI user.
+    "dialer-api": _from_env(
+        "ASTERISK_AMI_HOST", "ASTERISK_AMI_PORT", "ASTERISK_AMI_SECRET=DIALER_AMI_SECRET", "ASTERISK_AMI_USER=DIALER_AMI_USER",
+        "BACKEND_URL", "REDIS_URL=DIALER_REDIS_URL", "TZ",
+    ),
+    # components/dialer/worker/tasks.py:25-27.
+    "dialer-worker": _from_env("BACKEND_URL", "DIALER_API_URL", "REDIS_URL=DIALER_REDIS_URL", "TZ"),
+    "frontend": _from_env("TZ"),
+    # components/websockets/main.py:26.
+    "websockets": _from_env("REDIS_URL", "TZ"),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ImageNote:
+    """Something about a component's image the deployment works around, or cannot."""
+
+    service: str
+    problem: str
+    reference: str
+    remedy: str  # what the generated deployment does; for an upstream defect, what has to change there
+    worked_around: bool = True
+
+
+IMAGE_NOTES = (
+    ImageNote(
+        "django-app, celery-worker, celery-beat",
+        "the image's entrypoint waits for Redis with redis-cli, which the image does not install: it never starts the server",
+        "components/backend/docker-entrypoint.sh:18, Dockerfile:21-43",
+        "the entrypoint is replaced; depends_on (service_healthy) waits for PostgreSQL and Redis",
+    ),
+    ImageNote(
+        "django-app",
+        "the image's entrypoint creates the superuser admin/admin on first start",
+        "components/backend/docker-entrypoint.sh:42-50",
+        "the generated startup command creates DJANGO_SUPERUSER_EMAIL with the sidecar's django_admin_password, only if that user does not exist",
+    ),
+    ImageNote(
+        "django-app",
+        "no local app ships migrations, so `migrate` cannot create the custom user model's table",
+        "components/backend/apps/*/ (no migrations/), omnivoip/settings/base.py:130",
+        "the startup command runs `makemigrations` for the local apps before `migrate`",
+    ),
+    ImageNote(
+        "celery-worker, celery-beat",
+        "Celery loads development settings (DEBUG on, any host) unless told otherwise",
+        "components/backend/omnivoip/celery.py:9",
+        f"DJANGO_SETTINGS_MODULE={BACKEND_SETTINGS_MODULE} on every backend service",
+    ),
+    ImageNote(
+        "frontend",
+        "nginx:alpine's master runs as root: with every capability dropped it cannot chown its temp folders or start its workers",
+        "components/frontend/Dockerfile:26,41",
+        "cap_add CHOWN, SETGID, SETUID (and nothing else) after cap_drop ALL, as policy rule OV102 admits",
+    ),
+    ImageNote(
+        "dialer-api",
+        "Field(regex=...) is refused by pydantic 2 at import: the API cannot start",
+        "components/dialer/api/main.py:126, requirements.txt:3",
+        "upstream fix needed: regex= -> pattern=",
+        worked_around=False,
+    ),
+    ImageNote(
+        "websockets",
+        "/ws echoes what it receives and subscribes to nothing in Redis; the front-end speaks socket.io, which it does not serve",
+        "components/websockets/main.py:52-62, components/frontend/src/services/websocket.js:1,23",
+        "upstream fix needed: relay Redis pub/sub on /ws, or serve socket.io; nginx forwards wss://HOST/channels/ws to /ws",
+        worked_around=False,
+    ),
+    ImageNote(
+        "frontend",
+        "VITE_API_URL/VITE_WS_URL are build-time values with localhost defaults and the Dockerfile has no ARG for them",
+        "components/frontend/src/services/api.js:4, src/services/websocket.js:6",
+        "upstream fix needed: build with VITE_API_URL=/api (e.g. a .env.production in the checkout)",
+        worked_around=False,
+    ),
+)
