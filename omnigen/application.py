@@ -36,6 +36,13 @@ EXPOSED = {
 # come back (docs/application.md); policy rule OV102 admits exactly this set.
 ROOT_MASTER_CAPABILITIES = ("CHOWN", "SETGID", "SETUID")
 
+# The asterisk user of the Asterisk image (components/asterisk/Dockerfile:12 installs Alpine 3.18's
+# asterisk package, whose pre-install script runs `adduser -S ... -G asterisk asterisk`: the first free
+# system ids, 100 and 101 after the base image's `users` group 100; the Dockerfile's USER asterisk).
+# manager.conf and ari.conf hold secrets (0600) and are bind-mounted, so this user must own them.
+ASTERISK_UID = 100
+ASTERISK_GID = 101
+
 # Where each OmniVoIP image's Dockerfile sits in a checkout of the repository (the `images.*` key).
 COMPONENT_CONTEXTS = {
     "backend": "components/backend",

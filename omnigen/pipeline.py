@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from omnigen.application import ASTERISK_GID, ASTERISK_UID
 from omnigen.credentials import TokenFactory, random_token, resolve, sidecar_text
 from omnigen.errors import InputIssue, OutputError, ProfileError
 from omnigen.fingerprint import (
@@ -25,7 +26,7 @@ from omnigen.fingerprint import (
     tls_digest,
     tls_sidecar_dir,
 )
-from omnigen.plan import NGINX_GID, NGINX_UID, Plan, make_plan
+from omnigen.plan import ASTERISK_SECRET_FILES, NGINX_GID, NGINX_UID, Plan, make_plan
 from omnigen.profile import Profile, Secrets, load_profile, load_secrets, secrets_path_for
 from omnigen.render import render
 from omnigen.tls import Clock, TlsMaterial, load_tls, utc_now
@@ -338,7 +339,8 @@ def build(
             if tls_sidecar_new == [True] and not error.folder_changed:
                 _remove_tls_sidecar(tls_path)
             raise
-    problem = _hand_to_nginx(destination, compiled.plan)
+    problems = [problem for problem in (_hand_to_nginx(destination, compiled.plan), _hand_to_asterisk(destination, compiled.plan)) if problem]
+    problem = "; ".join(problems) or None
     return BuildResult(compiled, destination, secrets_path, report, sidecar_made_private=bool(sidecar_fixed), tls=tls, handover_problem=problem)
 
 
@@ -360,7 +362,18 @@ def _hand_to_nginx(destination: Path, plan: Plan) -> str | None:
     keys = [plan.tls.key_output] if plan.runs("nginx") else []
     keys += [f"{folder}/{part.tls.key_output}" for folder, part in plan.bundles if part.runs("nginx")]
     folders = [plan.tls.acme.host_dir] if plan.tls.acme else []
-    return hand_over(destination, keys, folders, NGINX_UID, NGINX_GID)
+    return hand_over(destination, keys, folders, NGINX_UID, NGINX_GID, "nginx")
+
+
+def _hand_to_asterisk(destination: Path, plan: Plan) -> str | None:
+    """Asterisk runs as the image's asterisk user and reads manager.conf and ari.conf (0600, they hold the
+    AMI and ARI secrets) through bind mounts: without this its AMI and ARI stay off. As for nginx's key, only
+    root can give them away; docs/application.md says what to run otherwise."""
+    if os.geteuid() != 0:
+        return None
+    files = [name for name in ASTERISK_SECRET_FILES if plan.cluster is None and plan.runs("asterisk")]
+    files += [f"{folder}/{name}" for folder, part in plan.bundles if part.runs("asterisk") for name in ASTERISK_SECRET_FILES]
+    return hand_over(destination, files, (), ASTERISK_UID, ASTERISK_GID, "asterisk")
 
 
 @dataclass(frozen=True)

@@ -938,7 +938,7 @@ def _move_into_place(out_dir: Path, staging: Path, status: FileStatus, journal: 
     report.written.append(status.path)
 
 
-def hand_over(out_dir: Path, files: Iterable[str], folders: Iterable[str], uid: int, gid: int) -> str | None:
+def hand_over(out_dir: Path, files: Iterable[str], folders: Iterable[str], uid: int, gid: int, reader: str) -> str | None:
     """Give written files, and folders a container writes into (created 0700 if missing), to a container's user.
 
     Only root can; the caller decides. Never follows a symlink: a link planted in the output folder
@@ -957,5 +957,5 @@ def hand_over(out_dir: Path, files: Iterable[str], folders: Iterable[str], uid: 
             target.mkdir(mode=0o700, exist_ok=True)
             os.chown(target, uid, gid, follow_symlinks=False)
     except OSError as exc:
-        return f"cannot give {exc.filename or 'a file'} to uid {uid} ({exc.strerror or exc}); run `chown {uid}:{gid}` on it before starting nginx"
+        return f"cannot give {exc.filename or 'a file'} to uid {uid} ({exc.strerror or exc}); run `chown {uid}:{gid}` on it before starting {reader}"
     return None

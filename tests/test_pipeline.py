@@ -289,3 +289,26 @@ def test_racing_first_builds_deploy_the_secrets_of_the_sidecar(tmp_path: Path, s
     finally:
         for racer in racers:
             racer.stop()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give files to a container's user")
+@pytest.mark.parametrize("name", ["vps-nat", "multi-host-2"])
+def test_a_root_build_gives_the_asterisk_secret_files_to_the_asterisk_user(tmp_path: Path, name: str) -> None:
+    from omnigen.application import ASTERISK_GID, ASTERISK_UID
+    from omnigen.plan import ASTERISK_SECRET_FILES
+
+    make_fake_checkout(tmp_path / "omnivoip")
+    profile = tmp_path / "site" / "site.toml"
+    profile.parent.mkdir()
+    profile.write_text((ROOT / "profiles" / f"{name}.toml").read_text())
+    out = tmp_path / "site" / "out"
+    result = build(profile, out, environ={}, token=fake_token)
+    assert result.handover_problem is None
+    plans = [("", result.compiled.plan)] if result.compiled.plan.cluster is None else []
+    plans += [(f"{folder}/", part) for folder, part in result.compiled.plan.bundles if part.runs("asterisk")]
+    assert plans, "the profile runs Asterisk somewhere"
+    for prefix, _ in plans:
+        for relative in ASTERISK_SECRET_FILES:
+            found = os.stat(out / f"{prefix}{relative}")
+            # Asterisk runs as this user and reads them through a bind mount; nobody else may read them.
+            assert (found.st_uid, found.st_gid, stat.S_IMODE(found.st_mode)) == (ASTERISK_UID, ASTERISK_GID, 0o600), prefix + relative
