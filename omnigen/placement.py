@@ -12,7 +12,8 @@ import ipaddress
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Literal
 
-from omnigen.application import APP_LISTEN, SERVICE_ENV
+from omnigen.catalog.application import APP_LISTEN, SERVICE_ENV
+from omnigen.errors import KeyedProblem
 
 if TYPE_CHECKING:
     from omnigen.profile import ClusterHost, Profile
@@ -137,50 +138,56 @@ def advertised(host: ClusterHost) -> ipaddress.IPv4Address:
     return host.public_ip or host.address
 
 
-def placement_problems(profile: Profile) -> Iterator[str]:
+def placement_problems(profile: Profile) -> Iterator[KeyedProblem]:
     """Why the hosts cannot carry the deployment, each message keyed by the profile key to change."""
     hosts = profile.hosts
     seen_names: dict[str, int] = {}
     seen_addresses: dict[ipaddress.IPv4Address, int] = {}
     for index, host in enumerate(hosts):
         if host.name in seen_names:
-            yield f"hosts.{index}.name: {host.name!r} is already the name of hosts.{seen_names[host.name]}; give every host its own name"
+            yield KeyedProblem(f"hosts.{index}.name", f"{host.name!r} is already the name of hosts.{seen_names[host.name]}; give every host its own name")
         seen_names.setdefault(host.name, index)
         if host.address in seen_addresses:
-            yield (
-                f"hosts.{index}.address: {host.address} is already the address of hosts.{seen_addresses[host.address]}; every host "
+            yield KeyedProblem(
+                f"hosts.{index}.address",
+                f"{host.address} is already the address of hosts.{seen_addresses[host.address]}; every host "
                 "needs its own private address (Swarm tells the nodes apart by it, and each host publishes its services there)"
             )
         seen_addresses.setdefault(host.address, index)
         if host.address in profile.network.subnet:
-            yield (
-                f"hosts.{index}.address: {host.address} is inside network.subnet {profile.network.subnet}, the containers' network "
+            yield KeyedProblem(
+                f"hosts.{index}.address",
+                f"{host.address} is inside network.subnet {profile.network.subnet}, the containers' network "
                 "on every host; move network.subnet to a private range the hosts do not use"
             )
         longest = len(profile.project.name) + 1 + len(asterisk_service(host.name))
         if "voice" in host.roles and longest > MAX_SWARM_SERVICE_NAME:
-            yield (
-                f"hosts.{index}.name: the Swarm service {profile.project.name}_{asterisk_service(host.name)} would be {longest} "
+            yield KeyedProblem(
+                f"hosts.{index}.name",
+                f"the Swarm service {profile.project.name}_{asterisk_service(host.name)} would be {longest} "
                 f"characters, over Swarm's {MAX_SWARM_SERVICE_NAME} (got {host.name!r}); use a shorter host or project name"
             )
     for role in ROLES:
         holders = hosts_with(profile, role)
         if not holders:
-            yield (
-                f"hosts: no host has the role {role!r} ({ROLE_DESCRIPTIONS[role]}); add {role!r} to the roles of one host "
+            yield KeyedProblem(
+                "hosts",
+                f"no host has the role {role!r} ({ROLE_DESCRIPTIONS[role]}); add {role!r} to the roles of one host "
                 f"(roles: {', '.join(ROLES)})"
             )
         elif role in SINGLE_HOST_ROLES and len(holders) > 1:
             second = host_index(profile, holders[1].name)
-            yield (
-                f"hosts.{second}.roles: the role {role!r} is on {', '.join(host.name for host in holders)}, but it runs once "
+            yield KeyedProblem(
+                f"hosts.{second}.roles",
+                f"the role {role!r} is on {', '.join(host.name for host in holders)}, but it runs once "
                 f"({ROLE_DESCRIPTIONS[role]}); keep it on one host"
             )
     web, edge = hosts_with(profile, "web"), hosts_with(profile, "edge")
     if len(web) == 1 and len(edge) == 1 and web[0].name != edge[0].name:
         index = host_index(profile, edge[0].name)
-        yield (
-            f"hosts.{index}.roles: the role 'edge' (nginx) is on {edge[0].name} but 'web' is on {web[0].name}; nginx serves the "
+        yield KeyedProblem(
+            f"hosts.{index}.roles",
+            f"the role 'edge' (nginx) is on {edge[0].name} but 'web' is on {web[0].name}; nginx serves the "
             "app's static and media files from volumes it shares with django-app and celery-worker, and a Docker volume does "
             "not span hosts; give 'edge' to the host with 'web'"
         )
@@ -188,7 +195,8 @@ def placement_problems(profile: Profile) -> Iterator[str]:
     total = sum(host.calls or 0 for host in voice)
     if voice and total != profile.capacity.concurrent_calls:
         shares = " + ".join(f"{host.name} {host.calls}" for host in voice)
-        yield (
-            f"hosts: the voice hosts carry {shares} = {total} calls, but capacity.concurrent_calls is "
+        yield KeyedProblem(
+            "hosts",
+            f"the voice hosts carry {shares} = {total} calls, but capacity.concurrent_calls is "
             f"{profile.capacity.concurrent_calls}; make the voice hosts' calls add up to capacity.concurrent_calls"
         )

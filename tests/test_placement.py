@@ -11,7 +11,8 @@ import pytest
 from omnigen import placement
 from omnigen.capacity import asterisk_need, host_port_plan
 from omnigen.errors import ProfileError
-from omnigen.profile import Profile, load_profile
+from omnigen.loading import load_profile
+from omnigen.profile import Profile
 from tests.conftest import ROOT, run_cli
 
 BASE = """\
