@@ -17,6 +17,7 @@ import posixpath
 from omnigen import __version__, hostkinds, placement
 from omnigen.capacity import HostPorts, RtpRange
 from omnigen.catalog.addressing import dynamic_address_range
+from omnigen.catalog.services import ROLE_SERVICES, SERVICE_ENV_KEYS, SINGLE_HOST_ROLES
 from omnigen.caveats import PlanWarning, plan_warnings
 from omnigen.errors import InputFileError, InputIssue, ProfileError
 from omnigen.feasibility import Layout
@@ -133,7 +134,7 @@ def _bundle_plan(profile: Profile, secrets: Secrets, host: ClusterHost, ports: H
     sip_port = ports.bundle.sip_port or _fallback_sip(profile)
     advertised_ip = str(placement.advertised(host))
     env = env_sections(profile, secrets, rtp, sip_port, _endpoints(profile, host), advertised_ip, _allowed_hosts(profile))
-    keys = {key for service in services for key in placement.SERVICE_ENV_KEYS[service]}
+    keys = {key for service in services for key in SERVICE_ENV_KEYS[service]}
     wanted = set(COMMON_OUTPUTS) | {dest for role in host.roles for dest in ROLE_OUTPUTS.get(role, ())}
     return Plan(
         version=__version__,
@@ -240,9 +241,9 @@ def make_cluster_plan(profile: Profile, secrets: Secrets, layout: Layout, checko
                 limits_for(profile, host.calls)["asterisk"],
             )
         )  # fmt: skip
-    for role in placement.SINGLE_HOST_ROLES:
+    for role in SINGLE_HOST_ROLES:
         holder = placement.hosts_with(profile, role)[0]
-        for name in placement.ROLE_SERVICES[role]:
+        for name in ROLE_SERVICES[role]:
             services.append(
                 StackService(
                     name, name, holder.name, role, _constraints(role, holder.name), _stack_ports(layouts[holder.name], name),
@@ -274,7 +275,7 @@ def make_cluster_plan(profile: Profile, secrets: Secrets, layout: Layout, checko
             )
         )
 
-    stack_keys = {key for service in services for key in placement.SERVICE_ENV_KEYS[service.base]} - set(placement.PER_VOICE_HOST_ENV_KEYS)
+    stack_keys = {key for service in services for key in SERVICE_ENV_KEYS[service.base]} - set(placement.PER_VOICE_HOST_ENV_KEYS)
     # Every service reaches the others by name over the overlay network; Asterisk is the first voice host's.
     stack_endpoints = local_endpoints()
     for key in ("asterisk-ami", "asterisk-http"):

@@ -1,7 +1,7 @@
 """Which service runs on which host of a multi-host profile (`[[hosts]]`), and who talks to whom.
 
-A multi-host profile gives each host roles; a role is a fixed set of services.
-Everything here is a constant or a pure function of the validated profile, so
+A multi-host profile gives each host roles; a role is a fixed set of services
+(catalog/services.py). Everything here is a constant or a pure function of the validated profile, so
 capacity.py (ports per host), plan.py/cluster.py (per-host plans) and the
 verify stage agree on one placement. docs/multi-host.md explains the choices.
 """
@@ -10,44 +10,14 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
-from omnigen.catalog.application import APP_LISTEN, SERVICE_ENV
+from omnigen.catalog.application import APP_LISTEN
+from omnigen.catalog.services import CLIENT_NEEDS, ROLE_DESCRIPTIONS, ROLE_SERVICES, ROLES, SINGLE_HOST_ROLES
 from omnigen.errors import KeyedProblem
 
 if TYPE_CHECKING:
     from omnigen.profile import ClusterHost, Profile
-
-Role = Literal["data", "web", "voice", "edge"]
-ROLES: tuple[Role, ...] = ("data", "web", "voice", "edge")
-
-# The compose services of each role. Asterisk runs once per voice host.
-ROLE_SERVICES: dict[Role, tuple[str, ...]] = {
-    "data": ("minio", "postgresql", "redis"),
-    "web": ("celery-beat", "celery-worker", "dialer-api", "dialer-worker", "django-app", "frontend", "websockets"),
-    "voice": ("asterisk",),
-    "edge": ("nginx",),
-}
-# Roles held by exactly one host: one PostgreSQL, one app, one entry point.
-SINGLE_HOST_ROLES: tuple[Role, ...] = ("data", "web", "edge")
-ROLE_DESCRIPTIONS: dict[Role, str] = {
-    "data": "PostgreSQL, Redis, MinIO",
-    "web": "Django app, websockets, front-end, Celery, dialer API and workers",
-    "voice": "one Asterisk per voice host, with its own share of the calls and its own RTP range",
-    "edge": "nginx: the web UI's HTTP/HTTPS entry point",
-}
-
-# The data services a client connects to (from the variables each service is given in
-# docker-compose.yml.j2). A data service is published on the data host's private address
-# only when one of its clients runs on another host.
-CLIENT_NEEDS: dict[str, tuple[str, ...]] = {
-    "celery-beat": ("redis",),
-    "celery-worker": ("asterisk", "minio", "postgresql", "redis"),
-    "dialer-api": ("asterisk", "redis"),
-    "dialer-worker": ("redis",),
-    "django-app": ("asterisk", "minio", "postgresql", "redis"),
-    "websockets": ("redis",),
-}
 
 # Host port each data service is published on when peers need it; clients on other hosts are
 # told the data host's address and this port. The first voice host's Asterisk publishes AMI and ARI
@@ -64,18 +34,6 @@ PEER_PORTS: dict[str, int] = {
 def peer_service(key: str) -> str:
     """The compose service behind a PEER_PORTS key (asterisk-ami -> asterisk)."""
     return key.split("-", 1)[0] if key.startswith("asterisk-") else key
-
-# The .env variables each service's compose definition reads (`${VAR}` in docker-compose.yml.j2 and
-# stack.yml.j2): the application's from its contract (application.SERVICE_ENV), the data services' and
-# the edge's from their images. A host's bundle .env holds only what its services read, so a voice host
-# never holds the Django secret key; the verify stage checks that every `${VAR}` resolves and every .env key is read.
-SERVICE_ENV_KEYS: dict[str, tuple[str, ...]] = {
-    **{service: tuple(sorted({ref.key for ref in refs if ref.key})) for service, refs in SERVICE_ENV.items()},
-    "minio": ("MINIO_ROOT_PASSWORD", "MINIO_ROOT_USER", "TZ"),
-    "nginx": ("TZ",),
-    "postgresql": ("POSTGRES_DB", "POSTGRES_PASSWORD", "POSTGRES_USER", "TZ"),
-    "redis": ("REDIS_PASSWORD", "TZ"),
-}
 
 # Asterisk's per-host values: in stack.yml each Asterisk service carries them as literals (they
 # differ per voice host), so the stack's shared .env does not hold them.

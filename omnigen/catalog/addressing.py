@@ -11,7 +11,9 @@ from __future__ import annotations
 import ipaddress
 import itertools
 
-SERVICES_WITH_DYNAMIC_ADDRESSES = 11  # every service but Asterisk and the WebRTC edge, one replica each
+from omnigen.catalog.services import DYNAMIC_ADDRESS_SERVICES
+
+SERVICES_WITH_DYNAMIC_ADDRESSES = len(DYNAMIC_ADDRESS_SERVICES)  # one replica each
 
 
 def dynamic_address_range(subnet: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
@@ -20,7 +22,7 @@ def dynamic_address_range(subnet: ipaddress.IPv4Network) -> ipaddress.IPv4Networ
 
 
 def dynamic_addresses_needed(celery_replicas: int, dialer_replicas: int) -> int:
-    """Containers with assigned addresses: one per service, and each worker replica."""
+    """Containers with assigned addresses: one per service, each worker replica instead of its service's one."""
     return SERVICES_WITH_DYNAMIC_ADDRESSES - 2 + celery_replicas + dialer_replicas
 
 
