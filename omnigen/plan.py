@@ -41,6 +41,7 @@ from omnigen.catalog.application import (
     ImageNote,
 )
 from omnigen.catalog.media import RTPENGINE_PORTS_PER_CALL
+from omnigen.catalog.services import HEALTH_TIMING, HealthTiming
 from omnigen.caveats import PlanWarning, plan_warnings
 from omnigen.feasibility import Layout
 from omnigen.firewall import FirewallPlan, Published, firewall_plan
@@ -511,7 +512,8 @@ class Plan:
     service_env: dict[str, tuple[EnvRef, ...]] = field(default_factory=dict)
     asterisk: AsteriskAccess | None = None
     startup: dict[str, Startup] = field(default_factory=dict)  # services whose image's entrypoint is replaced
-    healthchecks: dict[str, tuple[str, ...]] = field(default_factory=dict)  # the application services' `test:`
+    healthchecks: dict[str, tuple[str | EnvRef, ...]] = field(default_factory=dict)  # each service's `test:`
+    health_timing: dict[str, HealthTiming] = field(default_factory=dict)  # catalog/services.HEALTH_TIMING
     cap_add: dict[str, tuple[str, ...]] = field(default_factory=dict)
     expose: dict[str, tuple[int, ...]] = field(default_factory=dict)  # what each application service listens on
     image_notes: tuple[ImageNote, ...] = IMAGE_NOTES
@@ -1158,9 +1160,19 @@ def _http_check(service: str) -> tuple[str, ...]:
     return ("CMD", "python", "-c", "import sys, urllib.request as r; r.urlopen(sys.argv[1], timeout=3)", url)
 
 
-def _healthchecks() -> dict[str, tuple[str, ...]]:
+def _healthchecks() -> dict[str, tuple[str | EnvRef, ...]]:
     # urlopen raises on anything but a 2xx answer; the dialer image's own HEALTHCHECK (httpx.get) does not.
+    # An EnvRef argument is a variable Compose fills (the template prints "${KEY}", or "${KEY:?}" in stack.yml).
     return {
+        "asterisk": ("CMD", "asterisk", "-rx", "core show uptime"),
+        "celery-beat": ("CMD", "test", "-s", "/tmp/celerybeat.pid"),
+        "celery-worker": ("CMD-SHELL", f"celery -A {BACKEND_CELERY_APP} inspect ping -d celery@$HOSTNAME"),
+        "minio": ("CMD", "mc", "ready", "local"),
+        "nginx": ("CMD", "wget", "-q", "--spider", f"http://127.0.0.1:{LISTEN['nginx-http']}/healthz"),
+        "postgresql": (
+            "CMD", "pg_isready", "-h", "127.0.0.1", "-p", str(LISTEN["postgresql"]), "-U", EnvRef("", "POSTGRES_USER"), "-d", EnvRef("", "POSTGRES_DB"),
+        ),
+        "redis": ("CMD-SHELL", f"redis-cli -p {LISTEN['redis']} ping | grep -q PONG"),
         "django-app": ("CMD", "python", "-c", f"import socket as s; s.create_connection(('127.0.0.1', {LISTEN['django-app']}), 3)"),
         "websockets": _http_check("websockets"),
         "dialer-api": _http_check("dialer-api"),
@@ -1182,6 +1194,7 @@ def application_fields(profile: Profile, secrets: Secrets, subnet: str, remote_c
         "asterisk": _asterisk_access(secrets, subnet, remote_clients),
         "startup": _startup(profile),
         "healthchecks": _healthchecks(),
+        "health_timing": HEALTH_TIMING,
         "cap_add": {"frontend": ROOT_MASTER_CAPABILITIES},
         "expose": {service: tuple(LISTEN[key] for key in keys) for service, keys in EXPOSED.items()},
     }

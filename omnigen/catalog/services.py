@@ -7,6 +7,7 @@ The application's own services' contract (ports, variables, logins) is applicati
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from omnigen.catalog.application import SERVICE_ENV
@@ -61,3 +62,33 @@ FIXED_ADDRESS_SERVICES = ("asterisk", "kamailio", "rtpengine")
 DYNAMIC_ADDRESS_SERVICES = tuple(
     sorted({service for services in ROLE_SERVICES.values() for service in services} - set(FIXED_ADDRESS_SERVICES))
 )
+
+
+@dataclass(frozen=True)
+class HealthTiming:
+    """How often Docker asks a service whether it is healthy, how long it waits, and how long it is patient at start."""
+
+    interval: str
+    timeout: str
+    retries: int
+    start_period: str
+
+
+# Every service's health-check timing, printed the same in docker-compose.yml and stack.yml. Workers and beat
+# answer slowly (a Celery ping crosses Redis); django-app migrates before it serves.
+HEALTH_TIMING: dict[str, HealthTiming] = {
+    "asterisk": HealthTiming("15s", "5s", 5, "30s"),
+    "celery-beat": HealthTiming("30s", "5s", 3, "30s"),
+    "celery-worker": HealthTiming("30s", "15s", 3, "30s"),
+    "dialer-api": HealthTiming("15s", "5s", 5, "20s"),
+    "dialer-worker": HealthTiming("30s", "15s", 3, "30s"),
+    "django-app": HealthTiming("15s", "5s", 5, "60s"),
+    "frontend": HealthTiming("30s", "5s", 3, "10s"),
+    "kamailio": HealthTiming("15s", "5s", 5, "10s"),
+    "minio": HealthTiming("15s", "10s", 5, "20s"),
+    "nginx": HealthTiming("15s", "5s", 5, "10s"),
+    "postgresql": HealthTiming("10s", "5s", 5, "20s"),
+    "redis": HealthTiming("10s", "5s", 5, "10s"),
+    "rtpengine": HealthTiming("15s", "5s", 5, "10s"),
+    "websockets": HealthTiming("15s", "5s", 5, "20s"),
+}
