@@ -29,6 +29,7 @@ from omnigen.plan import (
     NETWORK_NAME,
     OUTPUTS,
     TLS_ID_VARIABLE,
+    VOLUME_MOUNTS,
     BundleHost,
     ClusterPlan,
     Endpoint,
@@ -75,8 +76,8 @@ COMMON_OUTPUTS = ("docker-compose.yml", ".env")
 TLS_CERTIFICATE_FILE = "./certs/fullchain.pem"
 TLS_KEY_FILE = "./certs/privkey.pem"
 MAX_SWARM_OBJECT_NAME = 64  # swarmkit refuses longer config and secret names
-ASTERISK_VOLUMES = ("logs", "sounds", "spool")
-ASTERISK_VOLUME_TARGETS = {"logs": "/var/log/asterisk", "sounds": "/var/lib/asterisk/sounds", "spool": "/var/spool/asterisk"}
+# Asterisk's named volumes and their targets (plan.VOLUME_MOUNTS); each voice host has its own set.
+ASTERISK_VOLUMES = tuple((key, target) for key, mounts in VOLUME_MOUNTS.items() for service, target in mounts if service == "asterisk")
 
 
 def _object_name(profile: Profile, key: str) -> str:
@@ -227,7 +228,7 @@ def make_cluster_plan(profile: Profile, secrets: Secrets, layout: Layout, checko
                 advertised_ip=str(placement.advertised(host)),
                 pjsip=SwarmObject(f"{service}-pjsip", _object_name(profile, f"{host.name}-pjsip"), f"{folder}/pjsip.conf", "/etc/asterisk/pjsip.conf"),
                 rtp_conf=SwarmObject(f"{service}-rtp", _object_name(profile, f"{host.name}-rtp"), f"{folder}/rtp.conf", "/etc/asterisk/rtp.conf"),
-                volumes=tuple((f"asterisk_{host.name}_{volume}", ASTERISK_VOLUME_TARGETS[volume]) for volume in ASTERISK_VOLUMES),
+                volumes=tuple((f"asterisk_{host.name}_{key.removeprefix('asterisk_')}", target) for key, target in ASTERISK_VOLUMES),
                 site_volume=f"asterisk_{host.name}_site",
                 application_confs=tuple(
                     SwarmObject(f"{service}-{name}", _object_name(profile, f"{host.name}-{name}"), f"{folder}/{name}.conf", f"/etc/asterisk/{name}.conf")

@@ -112,6 +112,20 @@ VOLUME_MOUNTS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 assert tuple(VOLUME_MOUNTS) == VOLUME_KEYS, "one mount table entry per profile volume key"
 
+# nginx only serves the app's static and media files: it mounts them read-only.
+READ_ONLY_VOLUME_USERS = frozenset({"nginx"})
+
+
+def named_mounts() -> dict[str, tuple[str, ...]]:
+    """Each service's named-volume entries (`volumes:` short syntax), from VOLUME_MOUNTS, for both templates."""
+    mounts: dict[str, tuple[str, ...]] = {}
+    for key, users in VOLUME_MOUNTS.items():
+        for service, target in users:
+            entry = f"{key}:{target}" + (":ro" if service in READ_ONLY_VOLUME_USERS else "")
+            mounts[service] = (*mounts.get(service, ()), entry)
+    return mounts
+
+
 # The PostgreSQL services and their data volume: an adopted one keeps the password it was initialised with.
 DATABASE_VOLUMES = {"postgresql": "postgres_data"}
 DATABASE_PASSWORD_SCRIPT = "set-database-passwords.sh"
@@ -514,6 +528,7 @@ class Plan:
     startup: dict[str, Startup] = field(default_factory=dict)  # services whose image's entrypoint is replaced
     healthchecks: dict[str, tuple[str | EnvRef, ...]] = field(default_factory=dict)  # each service's `test:`
     health_timing: dict[str, HealthTiming] = field(default_factory=dict)  # catalog/services.HEALTH_TIMING
+    named_mounts: dict[str, tuple[str, ...]] = field(default_factory=dict)  # VOLUME_MOUNTS per service, as `volumes:` entries
     cap_add: dict[str, tuple[str, ...]] = field(default_factory=dict)
     expose: dict[str, tuple[int, ...]] = field(default_factory=dict)  # what each application service listens on
     image_notes: tuple[ImageNote, ...] = IMAGE_NOTES
@@ -1195,6 +1210,7 @@ def application_fields(profile: Profile, secrets: Secrets, subnet: str, remote_c
         "startup": _startup(profile),
         "healthchecks": _healthchecks(),
         "health_timing": HEALTH_TIMING,
+        "named_mounts": named_mounts(),
         "cap_add": {"frontend": ROOT_MASTER_CAPABILITIES},
         "expose": {service: tuple(LISTEN[key] for key in keys) for service, keys in EXPOSED.items()},
     }
