@@ -18,6 +18,7 @@ build: $(STAMP)
 test: $(STAMP) test-tools
 	$(BIN)/ruff check omnigen tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest -q
 
 # A wheel of the `omnigen` command for machines without a checkout: `pipx install dist/omnigen-*.whl`.

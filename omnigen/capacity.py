@@ -1,9 +1,6 @@
-"""RTP arithmetic: how many ports a number of calls needs, computed in one place.
+"""RTP arithmetic: how many ports a number of calls needs, and where they go on the host.
 
-Asterisk (res_rtp_asterisk.c) gives each RTP instance an even port in
-[rtpstart, rtpend] and RTCP the next odd one, so every channel costs two
-ports. A contact-center call is bridged through Asterisk (direct_media=no):
-caller channel + agent channel. rtpend must be odd so the last RTCP port is
+The ports per call are catalog facts (catalog/media.py). rtpend must be odd so the last RTCP port is
 inside the range; if rtpstart >= rtpend Asterisk silently falls back to
 5000-31000, which would no longer be the published range.
 
@@ -15,25 +12,24 @@ This module is also the one place that lays out the host's port space
 (`port_plan`): every published port and range, placed so that no two overlap
 and all fit 1024-65535, and checked against the host kind's port budget
 (`budget_problem`). A layout that cannot exist raises CapacityError, which
-profile validation reports with exit code 2.
+feasibility.py turns into a keyed problem (exit 2).
 """
 
 from __future__ import annotations
 
-import ipaddress
-import itertools
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from omnigen import costs, hostkinds
+from omnigen.catalog.media import ASTERISK_PORTS_PER_CALL, CHANNELS_PER_CALL, PORTS_PER_STREAM, RTPENGINE_SIDES_PER_CALL
+from omnigen.errors import KeyedProblem
+from omnigen.search import most_that_fits
 
 if TYPE_CHECKING:
     from omnigen.profile import Profile
 
-CHANNELS_PER_CALL = 2
-PORTS_PER_CHANNEL = 2
 MAX_PORT = 65535
 
 
@@ -53,11 +49,7 @@ class RtpRange:
 
     @property
     def ports_per_call(self) -> int:
-        return CHANNELS_PER_CALL * PORTS_PER_CHANNEL
-
-
-def asterisk_ports_needed(calls: int) -> int:
-    return calls * CHANNELS_PER_CALL * PORTS_PER_CHANNEL
+        return ASTERISK_PORTS_PER_CALL
 
 
 def with_headroom(ports: int, headroom_percent: int) -> int:
@@ -70,17 +62,10 @@ def asterisk_range(start: int, calls: int, headroom_percent: int, supervised_per
     return asterisk_need(calls, headroom_percent, supervised_percent, video).at(start)
 
 
-# rtpengine relays each WebRTC call between two sides (the browser and
-# Asterisk); each side takes an even RTP port and the odd RTCP port after it
-# (rtcp-mux toward the browser still reserves the pair), so 4 ports per call.
-RTPENGINE_SIDES_PER_CALL = 2
-RTPENGINE_PORTS_PER_SIDE = 2
 MIN_PORT = 1024
 
 
-# --- Media needs per component -------------------------------------------------------------------
-
-PORTS_PER_STREAM = 2  # RTP on an even port, RTCP on the odd one after it
+# --- Media needs per component (the per-call arithmetic: catalog/media.py) -----------------------
 
 
 @dataclass(frozen=True)
@@ -138,13 +123,20 @@ def rtpengine_need(calls: int, headroom_percent: int, video: bool = False) -> Me
 # --- Placing ranges in the port space ------------------------------------------------------------
 
 
-class CapacityError(ValueError):
-    """A port layout that cannot exist. A ValueError, so profile validation reports it (exit 2)."""
+class CapacityError(Exception):
+    """A port layout that cannot exist; feasibility.py reports its problem at the key's line (exit 2)."""
 
     def __init__(self, key: str, message: str) -> None:
-        self.key = key
-        self.message = message
+        self.problem = KeyedProblem(key, message)
         super().__init__(f"{key}: {message}")
+
+    @property
+    def key(self) -> str:
+        return self.problem.key
+
+    @property
+    def message(self) -> str:
+        return self.problem.message
 
 
 class CapacityProblems(CapacityError):
@@ -152,8 +144,12 @@ class CapacityProblems(CapacityError):
     one edit; as a CapacityError it reads as the first of them."""
 
     def __init__(self, problems: list[CapacityError]) -> None:
-        self.problems = tuple(problems)
+        self.refusals = tuple(problems)
         super().__init__(problems[0].key, problems[0].message)
+
+    @property
+    def problems(self) -> tuple[KeyedProblem, ...]:
+        return tuple(refusal.problem for refusal in self.refusals)
 
 
 @dataclass(frozen=True)
@@ -388,13 +384,7 @@ def max_calls_within(profile: Profile, userland_proxy: bool, upper: int | None =
         return hostkinds.within(kind, layout.cost(userland_proxy))
 
     high = (profile.capacity.concurrent_calls if upper is None else upper) + 1
-    if not fits(1):
-        return 0
-    low = 1
-    while high - low > 1:
-        middle = (low + high) // 2
-        low, high = (middle, high) if fits(middle) else (low, middle)
-    return low
+    return most_that_fits(1, high, fits) if fits(1) else 0
 
 
 def _breakdown(layout: PortPlan) -> str:
@@ -413,7 +403,7 @@ def describe_cost(cost: costs.PublishingCost) -> str:
     return f"{cost.proxies} docker-proxy processes, ~{cost.memory_mib:.0f} MiB PSS and ~{cost.start_seconds:.0f} s to start"
 
 
-def budget_problem(profile: Profile, layout: PortPlan) -> str | None:
+def budget_problem(profile: Profile, layout: PortPlan) -> KeyedProblem | None:
     """Why the published ports are too many for this host kind (with the numbers and the ways out), or None."""
     kind = profile.host.kind
     proxy = hostkinds.effective_userland_proxy(kind, profile.host.userland_proxy)
@@ -443,8 +433,9 @@ def budget_problem(profile: Profile, layout: PortPlan) -> str | None:
         ways.append(f"lower capacity.concurrent_calls to at most {most}")
     fixes = "; or ".join(ways) if ways else "this host kind cannot carry this capacity: deploy on a server"
     setting = "on" if proxy else "off"
-    return (
-        f"capacity.concurrent_calls: {calls} calls publish {layout.published} host ports ({_breakdown(layout)}): on {kind} with "
+    return KeyedProblem(
+        "capacity.concurrent_calls",
+        f"{calls} calls publish {layout.published} host ports ({_breakdown(layout)}): on {kind} with "
         f"userland-proxy {setting} an estimated {describe_cost(cost)} (from measured figures, docs/capacity.md), over the "
         f"budget of {budget.describe()} (got {calls}); {fixes}"
     )
@@ -475,25 +466,8 @@ def codecs(opus_kbps: float = DEFAULT_OPUS_KBPS) -> tuple[Codec, ...]:
     return (Codec("G.711", 64), Codec("G.729", 8), Codec("Opus", opus_kbps))
 
 
-# Addresses on the compose network. Services that a config names by IP (Asterisk,
-# Kamailio, rtpengine) get fixed host numbers in the lower half of the subnet;
-# Docker hands every other container an address from the upper half (ipam
-# ip_range), so a fixed address can never already be taken when its container starts.
 # What a port a host publishes on its private address for the other hosts' clients is for.
 PEER_PURPOSE = "for the other hosts"
-SERVICES_WITH_DYNAMIC_ADDRESSES = 11  # every service but Asterisk and the WebRTC edge, one replica each
-
-
-def dynamic_address_range(subnet: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
-    return next(itertools.islice(subnet.subnets(prefixlen_diff=1), 1, None))
-
-
-def dynamic_addresses_needed(celery_replicas: int, dialer_replicas: int) -> int:
-    return SERVICES_WITH_DYNAMIC_ADDRESSES - 2 + celery_replicas + dialer_replicas
-
-
-def dynamic_addresses_available(subnet: ipaddress.IPv4Network) -> int:
-    return dynamic_address_range(subnet).num_addresses - 1  # its last address is the subnet's broadcast
 
 
 # --- Multi-host profiles: one port layout per host -----------------------------------------------
@@ -578,7 +552,7 @@ def host_port_plan(profile: Profile, index: int, calls: int | None = None) -> Ho
     return HostPorts(host.name, index, bundle, stack)
 
 
-def host_budget_problem(profile: Profile, ports: HostPorts) -> str | None:
+def host_budget_problem(profile: Profile, ports: HostPorts) -> KeyedProblem | None:
     """Why one host's published ports are too many for its kind, with the numbers and the ways out, or None."""
     host = profile.hosts[ports.index]
     kind = host.host_kind(profile.host.kind)
@@ -605,22 +579,19 @@ def host_budget_problem(profile: Profile, ports: HostPorts) -> str | None:
                 return False
             return all(hostkinds.within(kind, layout.cost(proxy)) for layout in (layouts.bundle, layouts.stack))
 
-        low, high = 0, host.calls
-        while high - low > 1:
-            middle = (low + high) // 2
-            low, high = (middle, high) if fits(middle) else (low, middle)
-        if low:
-            ways.append(f"lower hosts.{ports.index}.calls to at most {low} and give the other calls to another voice host")
+        if most := most_that_fits(0, host.calls, fits):
+            ways.append(f"lower hosts.{ports.index}.calls to at most {most} and give the other calls to another voice host")
     fixes = "; or ".join(ways) if ways else f"move roles off {host.name}"
     setting = "on" if proxy else "off"
-    return (
-        f"{key}: {host.name} publishes {worst.published} host ports ({_breakdown(worst)}) in {where}: on {kind} with "
+    return KeyedProblem(
+        key,
+        f"{host.name} publishes {worst.published} host ports ({_breakdown(worst)}) in {where}: on {kind} with "
         f"userland-proxy {setting} an estimated {describe_cost(cost)} (from measured figures, docs/capacity.md), over the "
         f"budget of {hostkinds.port_budget(kind, proxy).describe()}; {fixes}"
     )
 
 
-def shared_address_problem(profile: Profile, layouts: Mapping[str, HostPorts]) -> str | None:
+def shared_address_problem(profile: Profile, layouts: Mapping[str, HostPorts]) -> KeyedProblem | None:
     """Two hosts behind one public address must not publish the same port there: a NAT forwards a port to one host."""
     from omnigen import placement
 
@@ -642,8 +613,9 @@ def shared_address_problem(profile: Profile, layouts: Mapping[str, HostPorts]) -
                         # The key to change is the later host's own, even when it is not written yet (a default).
                         field_name = "rtp_start" if use.start != use.end else "sip_port" if use.service == "asterisk" else None
                         key = f"hosts.{index}.{field_name}" if field_name else use.key
-                        return (
-                            f"{key}: {first.name} and {second.name} both advertise {address} and both publish "
+                        return KeyedProblem(
+                            key,
+                            f"{first.name} and {second.name} both advertise {address} and both publish "
                             f"{_span(max(use.start, earlier.start), min(use.end, earlier.end))}/{use.protocol} there, but an "
                             f"address forwards a port to one host; give hosts.{index} its own public_ip, or its own sip_port "
                             f"and rtp_start{suggestion}"

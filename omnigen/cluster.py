@@ -1,45 +1,57 @@
 """The plan of a multi-host profile ([[hosts]]): stack.yml for Docker Swarm and one bundle per host.
 
-`make_cluster_plan` is what `plan.make_plan` returns for a multi-host profile: a
+`make_cluster_plan` is what `planning.make_plan` returns for a multi-host profile: a
 top-level Plan for the files beside stack.yml (stack.yml, its .env,
 label-nodes.sh, deploy-stack.sh) whose `cluster` holds every host, and one
 ordinary Plan per host for `hosts/<name>/` (the same templates as a single-host
 build, restricted to the host's services, with other hosts' addresses filled in).
-Every per-host number comes from capacity.host_port_plan, the same layout
-profile validation checked. docs/multi-host.md explains the choices.
+Every per-host number comes from capacity.host_port_plan, the layout
+feasibility.py checked (passed in, not computed again). docs/multi-host.md explains the choices.
 """
 
 from __future__ import annotations
 
 import hashlib
 import posixpath
-from dataclasses import dataclass
 
 from omnigen import __version__, hostkinds, placement
-from omnigen.capacity import HostPorts, RtpRange, dynamic_address_range, host_port_plan
+from omnigen.capacity import HostPorts, RtpRange
+from omnigen.catalog.addressing import dynamic_address_range
+from omnigen.catalog.services import ROLE_SERVICES, SERVICE_ENV_KEYS, SINGLE_HOST_ROLES
+from omnigen.caveats import PlanWarning, plan_warnings
 from omnigen.errors import InputFileError, InputIssue, ProfileError
+from omnigen.feasibility import Layout
 from omnigen.formats.shellenv import unrepresentable
-from omnigen.hostkinds import PlanWarning
 from omnigen.inputfile import MAX_TOML_BYTES, read_input
 from omnigen.plan import (
     BACKEND_STARTUP_SCRIPT,
     LISTEN,
     NETWORK_NAME,
     OUTPUTS,
+    TLS_ID_VARIABLE,
+    VOLUME_MOUNTS,
+    BundleHost,
+    ClusterPlan,
     Endpoint,
     EnvSection,
-    Limits,
+    HostBundle,
     NetworkPlan,
     Plan,
-    _env,
-    _https_port_suffix,
-    _images,
-    _limits,
-    _nth_host,
-    _published,
+    StackPort,
+    StackService,
+    SwarmObject,
+    VoiceHost,
+    allowed_hosts,
     application_fields,
+    container_port,
+    env_sections,
+    limits_for,
     local_endpoints,
+    nth_host,
     profile_hash,
+    published_ports,
+    service_images,
+    url_port_suffix,
 )
 from omnigen.profile import ClusterHost, Profile, Secrets
 from omnigen.tomlpos import key_lines
@@ -61,159 +73,11 @@ ROLE_OUTPUTS: dict[str, tuple[str, ...]] = {
     "web": ("backend/startup.sh",),
 }
 COMMON_OUTPUTS = ("docker-compose.yml", ".env")
-# Swarm configs and secrets cannot change in place, so their names carry a version: the
-# profile and omnigen version for generated files, the certificate's checksum for TLS (set by
-# deploy-stack.sh; lint and `docker stack config` see the default).
-TLS_ID_VARIABLE = "OMNIVOIP_TLS_ID"
 TLS_CERTIFICATE_FILE = "./certs/fullchain.pem"
 TLS_KEY_FILE = "./certs/privkey.pem"
 MAX_SWARM_OBJECT_NAME = 64  # swarmkit refuses longer config and secret names
-# DNS round-robin, not a virtual IP: IPVS drops idle TCP connections after 900 s (PostgreSQL, Redis
-# and AMI connections are long-lived; moby/moby#31208, docker-library/postgres#1110) and needs the
-# ip_vs kernel module, which LXC hosts cannot load. Every port is published in host mode, which
-# dnsrr allows (the routing mesh would need a virtual IP).
-ENDPOINT_MODE = "dnsrr"
-ASTERISK_VOLUMES = ("logs", "sounds", "spool")
-ASTERISK_VOLUME_TARGETS = {"logs": "/var/log/asterisk", "sounds": "/var/lib/asterisk/sounds", "spool": "/var/spool/asterisk"}
-
-
-@dataclass(frozen=True)
-class BundleHost:
-    """What a bundle's docker-compose.yml declares about its host (`x-omnivoip-host`): rule OV110
-    accepts a data service published on this private address and nowhere else."""
-
-    name: str
-    address: str
-    roles: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class StackPort:
-    """One stack.yml `ports:` entry in long syntax, host mode (media must bypass the routing mesh)."""
-
-    target: int
-    published: int
-    protocol: str
-    purpose: str
-
-
-@dataclass(frozen=True)
-class SwarmObject:
-    """A Swarm config or secret: its key in stack.yml, its name in the swarm, the file it is read from."""
-
-    key: str
-    name: str
-    file: str
-    target: str
-    interpolated: bool = False  # the name ends in ${OMNIVOIP_TLS_ID:-0}, filled by deploy-stack.sh
-
-
-@dataclass(frozen=True)
-class VoiceHost:
-    """One Asterisk of stack.yml: its host, share of the calls, ports and advertised address."""
-
-    host: str
-    service: str
-    calls: int
-    rtp: RtpRange
-    sip_port: int
-    advertised_ip: str
-    pjsip: SwarmObject
-    rtp_conf: SwarmObject
-    volumes: tuple[tuple[str, str], ...]  # (volume name, target)
-    # The site's own Asterisk files (docs/site-config.md), read-only at SITE.container_dir: a volume on the voice
-    # node, because Swarm neither bind-mounts the manager's ./site/asterisk onto another node nor starts a task
-    # whose bind source is missing; a new, empty one includes nothing.
-    site_volume: str
-    # manager.conf, http.conf, ari.conf, extensions.conf, queues.conf: the same for every voice host.
-    # Swarm configs, like pjsip.conf: `docker config inspect` on a manager shows them (AMI/ARI secrets included).
-    application_confs: tuple[SwarmObject, ...] = ()
-
-    @property
-    def confs(self) -> tuple[SwarmObject, ...]:
-        return (self.pjsip, self.rtp_conf, *self.application_confs)
-
-    @property
-    def env_literals(self) -> tuple[tuple[str, str], ...]:
-        """The per-host Asterisk variables written into its stack.yml service (with ACD_HOSTNAME, its
-        service name: placement.PER_VOICE_HOST_ENV_KEYS)."""
-        return (
-            ("ACD_RTP_PORT_MAX", str(self.rtp.end)),
-            ("ACD_RTP_PORT_MIN", str(self.rtp.start)),
-            ("ACD_SIP_PORT", str(self.sip_port)),
-            ("EXTERNAL_IP", self.advertised_ip),
-        )
-
-
-@dataclass(frozen=True)
-class StackService:
-    """Where one stack.yml service runs and what it publishes there."""
-
-    name: str
-    base: str  # its service in a bundle (and in a single-host build): asterisk-voice1 -> asterisk
-    host: str
-    role: str
-    constraints: tuple[str, ...]
-    ports: tuple[StackPort, ...]
-    replicas: int
-    limits: Limits
-
-
-@dataclass(frozen=True)
-class HostBundle:
-    """One host: its address, roles, the Swarm labels that place services there, and its bundle's plan."""
-
-    name: str
-    index: int
-    address: str
-    public_ip: str | None
-    advertised_ip: str
-    roles: tuple[str, ...]
-    services: tuple[str, ...]
-    kind: str
-    userland_proxy: bool
-    labels: tuple[str, ...]
-    ports: HostPorts
-    plan: Plan
-    calls: int | None = None
-    peers: tuple[str, ...] = ()  # data services published on `address` for clients on other hosts
-
-
-@dataclass(frozen=True)
-class ClusterPlan:
-    """Everything about the hosts that stack.yml, label-nodes.sh and deploy-stack.sh print.
-
-    Per-host values live here (`voice`: each Asterisk's range, SIP port and address; `hosts`:
-    each bundle's plan). The top-level Plan's single-host fields that have no cluster-wide value
-    (`rtp`, `sip_port`, `network.advertised_ip`) carry the first voice host's; read `voice` instead.
-    """
-
-    stack_name: str
-    overlay_name: str
-    subnet: str
-    hosts: tuple[HostBundle, ...]
-    voice: tuple[VoiceHost, ...]
-    services: tuple[StackService, ...]
-    volumes: tuple[str, ...]
-    configs: tuple[SwarmObject, ...]
-    secrets: tuple[SwarmObject, ...]
-    backend_startup: SwarmObject | None = None  # backend/startup.sh, django-app's entrypoint (docs/application.md)
-    tls_id_variable: str = TLS_ID_VARIABLE
-    endpoint_mode: str = ENDPOINT_MODE
-
-    def service(self, name: str) -> StackService:
-        return next(service for service in self.services if service.name == name)
-
-    def host(self, name: str) -> HostBundle:
-        return next(host for host in self.hosts if host.name == name)
-
-    def config(self, key: str) -> SwarmObject:
-        return next(config for config in (*self.configs, *self.secrets) if config.key == key)
-
-    @property
-    def tls_files(self) -> tuple[str, ...]:
-        """The certificate and key whose checksum deploy-stack.sh puts in their Swarm objects' names."""
-        return tuple(item.file for item in (*self.configs, *self.secrets) if item.interpolated)
+# Asterisk's named volumes and their targets (plan.VOLUME_MOUNTS); each voice host has its own set.
+ASTERISK_VOLUMES = tuple((key, target) for key, mounts in VOLUME_MOUNTS.items() for service, target in mounts if service == "asterisk")
 
 
 def _object_name(profile: Profile, key: str) -> str:
@@ -237,13 +101,9 @@ def _endpoints(profile: Profile, host: ClusterHost) -> dict[str, Endpoint]:
 
 
 def _allowed_hosts(profile: Profile) -> str:
-    """Django's ALLOWED_HOSTS: the names browsers use for the edge host."""
+    """The edge host's: browsers reach nginx there, by its public or its private address."""
     edge = placement.hosts_with(profile, "edge")[0]
-    names = ["localhost", "127.0.0.1"]
-    if profile.project.domain:
-        names.append(profile.project.domain)
-    names += [str(address) for address in (edge.public_ip, edge.address) if address is not None]
-    return ",".join(dict.fromkeys(names))
+    return allowed_hosts(profile.project.domain, (edge.public_ip, edge.address))
 
 
 def _only(sections: tuple[EnvSection, ...], keys: set[str]) -> tuple[EnvSection, ...]:
@@ -256,7 +116,7 @@ def _network(profile: Profile, advertised_ip: str, public_ip: str | None) -> Net
     return NetworkPlan(
         name=NETWORK_NAME,
         subnet=str(subnet),
-        asterisk_ip=_nth_host(subnet, 10),
+        asterisk_ip=nth_host(subnet, 10),
         local_nets=(str(subnet),),
         public_ip=public_ip,
         bind_ip="0.0.0.0",
@@ -274,8 +134,8 @@ def _bundle_plan(profile: Profile, secrets: Secrets, host: ClusterHost, ports: H
     rtp = ports.bundle.ranges.get("asterisk", fallback)
     sip_port = ports.bundle.sip_port or _fallback_sip(profile)
     advertised_ip = str(placement.advertised(host))
-    env = _env(profile, secrets, rtp, sip_port, _endpoints(profile, host), advertised_ip, _allowed_hosts(profile))
-    keys = {key for service in services for key in placement.SERVICE_ENV_KEYS[service]}
+    env = env_sections(profile, secrets, rtp, sip_port, _endpoints(profile, host), advertised_ip, _allowed_hosts(profile))
+    keys = {key for service in services for key in SERVICE_ENV_KEYS[service]}
     wanted = set(COMMON_OUTPUTS) | {dest for role in host.roles for dest in ROLE_OUTPUTS.get(role, ())}
     return Plan(
         version=__version__,
@@ -286,11 +146,11 @@ def _bundle_plan(profile: Profile, secrets: Secrets, host: ClusterHost, ports: H
         network=_network(profile, advertised_ip, str(host.public_ip) if host.public_ip else None),
         rtp=rtp,
         sip_port=sip_port,
-        https_port_suffix=_https_port_suffix(profile.ports.https),
+        https_port_suffix=url_port_suffix(profile.ports.https),
         listen=dict(LISTEN),
-        images=_images(profile, checkout),
-        limits=_limits(profile, host.calls or 0),
-        published=_published(ports.bundle),
+        images=service_images(profile, checkout),
+        limits=limits_for(profile, host.calls or 0),
+        published=published_ports(ports.bundle),
         env=_only(env, keys),
         workers={"celery": profile.workers.celery, "celery_concurrency": profile.workers.celery_concurrency, "dialer": profile.workers.dialer},
         outputs=tuple((template, dest) for template, dest in OUTPUTS if dest in wanted),
@@ -311,7 +171,7 @@ def _stack_ports(ports: HostPorts, service: str) -> tuple[StackPort, ...]:
     for use in ports.stack.uses:
         if use.service != service:
             continue
-        target_start = LISTEN[use.listen] if use.listen else use.start
+        target_start = container_port(use)
         for offset in range(use.count):
             entries.append(StackPort(target_start + offset, use.start + offset, use.protocol, use.purpose))
     return tuple(entries)
@@ -322,14 +182,14 @@ def _constraints(role: str, host: str) -> tuple[str, ...]:
 
 
 def _warnings(profile: Profile, layouts: dict[str, HostPorts]) -> tuple[PlanWarning, ...]:
-    """Each host's host-kind caveats (hostkinds.plan_warnings, as for a single host of that kind), and Swarm's."""
+    """Each host's host-kind caveats (caveats.plan_warnings, as for a single host of that kind), and Swarm's."""
     found: list[PlanWarning] = []
     for index, host in enumerate(profile.hosts):
         kind = host.host_kind(profile.host.kind)
         # The host as a single-host profile of its own kind: the caveats are the same.
         own = profile.host.model_copy(update={"kind": kind, "userland_proxy": host.proxy(profile.host.userland_proxy)})
         view = profile.model_copy(update={"host": own})
-        for warning in hostkinds.plan_warnings(view, layouts[host.name].bundle):
+        for warning in plan_warnings(view, layouts[host.name].bundle):
             key = f"hosts.{index}.{warning.key.removeprefix('host.')}" if warning.key.startswith("host.") and host.kind else warning.key
             found.append(PlanWarning(key, f"{host.name}: {warning.message}"))
         if kind in {"lxc-unprivileged", "lxc-privileged"}:
@@ -343,13 +203,13 @@ def _warnings(profile: Profile, layouts: dict[str, HostPorts]) -> tuple[PlanWarn
     return tuple(found)
 
 
-def make_cluster_plan(profile: Profile, secrets: Secrets, checkout: str | None = None) -> Plan:
+def make_cluster_plan(profile: Profile, secrets: Secrets, layout: Layout, checkout: str | None = None) -> Plan:
     """Everything stack.yml and the per-host bundles print. Raises nothing: the profile is valid."""
-    layouts = {host.name: host_port_plan(profile, index) for index, host in enumerate(profile.hosts)}
+    layouts = {ports.host: ports for ports in layout.hosts}
     voice_hosts = placement.hosts_with(profile, "voice")
-    first_voice = layouts[voice_hosts[0].name].bundle.ranges["asterisk"]
+    first_voice = layout.first_rtp
     edge = placement.hosts_with(profile, "edge")[0]
-    base_limits = _limits(profile)
+    base_limits = limits_for(profile)
     replicas = {"celery-worker": profile.workers.celery, "dialer-worker": profile.workers.dialer}
 
     voice: list[VoiceHost] = []
@@ -368,7 +228,7 @@ def make_cluster_plan(profile: Profile, secrets: Secrets, checkout: str | None =
                 advertised_ip=str(placement.advertised(host)),
                 pjsip=SwarmObject(f"{service}-pjsip", _object_name(profile, f"{host.name}-pjsip"), f"{folder}/pjsip.conf", "/etc/asterisk/pjsip.conf"),
                 rtp_conf=SwarmObject(f"{service}-rtp", _object_name(profile, f"{host.name}-rtp"), f"{folder}/rtp.conf", "/etc/asterisk/rtp.conf"),
-                volumes=tuple((f"asterisk_{host.name}_{volume}", ASTERISK_VOLUME_TARGETS[volume]) for volume in ASTERISK_VOLUMES),
+                volumes=tuple((f"asterisk_{host.name}_{key.removeprefix('asterisk_')}", target) for key, target in ASTERISK_VOLUMES),
                 site_volume=f"asterisk_{host.name}_site",
                 application_confs=tuple(
                     SwarmObject(f"{service}-{name}", _object_name(profile, f"{host.name}-{name}"), f"{folder}/{name}.conf", f"/etc/asterisk/{name}.conf")
@@ -379,12 +239,12 @@ def make_cluster_plan(profile: Profile, secrets: Secrets, checkout: str | None =
         services.append(
             StackService(
                 service, "asterisk", host.name, "voice", _constraints("voice", host.name), _stack_ports(ports, "asterisk"), 1,
-                _limits(profile, host.calls)["asterisk"],
+                limits_for(profile, host.calls)["asterisk"],
             )
         )  # fmt: skip
-    for role in placement.SINGLE_HOST_ROLES:
+    for role in SINGLE_HOST_ROLES:
         holder = placement.hosts_with(profile, role)[0]
-        for name in placement.ROLE_SERVICES[role]:
+        for name in ROLE_SERVICES[role]:
             services.append(
                 StackService(
                     name, name, holder.name, role, _constraints(role, holder.name), _stack_ports(layouts[holder.name], name),
@@ -416,12 +276,12 @@ def make_cluster_plan(profile: Profile, secrets: Secrets, checkout: str | None =
             )
         )
 
-    stack_keys = {key for service in services for key in placement.SERVICE_ENV_KEYS[service.base]} - set(placement.PER_VOICE_HOST_ENV_KEYS)
+    stack_keys = {key for service in services for key in SERVICE_ENV_KEYS[service.base]} - set(placement.PER_VOICE_HOST_ENV_KEYS)
     # Every service reaches the others by name over the overlay network; Asterisk is the first voice host's.
     stack_endpoints = local_endpoints()
     for key in ("asterisk-ami", "asterisk-http"):
         stack_endpoints[key] = Endpoint(voice[0].service, LISTEN[key])
-    env = _env(profile, secrets, first_voice, _fallback_sip(profile), stack_endpoints, str(placement.advertised(voice_hosts[0])), _allowed_hosts(profile))
+    env = env_sections(profile, secrets, first_voice, _fallback_sip(profile), stack_endpoints, str(placement.advertised(voice_hosts[0])), _allowed_hosts(profile))
     volumes = sorted(
         {"django_logs", "django_media", "django_static", "minio_data", "postgres_data", "redis_data"}
         | {name for host in voice for name, _ in host.volumes}
@@ -458,9 +318,9 @@ def make_cluster_plan(profile: Profile, secrets: Secrets, checkout: str | None =
         # The first voice host's: every host's own is in cluster.voice (see ClusterPlan).
         rtp=first_voice,
         sip_port=first.sip_port,
-        https_port_suffix=_https_port_suffix(profile.ports.https),
+        https_port_suffix=url_port_suffix(profile.ports.https),
         listen=dict(LISTEN),
-        images=_images(profile, checkout),
+        images=service_images(profile, checkout),
         limits=base_limits,
         published={},
         env=_only(env, stack_keys),

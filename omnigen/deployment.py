@@ -771,3 +771,17 @@ def _hash_comments(lines: list[str]) -> Iterator[tuple[int, str, bool]]:
         match = re.search(r"(^|\s)#", line)
         if match:
             yield number, line[match.end() :].strip(), not line[: match.start()].strip()
+
+
+def deployment_from_memory(files: dict[str, str], compose_file: str = "docker-compose.yml") -> Deployment:
+    """The deployment the rendered files make, read the way `omnigen lint` reads one on disk."""
+
+    def read(path: str) -> str | None:
+        return files.get(posixpath.normpath(path))
+
+    def list_dir(path: str) -> list[str] | None:
+        prefix = posixpath.normpath(path) + "/"
+        names = sorted({name[len(prefix) :].split("/", 1)[0] for name in files if name.startswith(prefix)})
+        return names or None
+
+    return load_deployment(compose_file, read, list_dir)

@@ -6,6 +6,8 @@ TOML line (`PATH:LINE:`, or `PATH:LINE:COLUMN:` for TOML syntax) when it is know
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_BAD_INPUT = 2
@@ -25,6 +27,22 @@ class UsageError(OmnigenError):
     """The command line itself is wrong (missing file, bad option)."""
 
     exit_code = EXIT_BAD_INPUT
+
+
+@dataclass(frozen=True)
+class KeyedProblem:
+    """Why a valid profile cannot be deployed, about one profile key ("hosts.1.calls").
+
+    The plan layer finds these (feasibility.py); the loader, which has the file, places them:
+    an InputIssue at the key's line, or at the environment variable that set it.
+    """
+
+    key: str  # a dotted profile key; its parts never contain a dot
+    message: str
+
+    @property
+    def path(self) -> tuple[str, ...]:
+        return tuple(self.key.split("."))
 
 
 class InputIssue:

@@ -463,11 +463,11 @@ def _host_cost(kind: str, proxy: bool, layout: PortPlan) -> dict[str, Any]:
 
 
 def _published_rows(layout: PortPlan) -> list[dict[str, Any]]:
-    from omnigen.plan import LISTEN
+    from omnigen.plan import container_port
 
     rows = []
     for use in layout.uses:
-        container = LISTEN[use.listen] if use.listen else use.start
+        container = container_port(use)
         rows.append(
             {
                 "service": use.service,

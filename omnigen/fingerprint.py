@@ -65,7 +65,7 @@ def tls_source_bytes(profile_path: Path, profile_bytes: bytes, environ: Mapping[
     """
     import tomllib
 
-    if any(key.upper().startswith(f"{ENV_PREFIX}TLS") for key in environ):
+    if overrides_table(environ, "tls"):
         return None
     try:
         tls = tomllib.loads(profile_bytes.decode("utf-8")).get("tls", {})
@@ -113,8 +113,13 @@ def code_identity() -> str:
 
 
 def env_overrides(environ: Mapping[str, str]) -> dict[str, str]:
-    """The variables profile loading reads (same case-insensitive prefix rule)."""
+    """The variables profile loading reads: OMNIGEN_*, the prefix in any case."""
     return {key: value for key, value in environ.items() if key.upper().startswith(ENV_PREFIX)}
+
+
+def overrides_table(environ: Mapping[str, str], table: str) -> bool:
+    """Whether a variable of the environment overrides a key of the profile's `table` (OMNIGEN_TLS__MODE: "tls")."""
+    return any(key.upper().startswith(ENV_PREFIX + table.upper()) for key in environ)
 
 
 def fingerprint(

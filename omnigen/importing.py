@@ -20,20 +20,21 @@ from typing import Any, Literal
 from pydantic import BaseModel, ValidationError
 
 from omnigen import __version__
-from omnigen.application import COMPONENT_CONTEXTS
-from omnigen.capacity import RtpRange
+from omnigen.capacity import RtpRange, port_plan
+from omnigen.catalog.application import COMPONENT_CONTEXTS
 from omnigen.credentials import TokenFactory, random_token, sidecar_text
-from omnigen.deployment import ASTERISK_CONFIG_DIR, Deployment
+from omnigen.deployment import ASTERISK_CONFIG_DIR, Deployment, deployment_from_memory
 from omnigen.errors import InputIssue, ProfileError
 from omnigen.formats.asteriskconf import parse_conf
 from omnigen.formats.composemerge import split_volume
 from omnigen.formats.composeports import PortSpec, parse_port
+from omnigen.loading import validate, validate_profile
 from omnigen.pipeline import Compiled, compile_profile
-from omnigen.plan import DATABASE_PASSWORD_SCRIPT, DATABASE_VOLUMES, VOLUME_MOUNTS, make_plan
-from omnigen.profile import SCHEMA_VERSION, SECRET_NAMES, VOLUME_KEYS, Profile, Secrets, validate_profile
+from omnigen.plan import DATABASE_PASSWORD_SCRIPT, DATABASE_VOLUMES, VOLUME_MOUNTS
+from omnigen.profile import SCHEMA_VERSION, SECRET_NAMES, VOLUME_KEYS, Profile, Secrets
 from omnigen.redact import HIDDEN, shown_value
 from omnigen.rules import Finding, run_rules
-from omnigen.verify import deployment_from_memory
+from omnigen.search import most_that_fits
 
 NoteKind = Literal["kept", "changed", "closed", "dropped", "generated", "data", "steps", "fixed", "manual"]
 
@@ -497,10 +498,6 @@ def _capacity(deployment: Deployment, draft: _Draft, options: ImportOptions, pub
     )
 
 
-# Any complete set of secrets: sizing the RTP range reads none of them.
-_SIZING_SECRETS = Secrets.model_validate({name: f"sizing-only-{index:02d}-0123456789abcdef" for index, name in enumerate(SECRET_NAMES)})
-
-
 def _sizing_base(draft: _Draft) -> Profile:
     data = draft.data()
     data.setdefault("capacity", {})["concurrent_calls"] = 1
@@ -513,7 +510,7 @@ def _sizing_base(draft: _Draft) -> Profile:
 def _planned_rtp(draft: _Draft, calls: int) -> RtpRange:
     base = _sizing_base(draft)
     profile = base.model_copy(update={"capacity": base.capacity.model_copy(update={"concurrent_calls": calls})})
-    return make_plan(profile, _SIZING_SECRETS).rtp
+    return port_plan(profile).ranges["asterisk"]
 
 
 def _most_calls_within(draft: _Draft, end: int) -> int:
@@ -522,15 +519,9 @@ def _most_calls_within(draft: _Draft, end: int) -> int:
 
     def fits(calls: int) -> bool:
         profile = base.model_copy(update={"capacity": base.capacity.model_copy(update={"concurrent_calls": calls})})
-        return make_plan(profile, _SIZING_SECRETS).rtp.end <= end
+        return port_plan(profile).ranges["asterisk"].end <= end
 
-    if not fits(1):
-        return 0
-    low, high = 1, 10001
-    while high - low > 1:
-        middle = (low + high) // 2
-        low, high = (middle, high) if fits(middle) else (low, middle)
-    return low
+    return most_that_fits(1, 10001, fits) if fits(1) else 0
 
 
 def _compare_ranges(deployment: Deployment, draft: _Draft, start: int, end: int) -> None:
@@ -1115,8 +1106,9 @@ def import_deployment(
     _other_mounts_and_services(deployment, draft)
 
     profile_text = _profile_text(draft, origin, secrets_name)
-    profile = validate_profile(draft.data(), file="(imported profile)", text=profile_text, env={})
-    compiled = compile_profile(profile, Secrets.model_validate(kept_secrets), token)
+    checked = validate(draft.data(), file="(imported profile)", text=profile_text, env={})
+    profile = checked.profile
+    compiled = compile_profile(profile, Secrets.model_validate(kept_secrets), token, layout=checked.layout)
     _new_volumes(draft, profile)
     _database_steps(draft, profile, kept_secrets)
     _environment_left_behind(deployment, draft, compiled)

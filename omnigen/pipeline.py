@@ -12,9 +12,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from omnigen.application import ASTERISK_GID, ASTERISK_UID
+from omnigen.catalog.application import ASTERISK_GID, ASTERISK_UID
 from omnigen.credentials import TokenFactory, random_token, resolve, sidecar_text
 from omnigen.errors import InputIssue, OutputError, ProfileError
+from omnigen.feasibility import Layout
 from omnigen.fingerprint import (
     OUTPUT_FOLDER,
     SECRETS_SUFFIX,
@@ -22,15 +23,17 @@ from omnigen.fingerprint import (
     TLS_KEY,
     fingerprint,
     output_path,
+    overrides_table,
     read_optional,
     tls_digest,
     tls_sidecar_dir,
 )
-from omnigen.plan import ASTERISK_SECRET_FILES, NGINX_GID, NGINX_UID, Plan, make_plan
-from omnigen.profile import Profile, Secrets, load_profile, load_secrets, secrets_path_for
+from omnigen.loading import Loaded, load
+from omnigen.plan import ASTERISK_SECRET_FILES, NGINX_GID, NGINX_UID, Plan
+from omnigen.planning import make_plan
+from omnigen.profile import Profile, Secrets, load_secrets, secrets_path_for
 from omnigen.render import render
 from omnigen.tls import Clock, TlsMaterial, load_tls, utc_now
-from omnigen.tls import write_sidecar as write_tls_sidecar
 from omnigen.verify import verify
 from omnigen.write import (
     SECRET_MODE,
@@ -63,12 +66,18 @@ def _check_stack_secrets(profile: Profile, loaded: Secrets, secrets_path: Path) 
 
 
 def compile_profile(
-    profile: Profile, loaded_secrets: Secrets, token: TokenFactory = random_token, tls: TlsMaterial | None = None, checkout: str | None = None
+    profile: Profile,
+    loaded_secrets: Secrets,
+    token: TokenFactory = random_token,
+    tls: TlsMaterial | None = None,
+    checkout: str | None = None,
+    layout: Layout | None = None,
 ) -> Compiled:
     """Plan, render and verify; with `tls`, the outputs include the certificate pair nginx serves.
-    `checkout`: build.source as the output folder sees it (see checkout_from_output)."""
+    `checkout`: build.source as the output folder sees it (see checkout_from_output). `layout` is the
+    one the loader checked (loading.Loaded); without it the plan lays the ports out."""
     complete, generated = resolve(loaded_secrets, token)
-    plan = make_plan(profile, complete, checkout)
+    plan = make_plan(profile, complete, layout, checkout)
     files = render(plan)
     verify(plan, files)
     if tls is not None:
@@ -120,7 +129,7 @@ def tls_profile_path(profile_path: Path, out_dir: Path | None, packaged: bool) -
 
 def _tls_fingerprint(tls: TlsMaterial, env: Mapping[str, str]) -> bytes | None:
     """What fingerprint.tls_source_bytes reads back from disk for this pair (None when an override hides it)."""
-    if any(key.upper().startswith("OMNIGEN_TLS") for key in env):
+    if overrides_table(env, "tls"):
         return None
     return tls_digest(tls.chain_pem.encode("ascii"), tls.key_pem.encode("ascii"))
 
@@ -272,7 +281,7 @@ def build(
     force: bool = False,
     out_root: Path | None = None,
     on_wait: Callable[[], None] | None = None,
-    loaded_profile: Profile | None = None,
+    loaded_profile: Loaded | None = None,
     clock: Clock = utc_now,
 ) -> BuildResult:
     """Load, compile, then write; the order is what makes it safe.
@@ -294,7 +303,8 @@ def build(
     packaged = profile_path is None
     path = packaged_profile() if profile_path is None else profile_path
     # A batch loads every profile first (to refuse two that share a folder) and passes it on.
-    profile = loaded_profile if loaded_profile is not None else load_profile(path, env)
+    checked = loaded_profile if loaded_profile is not None else load(path, env)
+    profile = checked.profile
     destination = output_dir(profile_path, profile, out_dir, out_root)
     check_build_contexts(profile, path, destination)
     secrets_path = secrets_location(path, out_dir, packaged)
@@ -303,7 +313,7 @@ def build(
         _check_stack_secrets(profile, loaded, secrets_path)
         tls_path = tls_profile_path(path, out_dir, packaged)
         tls = load_tls(profile, tls_path, clock())
-        compiled = compile_profile(profile, loaded, token, tls, checkout_from_output(profile, path, destination, packaged))
+        compiled = compile_profile(profile, loaded, token, tls, checkout_from_output(profile, path, destination, packaged), checked.layout)
         require_build_contexts(compiled.plan, destination, path, path.read_text(encoding="utf-8"))
 
         existing_sidecar = _read_bytes(secrets_path, "secrets sidecar")
@@ -390,12 +400,25 @@ def expected_outputs(profile_path: Path, out_dir: Path | None, *, environ: Mappi
     """Compile in memory. Missing secrets get throw-away values that never leave this process:
     a folder built without them cannot be up to date, whatever they would be."""
     env = dict(os.environ if environ is None else environ)
-    profile = load_profile(profile_path, env)
+    checked = load(profile_path, env)
+    profile = checked.profile
     destination = output_dir(profile_path, profile, out_dir)
     check_build_contexts(profile, profile_path, destination)
     secrets_path = secrets_path_for(profile_path)
     loaded = load_secrets(secrets_path)
     _check_stack_secrets(profile, loaded, secrets_path)
     tls = load_tls(profile, profile_path, utc_now(), generate=False)
-    compiled = compile_profile(profile, loaded, random_token, tls, checkout_from_output(profile, profile_path, destination))
+    compiled = compile_profile(profile, loaded, random_token, tls, checkout_from_output(profile, profile_path, destination), checked.layout)
     return Expected(compiled, destination, secrets_path, compiled.generated)
+
+
+def write_tls_sidecar(profile_path: Path, material: TlsMaterial) -> None:
+    """Keep a generated certificate beside the profile: folder 0700, key 0600, certificate 0644."""
+    folder = tls_sidecar_dir(profile_path)
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(folder, 0o700)
+    except OSError as exc:
+        raise OutputError(f"{folder}: cannot create the folder for the generated certificate ({exc.strerror or exc})") from None
+    write_file_atomic(folder / TLS_KEY, material.key_pem, SECRET_MODE)
+    write_file_atomic(folder / TLS_CHAIN, material.chain_pem, 0o644)

@@ -1,7 +1,7 @@
 """Which service runs on which host of a multi-host profile (`[[hosts]]`), and who talks to whom.
 
-A multi-host profile gives each host roles; a role is a fixed set of services.
-Everything here is a constant or a pure function of the validated profile, so
+A multi-host profile gives each host roles; a role is a fixed set of services
+(catalog/services.py). Everything here is a constant or a pure function of the validated profile, so
 capacity.py (ports per host), plan.py/cluster.py (per-host plans) and the
 verify stage agree on one placement. docs/multi-host.md explains the choices.
 """
@@ -10,43 +10,14 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
-from omnigen.application import APP_LISTEN, SERVICE_ENV
+from omnigen.catalog.application import APP_LISTEN
+from omnigen.catalog.services import CLIENT_NEEDS, ROLE_DESCRIPTIONS, ROLE_SERVICES, ROLES, SINGLE_HOST_ROLES
+from omnigen.errors import KeyedProblem
 
 if TYPE_CHECKING:
     from omnigen.profile import ClusterHost, Profile
-
-Role = Literal["data", "web", "voice", "edge"]
-ROLES: tuple[Role, ...] = ("data", "web", "voice", "edge")
-
-# The compose services of each role. Asterisk runs once per voice host.
-ROLE_SERVICES: dict[Role, tuple[str, ...]] = {
-    "data": ("minio", "postgresql", "redis"),
-    "web": ("celery-beat", "celery-worker", "dialer-api", "dialer-worker", "django-app", "frontend", "websockets"),
-    "voice": ("asterisk",),
-    "edge": ("nginx",),
-}
-# Roles held by exactly one host: one PostgreSQL, one app, one entry point.
-SINGLE_HOST_ROLES: tuple[Role, ...] = ("data", "web", "edge")
-ROLE_DESCRIPTIONS: dict[Role, str] = {
-    "data": "PostgreSQL, Redis, MinIO",
-    "web": "Django app, websockets, front-end, Celery, dialer API and workers",
-    "voice": "one Asterisk per voice host, with its own share of the calls and its own RTP range",
-    "edge": "nginx: the web UI's HTTP/HTTPS entry point",
-}
-
-# The data services a client connects to (from the variables each service is given in
-# docker-compose.yml.j2). A data service is published on the data host's private address
-# only when one of its clients runs on another host.
-CLIENT_NEEDS: dict[str, tuple[str, ...]] = {
-    "celery-beat": ("redis",),
-    "celery-worker": ("asterisk", "minio", "postgresql", "redis"),
-    "dialer-api": ("asterisk", "redis"),
-    "dialer-worker": ("redis",),
-    "django-app": ("asterisk", "minio", "postgresql", "redis"),
-    "websockets": ("redis",),
-}
 
 # Host port each data service is published on when peers need it; clients on other hosts are
 # told the data host's address and this port. The first voice host's Asterisk publishes AMI and ARI
@@ -63,18 +34,6 @@ PEER_PORTS: dict[str, int] = {
 def peer_service(key: str) -> str:
     """The compose service behind a PEER_PORTS key (asterisk-ami -> asterisk)."""
     return key.split("-", 1)[0] if key.startswith("asterisk-") else key
-
-# The .env variables each service's compose definition reads (`${VAR}` in docker-compose.yml.j2 and
-# stack.yml.j2): the application's from its contract (application.SERVICE_ENV), the data services' and
-# the edge's from their images. A host's bundle .env holds only what its services read, so a voice host
-# never holds the Django secret key; the verify stage checks that every `${VAR}` resolves and every .env key is read.
-SERVICE_ENV_KEYS: dict[str, tuple[str, ...]] = {
-    **{service: tuple(sorted({ref.key for ref in refs if ref.key})) for service, refs in SERVICE_ENV.items()},
-    "minio": ("MINIO_ROOT_PASSWORD", "MINIO_ROOT_USER", "TZ"),
-    "nginx": ("TZ",),
-    "postgresql": ("POSTGRES_DB", "POSTGRES_PASSWORD", "POSTGRES_USER", "TZ"),
-    "redis": ("REDIS_PASSWORD", "TZ"),
-}
 
 # Asterisk's per-host values: in stack.yml each Asterisk service carries them as literals (they
 # differ per voice host), so the stack's shared .env does not hold them.
@@ -137,50 +96,56 @@ def advertised(host: ClusterHost) -> ipaddress.IPv4Address:
     return host.public_ip or host.address
 
 
-def placement_problems(profile: Profile) -> Iterator[str]:
+def placement_problems(profile: Profile) -> Iterator[KeyedProblem]:
     """Why the hosts cannot carry the deployment, each message keyed by the profile key to change."""
     hosts = profile.hosts
     seen_names: dict[str, int] = {}
     seen_addresses: dict[ipaddress.IPv4Address, int] = {}
     for index, host in enumerate(hosts):
         if host.name in seen_names:
-            yield f"hosts.{index}.name: {host.name!r} is already the name of hosts.{seen_names[host.name]}; give every host its own name"
+            yield KeyedProblem(f"hosts.{index}.name", f"{host.name!r} is already the name of hosts.{seen_names[host.name]}; give every host its own name")
         seen_names.setdefault(host.name, index)
         if host.address in seen_addresses:
-            yield (
-                f"hosts.{index}.address: {host.address} is already the address of hosts.{seen_addresses[host.address]}; every host "
+            yield KeyedProblem(
+                f"hosts.{index}.address",
+                f"{host.address} is already the address of hosts.{seen_addresses[host.address]}; every host "
                 "needs its own private address (Swarm tells the nodes apart by it, and each host publishes its services there)"
             )
         seen_addresses.setdefault(host.address, index)
         if host.address in profile.network.subnet:
-            yield (
-                f"hosts.{index}.address: {host.address} is inside network.subnet {profile.network.subnet}, the containers' network "
+            yield KeyedProblem(
+                f"hosts.{index}.address",
+                f"{host.address} is inside network.subnet {profile.network.subnet}, the containers' network "
                 "on every host; move network.subnet to a private range the hosts do not use"
             )
         longest = len(profile.project.name) + 1 + len(asterisk_service(host.name))
         if "voice" in host.roles and longest > MAX_SWARM_SERVICE_NAME:
-            yield (
-                f"hosts.{index}.name: the Swarm service {profile.project.name}_{asterisk_service(host.name)} would be {longest} "
+            yield KeyedProblem(
+                f"hosts.{index}.name",
+                f"the Swarm service {profile.project.name}_{asterisk_service(host.name)} would be {longest} "
                 f"characters, over Swarm's {MAX_SWARM_SERVICE_NAME} (got {host.name!r}); use a shorter host or project name"
             )
     for role in ROLES:
         holders = hosts_with(profile, role)
         if not holders:
-            yield (
-                f"hosts: no host has the role {role!r} ({ROLE_DESCRIPTIONS[role]}); add {role!r} to the roles of one host "
+            yield KeyedProblem(
+                "hosts",
+                f"no host has the role {role!r} ({ROLE_DESCRIPTIONS[role]}); add {role!r} to the roles of one host "
                 f"(roles: {', '.join(ROLES)})"
             )
         elif role in SINGLE_HOST_ROLES and len(holders) > 1:
             second = host_index(profile, holders[1].name)
-            yield (
-                f"hosts.{second}.roles: the role {role!r} is on {', '.join(host.name for host in holders)}, but it runs once "
+            yield KeyedProblem(
+                f"hosts.{second}.roles",
+                f"the role {role!r} is on {', '.join(host.name for host in holders)}, but it runs once "
                 f"({ROLE_DESCRIPTIONS[role]}); keep it on one host"
             )
     web, edge = hosts_with(profile, "web"), hosts_with(profile, "edge")
     if len(web) == 1 and len(edge) == 1 and web[0].name != edge[0].name:
         index = host_index(profile, edge[0].name)
-        yield (
-            f"hosts.{index}.roles: the role 'edge' (nginx) is on {edge[0].name} but 'web' is on {web[0].name}; nginx serves the "
+        yield KeyedProblem(
+            f"hosts.{index}.roles",
+            f"the role 'edge' (nginx) is on {edge[0].name} but 'web' is on {web[0].name}; nginx serves the "
             "app's static and media files from volumes it shares with django-app and celery-worker, and a Docker volume does "
             "not span hosts; give 'edge' to the host with 'web'"
         )
@@ -188,7 +153,8 @@ def placement_problems(profile: Profile) -> Iterator[str]:
     total = sum(host.calls or 0 for host in voice)
     if voice and total != profile.capacity.concurrent_calls:
         shares = " + ".join(f"{host.name} {host.calls}" for host in voice)
-        yield (
-            f"hosts: the voice hosts carry {shares} = {total} calls, but capacity.concurrent_calls is "
+        yield KeyedProblem(
+            "hosts",
+            f"the voice hosts carry {shares} = {total} calls, but capacity.concurrent_calls is "
             f"{profile.capacity.concurrent_calls}; make the voice hosts' calls add up to capacity.concurrent_calls"
         )

@@ -1,7 +1,9 @@
 """Stage 2: derive every number, address and string the outputs print.
 
-`make_plan` is a pure function of the validated profile and the resolved
-secrets. Templates print plan values and nothing else, so a value that must
+`make_single_plan` is a pure function of the validated profile, the resolved
+secrets and the layout the loader checked; this module also holds the parts every
+plan is made of, multi-host ones included (cluster.py assembles those; planning.py
+picks one or the other). Templates print plan values and nothing else, so a value that must
 agree across files (the RTP range, a port, a URL) is computed exactly once here.
 """
 
@@ -10,12 +12,15 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import posixpath
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 from omnigen import __version__
-from omnigen.application import (
+from omnigen.capacity import HostPorts, PortPlan, PortUse, RtpRange
+from omnigen.catalog.addressing import dynamic_address_range
+from omnigen.catalog.application import (
     AMI_LOGINS,
     APP_LISTEN,
     ARI_LOGINS,
@@ -35,16 +40,17 @@ from omnigen.application import (
     EnvRef,
     ImageNote,
 )
-from omnigen.capacity import RTPENGINE_PORTS_PER_SIDE, RTPENGINE_SIDES_PER_CALL, PortPlan, RtpRange, dynamic_address_range, port_plan
+from omnigen.catalog.media import RTPENGINE_PORTS_PER_CALL
+from omnigen.catalog.services import HEALTH_TIMING, HealthTiming
+from omnigen.caveats import PlanWarning, plan_warnings
+from omnigen.feasibility import Layout
 from omnigen.firewall import FirewallPlan, Published, firewall_plan
-from omnigen.hostkinds import PlanWarning, effective_userland_proxy, plan_warnings
+from omnigen.hostkinds import effective_userland_proxy
 from omnigen.profile import VOLUME_KEYS, Profile, Secrets
 from omnigen.sizing import (
     DEFAULT_SIZE_HINT,
     KAMAILIO_PKG_MB,
     Sizing,
-    docker_proxy_for,
-    fit_problem,
     format_cpus,
     kamailio_children,
     kamailio_shm_mb,
@@ -52,13 +58,10 @@ from omnigen.sizing import (
     size,
 )
 
-if TYPE_CHECKING:
-    from omnigen.cluster import BundleHost, ClusterPlan
-
 NETWORK_NAME = "omnivoip_net"
 
 # Ports services listen on inside the compose network. Clients are told these,
-# never a host-side port. The application's own come from its code (application.py).
+# never a host-side port. The application's own come from its code (catalog/application.py).
 LISTEN = {
     "postgresql": 5432,
     "redis": 6379,
@@ -108,6 +111,20 @@ VOLUME_MOUNTS: dict[str, tuple[tuple[str, str], ...]] = {
     "redis_data": (("redis", "/data"),),
 }
 assert tuple(VOLUME_MOUNTS) == VOLUME_KEYS, "one mount table entry per profile volume key"
+
+# nginx only serves the app's static and media files: it mounts them read-only.
+READ_ONLY_VOLUME_USERS = frozenset({"nginx"})
+
+
+def named_mounts() -> dict[str, tuple[str, ...]]:
+    """Each service's named-volume entries (`volumes:` short syntax), from VOLUME_MOUNTS, for both templates."""
+    mounts: dict[str, tuple[str, ...]] = {}
+    for key, users in VOLUME_MOUNTS.items():
+        for service, target in users:
+            entry = f"{key}:{target}" + (":ro" if service in READ_ONLY_VOLUME_USERS else "")
+            mounts[service] = (*mounts.get(service, ()), entry)
+    return mounts
+
 
 # The PostgreSQL services and their data volume: an adopted one keeps the password it was initialised with.
 DATABASE_VOLUMES = {"postgresql": "postgres_data"}
@@ -509,7 +526,9 @@ class Plan:
     service_env: dict[str, tuple[EnvRef, ...]] = field(default_factory=dict)
     asterisk: AsteriskAccess | None = None
     startup: dict[str, Startup] = field(default_factory=dict)  # services whose image's entrypoint is replaced
-    healthchecks: dict[str, tuple[str, ...]] = field(default_factory=dict)  # the application services' `test:`
+    healthchecks: dict[str, tuple[str | EnvRef, ...]] = field(default_factory=dict)  # each service's `test:`
+    health_timing: dict[str, HealthTiming] = field(default_factory=dict)  # catalog/services.HEALTH_TIMING
+    named_mounts: dict[str, tuple[str, ...]] = field(default_factory=dict)  # VOLUME_MOUNTS per service, as `volumes:` entries
     cap_add: dict[str, tuple[str, ...]] = field(default_factory=dict)
     expose: dict[str, tuple[int, ...]] = field(default_factory=dict)  # what each application service listens on
     image_notes: tuple[ImageNote, ...] = IMAGE_NOTES
@@ -613,6 +632,158 @@ class Plan:
         return tuple(port for ports in self.published.values() for port in ports)
 
 
+# --- Multi-host plans ([[hosts]], built by cluster.py): what stack.yml and each host's bundle print ---
+
+# Swarm configs and secrets cannot change in place, so their names carry a version: the
+# profile and omnigen version for generated files, the certificate's checksum for TLS (set by
+# deploy-stack.sh; lint and `docker stack config` see the default).
+TLS_ID_VARIABLE = "OMNIVOIP_TLS_ID"
+# DNS round-robin, not a virtual IP: IPVS drops idle TCP connections after 900 s (PostgreSQL, Redis
+# and AMI connections are long-lived; moby/moby#31208, docker-library/postgres#1110) and needs the
+# ip_vs kernel module, which LXC hosts cannot load. Every port is published in host mode, which
+# dnsrr allows (the routing mesh would need a virtual IP).
+ENDPOINT_MODE = "dnsrr"
+
+
+@dataclass(frozen=True)
+class BundleHost:
+    """What a bundle's docker-compose.yml declares about its host (`x-omnivoip-host`): rule OV110
+    accepts a data service published on this private address and nowhere else."""
+
+    name: str
+    address: str
+    roles: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StackPort:
+    """One stack.yml `ports:` entry in long syntax, host mode (media must bypass the routing mesh)."""
+
+    target: int
+    published: int
+    protocol: str
+    purpose: str
+
+
+@dataclass(frozen=True)
+class SwarmObject:
+    """A Swarm config or secret: its key in stack.yml, its name in the swarm, the file it is read from."""
+
+    key: str
+    name: str
+    file: str
+    target: str
+    interpolated: bool = False  # the name ends in ${OMNIVOIP_TLS_ID:-0}, filled by deploy-stack.sh
+
+
+@dataclass(frozen=True)
+class VoiceHost:
+    """One Asterisk of stack.yml: its host, share of the calls, ports and advertised address."""
+
+    host: str
+    service: str
+    calls: int
+    rtp: RtpRange
+    sip_port: int
+    advertised_ip: str
+    pjsip: SwarmObject
+    rtp_conf: SwarmObject
+    volumes: tuple[tuple[str, str], ...]  # (volume name, target)
+    # The site's own Asterisk files (docs/site-config.md), read-only at SITE.container_dir: a volume on the voice
+    # node, because Swarm neither bind-mounts the manager's ./site/asterisk onto another node nor starts a task
+    # whose bind source is missing; a new, empty one includes nothing.
+    site_volume: str
+    # manager.conf, http.conf, ari.conf, extensions.conf, queues.conf: the same for every voice host.
+    # Swarm configs, like pjsip.conf: `docker config inspect` on a manager shows them (AMI/ARI secrets included).
+    application_confs: tuple[SwarmObject, ...] = ()
+
+    @property
+    def confs(self) -> tuple[SwarmObject, ...]:
+        return (self.pjsip, self.rtp_conf, *self.application_confs)
+
+    @property
+    def env_literals(self) -> tuple[tuple[str, str], ...]:
+        """The per-host Asterisk variables written into its stack.yml service (with ACD_HOSTNAME, its
+        service name: placement.PER_VOICE_HOST_ENV_KEYS)."""
+        return (
+            ("ACD_RTP_PORT_MAX", str(self.rtp.end)),
+            ("ACD_RTP_PORT_MIN", str(self.rtp.start)),
+            ("ACD_SIP_PORT", str(self.sip_port)),
+            ("EXTERNAL_IP", self.advertised_ip),
+        )
+
+
+@dataclass(frozen=True)
+class StackService:
+    """Where one stack.yml service runs and what it publishes there."""
+
+    name: str
+    base: str  # its service in a bundle (and in a single-host build): asterisk-voice1 -> asterisk
+    host: str
+    role: str
+    constraints: tuple[str, ...]
+    ports: tuple[StackPort, ...]
+    replicas: int
+    limits: Limits
+
+
+@dataclass(frozen=True)
+class HostBundle:
+    """One host: its address, roles, the Swarm labels that place services there, and its bundle's plan."""
+
+    name: str
+    index: int
+    address: str
+    public_ip: str | None
+    advertised_ip: str
+    roles: tuple[str, ...]
+    services: tuple[str, ...]
+    kind: str
+    userland_proxy: bool
+    labels: tuple[str, ...]
+    ports: HostPorts
+    plan: Plan
+    calls: int | None = None
+    peers: tuple[str, ...] = ()  # data services published on `address` for clients on other hosts
+
+
+@dataclass(frozen=True)
+class ClusterPlan:
+    """Everything about the hosts that stack.yml, label-nodes.sh and deploy-stack.sh print.
+
+    Per-host values live here (`voice`: each Asterisk's range, SIP port and address; `hosts`:
+    each bundle's plan). The top-level Plan's single-host fields that have no cluster-wide value
+    (`rtp`, `sip_port`, `network.advertised_ip`) carry the first voice host's; read `voice` instead.
+    """
+
+    stack_name: str
+    overlay_name: str
+    subnet: str
+    hosts: tuple[HostBundle, ...]
+    voice: tuple[VoiceHost, ...]
+    services: tuple[StackService, ...]
+    volumes: tuple[str, ...]
+    configs: tuple[SwarmObject, ...]
+    secrets: tuple[SwarmObject, ...]
+    backend_startup: SwarmObject | None = None  # backend/startup.sh, django-app's entrypoint (docs/application.md)
+    tls_id_variable: str = TLS_ID_VARIABLE
+    endpoint_mode: str = ENDPOINT_MODE
+
+    def service(self, name: str) -> StackService:
+        return next(service for service in self.services if service.name == name)
+
+    def host(self, name: str) -> HostBundle:
+        return next(host for host in self.hosts if host.name == name)
+
+    def config(self, key: str) -> SwarmObject:
+        return next(config for config in (*self.configs, *self.secrets) if config.key == key)
+
+    @property
+    def tls_files(self) -> tuple[str, ...]:
+        """The certificate and key whose checksum deploy-stack.sh puts in their Swarm objects' names."""
+        return tuple(item.file for item in (*self.configs, *self.secrets) if item.interpolated)
+
+
 OUTPUTS: tuple[tuple[str, str], ...] = (
     ("docker-compose.yml.j2", "docker-compose.yml"),
     ("env.j2", ".env"),
@@ -673,11 +844,12 @@ def _url_secret(value: str) -> str:
     return quote(value, safe="")
 
 
-def _nth_host(subnet: ipaddress.IPv4Network, n: int) -> str:
+def nth_host(subnet: ipaddress.IPv4Network, n: int) -> str:
+    """The address `n` hosts into the subnet (fixed service addresses live in its lower half)."""
     return str(subnet.network_address + n)
 
 
-def _limits(profile: Profile, calls: int | None = None, docker_proxy_mib: float = 0.0) -> dict[str, Limits]:
+def limits_for(profile: Profile, calls: int | None = None, docker_proxy_mib: float = 0.0) -> dict[str, Limits]:
     """Per-service resources; Asterisk's grow with the calls it carries (a voice host's share with [[hosts]])."""
     return limits_of(size(profile, docker_proxy_mib, calls))
 
@@ -695,26 +867,31 @@ def limits_of(sized: Sizing) -> dict[str, Limits]:
     }
 
 
-def _published(layout: PortPlan) -> dict[str, tuple[PublishedPort, ...]]:
-    """The `ports:` entries per service, from the one port layout profile validation checked."""
+def published_ports(layout: PortPlan) -> dict[str, tuple[PublishedPort, ...]]:
+    """The `ports:` entries per service, from the one port layout the loader checked (feasibility.py)."""
     published: dict[str, tuple[PublishedPort, ...]] = {}
     for use in layout.uses:
-        container_start = LISTEN[use.listen] if use.listen else use.start
+        container_start = container_port(use)
         container_end = container_start + use.count - 1
         entry = PublishedPort(use.service, use.host_ip, use.start, use.end, container_start, container_end, use.protocol, use.purpose)
         published[use.service] = (*published.get(use.service, ()), entry)
     return published
 
 
-def _allowed_hosts(profile: Profile) -> str:
-    hosts = ["localhost", "127.0.0.1"]
-    if profile.project.domain:
-        hosts.append(profile.project.domain)
-    if profile.network.public_ip:
-        hosts.append(str(profile.network.public_ip))
-    if not profile.network.bind_ip.is_unspecified:
-        hosts.append(str(profile.network.bind_ip))
+def container_port(use: PortUse) -> int:
+    """The container port a published port or range starts at: the LISTEN port it names, else the host port itself."""
+    return LISTEN[use.listen] if use.listen else use.start
+
+
+def allowed_hosts(domain: str | None, addresses: Iterable[ipaddress.IPv4Address | None]) -> str:
+    """Django's ALLOWED_HOSTS: loopback, the domain, and the addresses browsers reach the web UI's host by."""
+    hosts = ["localhost", "127.0.0.1", *([domain] if domain else []), *(str(address) for address in addresses if address is not None)]
     return ",".join(dict.fromkeys(hosts))
+
+
+def _allowed_hosts(profile: Profile) -> str:
+    network = profile.network
+    return allowed_hosts(profile.project.domain, (network.public_ip, None if network.bind_ip.is_unspecified else network.bind_ip))
 
 
 @dataclass(frozen=True)
@@ -747,7 +924,7 @@ def local_endpoints() -> dict[str, Endpoint]:
     return {key: Endpoint(service, LISTEN[key]) for key, service in ENDPOINT_SERVICES.items()}
 
 
-def _env(
+def env_sections(
     profile: Profile,
     secrets: Secrets,
     rtp: RtpRange,
@@ -770,7 +947,7 @@ def _env(
     advertised_ip = advertised_ip or str(_asterisk_advertised(profile))
     allowed_hosts = allowed_hosts or _allowed_hosts(profile)
     # Browsers reach the API on the same origin as the UI; the backend's default admits development ports.
-    suffix = _https_port_suffix(profile.ports.https)
+    suffix = url_port_suffix(profile.ports.https)
     origins = ",".join(f"https://{host}{suffix}" for host in allowed_hosts.split(",") if host not in ("localhost", "127.0.0.1"))
     ami_backend, ami_dialer = AMI_LOGINS
     (ari_backend,) = ARI_LOGINS
@@ -858,7 +1035,7 @@ def _env(
     )
 
 
-def _https_port_suffix(https_port: int) -> str:
+def url_port_suffix(https_port: int) -> str:
     """What follows the host in an https:// URL: nothing for 443, `:PORT` otherwise."""
     return "" if https_port == 443 else f":{https_port}"
 
@@ -868,13 +1045,13 @@ def _webrtc(profile: Profile, layout: PortPlan, asterisk_ip: str) -> WebrtcPlan:
     calls = profile.capacity.concurrent_calls
     # The layout profile validation checked: beside Asterisk's range, clear of every published port.
     rtp = layout.ranges["rtpengine"]
-    rtpengine_ip = _nth_host(subnet, RTPENGINE_HOST_NUMBER)
+    rtpengine_ip = nth_host(subnet, RTPENGINE_HOST_NUMBER)
     # The address Asterisk advertises: validation refuses a profile where browsers could not reach the edge there.
     advertised_ip = str(_asterisk_advertised(profile))
     https = layout.https_port
     host = profile.project.domain or advertised_ip
     return WebrtcPlan(
-        kamailio_ip=_nth_host(subnet, KAMAILIO_HOST_NUMBER),
+        kamailio_ip=nth_host(subnet, KAMAILIO_HOST_NUMBER),
         rtpengine_ip=rtpengine_ip,
         sip_port=EDGE_LISTEN["kamailio-sip"],
         ws_port=EDGE_LISTEN["kamailio-ws"],
@@ -885,7 +1062,7 @@ def _webrtc(profile: Profile, layout: PortPlan, asterisk_ip: str) -> WebrtcPlan:
         advertised_port=https,
         domain=profile.project.domain,
         ws_path=WEBRTC_WS_PATH,
-        wss_url=f"wss://{host}{_https_port_suffix(https)}{WEBRTC_WS_PATH}",
+        wss_url=f"wss://{host}{url_port_suffix(https)}{WEBRTC_WS_PATH}",
         asterisk_uri=f"sip:{asterisk_ip}:{layout.sip_port}",
         dispatcher_set=ASTERISK_DISPATCHER_SET,
         # Asterisk is on the compose network: it gets the container address.
@@ -893,7 +1070,7 @@ def _webrtc(profile: Profile, layout: PortPlan, asterisk_ip: str) -> WebrtcPlan:
         internal=RtpengineInterface("internal", rtpengine_ip, None),
         public=RtpengineInterface("public", rtpengine_ip, advertised_ip),
         rtp=rtp,
-        ports_per_call=RTPENGINE_SIDES_PER_CALL * RTPENGINE_PORTS_PER_SIDE,
+        ports_per_call=RTPENGINE_PORTS_PER_CALL,
         shm_mb=kamailio_shm_mb(calls),
         pkg_mb=KAMAILIO_PKG_MB,
         children=kamailio_children(calls),
@@ -944,7 +1121,7 @@ def _image(profile: Profile, key: str, checkout: str | None) -> ServiceImage:
     return ServiceImage(image, posixpath.normpath(posixpath.join(root, COMPONENT_CONTEXTS[key])), "checkout")
 
 
-def _images(profile: Profile, checkout: str | None = None) -> dict[str, ServiceImage]:
+def service_images(profile: Profile, checkout: str | None = None) -> dict[str, ServiceImage]:
     """Every image. `checkout` is build.source as seen from the output folder (the compose file resolves
     contexts from there); without it the output folder is taken to be the profile's."""
     images = profile.images
@@ -998,9 +1175,19 @@ def _http_check(service: str) -> tuple[str, ...]:
     return ("CMD", "python", "-c", "import sys, urllib.request as r; r.urlopen(sys.argv[1], timeout=3)", url)
 
 
-def _healthchecks() -> dict[str, tuple[str, ...]]:
+def _healthchecks() -> dict[str, tuple[str | EnvRef, ...]]:
     # urlopen raises on anything but a 2xx answer; the dialer image's own HEALTHCHECK (httpx.get) does not.
+    # An EnvRef argument is a variable Compose fills (the template prints "${KEY}", or "${KEY:?}" in stack.yml).
     return {
+        "asterisk": ("CMD", "asterisk", "-rx", "core show uptime"),
+        "celery-beat": ("CMD", "test", "-s", "/tmp/celerybeat.pid"),
+        "celery-worker": ("CMD-SHELL", f"celery -A {BACKEND_CELERY_APP} inspect ping -d celery@$HOSTNAME"),
+        "minio": ("CMD", "mc", "ready", "local"),
+        "nginx": ("CMD", "wget", "-q", "--spider", f"http://127.0.0.1:{LISTEN['nginx-http']}/healthz"),
+        "postgresql": (
+            "CMD", "pg_isready", "-h", "127.0.0.1", "-p", str(LISTEN["postgresql"]), "-U", EnvRef("", "POSTGRES_USER"), "-d", EnvRef("", "POSTGRES_DB"),
+        ),
+        "redis": ("CMD-SHELL", f"redis-cli -p {LISTEN['redis']} ping | grep -q PONG"),
         "django-app": ("CMD", "python", "-c", f"import socket as s; s.create_connection(('127.0.0.1', {LISTEN['django-app']}), 3)"),
         "websockets": _http_check("websockets"),
         "dialer-api": _http_check("dialer-api"),
@@ -1014,7 +1201,7 @@ def _service_env() -> dict[str, tuple[EnvRef, ...]]:
 
 
 def application_fields(profile: Profile, secrets: Secrets, subnet: str, remote_clients: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The Plan fields that carry the application's contract (application.py), for single-host,
+    """The Plan fields that carry the application's contract (catalog/application.py), for single-host,
     per-host bundle and stack plans alike. `remote_clients`: other hosts' addresses whose services
     log in to this bundle's Asterisk through its private address."""
     return {
@@ -1022,21 +1209,19 @@ def application_fields(profile: Profile, secrets: Secrets, subnet: str, remote_c
         "asterisk": _asterisk_access(secrets, subnet, remote_clients),
         "startup": _startup(profile),
         "healthchecks": _healthchecks(),
+        "health_timing": HEALTH_TIMING,
+        "named_mounts": named_mounts(),
         "cap_add": {"frontend": ROOT_MASTER_CAPABILITIES},
         "expose": {service: tuple(LISTEN[key] for key in keys) for service, keys in EXPOSED.items()},
     }
 
 
-def make_plan(profile: Profile, secrets: Secrets, checkout: str | None = None) -> Plan:
-    """Compute everything the templates print. Raises nothing: the profile is valid.
+def make_single_plan(profile: Profile, secrets: Secrets, checked: Layout, checkout: str | None = None) -> Plan:
+    """Everything the templates print for a single-host profile, from the layout the loader checked (feasibility.py).
 
     `checkout` is build.source as the output folder sees it (pipeline.build computes it); without it
     the output folder is taken to be the profile's own."""
-    if profile.hosts:
-        from omnigen.cluster import make_cluster_plan  # cluster builds on this module's helpers
-
-        return make_cluster_plan(profile, secrets, checkout)
-    layout = port_plan(profile)  # profile validation already placed it: this cannot fail
+    layout = checked.single
     rtp = layout.ranges["asterisk"]
     subnet = profile.network.subnet
     lan = _lan(profile)
@@ -1055,7 +1240,7 @@ def make_plan(profile: Profile, secrets: Secrets, checkout: str | None = None) -
         network=NetworkPlan(
             name=NETWORK_NAME,
             subnet=str(subnet),
-            asterisk_ip=_nth_host(subnet, 10),
+            asterisk_ip=nth_host(subnet, 10),
             dynamic_range=str(dynamic_address_range(subnet)),
             local_nets=local_nets,
             public_ip=str(profile.network.public_ip) if profile.network.public_ip else None,
@@ -1066,13 +1251,13 @@ def make_plan(profile: Profile, secrets: Secrets, checkout: str | None = None) -
         ),
         rtp=rtp,
         sip_port=layout.sip_port,
-        https_port_suffix=_https_port_suffix(layout.https_port),
+        https_port_suffix=url_port_suffix(layout.https_port),
         listen=dict(LISTEN),
-        images=_images(profile, checkout),
+        images=service_images(profile, checkout),
         limits=limits_of(sized),
         sizing=sized,
-        published=_published(layout),
-        env=_env(profile, secrets, rtp, layout.sip_port),
+        published=published_ports(layout),
+        env=env_sections(profile, secrets, rtp, layout.sip_port),
         **application_fields(profile, secrets, str(subnet)),
         workers={
             "celery": profile.workers.celery,
@@ -1084,7 +1269,7 @@ def make_plan(profile: Profile, secrets: Secrets, checkout: str | None = None) -
         + ((("set-database-passwords.sh.j2", DATABASE_PASSWORD_SCRIPT),) if _adopts_a_database(profile) else ())
         + (ACME_OUTPUTS if profile.tls.mode == "acme" else ()),
         tls=_tls(profile),
-        warnings=plan_warnings(profile, layout) + _fit_warnings(profile) + _acme_warnings(profile, layout.http_port) + _sip_allow_warnings(profile),
+        warnings=plan_warnings(profile, layout) + _fit_warnings(checked) + _acme_warnings(profile, layout.http_port) + _sip_allow_warnings(profile),
         volumes=tuple(VolumePlan(key, profile.volumes.adopted().get(key)) for key in VOLUME_KEYS),
     )
     plan = _with_webrtc(plan, profile, secrets, layout, checkout) if profile.components.webrtc else plan
@@ -1116,10 +1301,10 @@ def _adopts_a_database(profile: Profile) -> bool:
     return any(key in profile.volumes.adopted() for key in DATABASE_VOLUMES.values())
 
 
-def _fit_warnings(profile: Profile) -> tuple[PlanWarning, ...]:
+def _fit_warnings(checked: Layout) -> tuple[PlanWarning, ...]:
     """A stack too big for the host kind's default size builds (profiles from before host.cpus/memory), with a warning."""
-    problem = fit_problem(profile, docker_proxy_for(profile))
-    if problem is None or problem.declared:
+    problem = checked.default_size_misfit
+    if problem is None:
         return ()
     return (PlanWarning(problem.key, f"{problem.message}; {DEFAULT_SIZE_HINT}"),)
 

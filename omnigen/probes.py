@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
+    from omnigen.feasibility import Layout
     from omnigen.profile import Profile
 
 Status = Literal["ok", "info", "unknown", "problem"]
@@ -508,12 +509,14 @@ def _spans(checks: Iterable[PortCheck]) -> str:
     return ", ".join(shown[:MAX_PORTS_LISTED]) + more
 
 
-def probe_ports(view: HostView, profile: Profile) -> Probe:
+def probe_ports(view: HostView, profile: Profile, layout: Layout | None = None) -> Probe:
+    """Whether this machine can bind every port the profile publishes (the layout the loader checked, when given)."""
     from omnigen.capacity import port_plan
 
+    ports = layout.ports if layout is not None and layout.ports is not None else port_plan(profile)
     checks = [
         PortCheck(use.host_ip, port, use.protocol, use.key, view.bind(use.host_ip, port, use.protocol))
-        for use in port_plan(profile).uses
+        for use in ports.uses
         for port in range(use.start, use.end + 1)
     ]
     busy = [check for check in checks if check.outcome == "busy"]
@@ -560,19 +563,19 @@ HOST_SIDE_FIX = (
 )
 
 
-def probe_shell_environment(view: HostView, profile: Profile) -> Probe:
+def probe_shell_environment(view: HostView, profile: Profile, layout: Layout | None = None) -> Probe:
     """Variables this shell exports that docker compose would use instead of the folder's .env.
 
     Compose fills `${VAR}` in docker-compose.yml from exported variables first. Secrets never
     go that way (services read them from secrets/<service>.env), but ports, host names or TZ
     do: an exported `TZ` or `ACD_SIP_PORT` silently changes what the services get.
     """
-    from omnigen.plan import make_plan
+    from omnigen.planning import make_plan
     from omnigen.profile import SECRET_NAMES, Secrets
 
     # Any complete set of secrets: only the names and the other values are compared.
     placeholder = Secrets.model_validate({name: f"doctor-{index:02d}-0123456789abcdefghij" for index, name in enumerate(SECRET_NAMES)})
-    plan = make_plan(profile, placeholder)
+    plan = make_plan(profile, placeholder, layout)
     plain = {var.key: var.value for section in plan.env for var in section.variables if not var.secret}
     overridden = sorted(key for key, value in plain.items() if key in view.environ and view.environ[key] != value)
     if not overridden:
@@ -633,8 +636,8 @@ def _suggest(found: Mapping[str, Probe]) -> tuple[str | None, str]:
     return None, "not enough evidence (see the unknown probes)"
 
 
-def diagnose(view: HostView, profile: Profile | None = None) -> Diagnosis:
-    """Probe the machine; compare it with the profile when one is given."""
+def diagnose(view: HostView, profile: Profile | None = None, layout: Layout | None = None) -> Diagnosis:
+    """Probe the machine; compare it with the profile when one is given (and the layout its loader checked)."""
     probes: list[Probe] = [
         _safely("container", lambda: probe_container(view)),
         _safely("user namespace", lambda: probe_user_namespace(view)),
@@ -653,8 +656,8 @@ def diagnose(view: HostView, profile: Profile | None = None) -> Diagnosis:
     probes.append(_safely("unprivileged ports", lambda: probe_unprivileged_port_start(view)))
     probes.append(_safely("machine size", lambda: probe_machine_size(view)))
     if profile is not None:
-        probes.append(_safely("profile ports", lambda: probe_ports(view, profile)))
-        probes.append(_safely("shell environment", lambda: probe_shell_environment(view, profile)))
+        probes.append(_safely("profile ports", lambda: probe_ports(view, profile, layout)))
+        probes.append(_safely("shell environment", lambda: probe_shell_environment(view, profile, layout)))
     found = {probe.name: probe for probe in probes}
     kind, reason = _suggest(found)
 

@@ -14,6 +14,7 @@ import types
 import typing
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -30,31 +31,21 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
-from omnigen import hostkinds, placement
-from omnigen.capacity import (
-    CapacityProblems,
-    budget_problem,
-    dynamic_addresses_available,
-    dynamic_addresses_needed,
-    host_budget_problem,
-    host_port_plan,
-    port_plan,
-    shared_address_problem,
-)
-from omnigen.errors import InputFileError, InputIssue, ProfileError, UsageError
-from omnigen.fingerprint import SECRETS_SUFFIX, sidecar_path
+from omnigen import hostkinds
+from omnigen.catalog.addressing import dynamic_addresses_available, dynamic_addresses_needed
+from omnigen.errors import InputFileError, InputIssue, KeyedProblem, ProfileError, UsageError
+from omnigen.fingerprint import ENV_PREFIX, SECRETS_SUFFIX, env_overrides, sidecar_path
 from omnigen.inputfile import MAX_TOML_BYTES, read_input
 from omnigen.placeholders import PLACEHOLDER_PATTERN
 from omnigen.reachability import bind_ip_refusal, public_ip_refusal
-from omnigen.sizing import MEMORY_PATTERN, docker_proxy_for, fit_problem
 from omnigen.tomlpos import key_lines, parse_toml
 
 SCHEMA_VERSION = 2
-ENV_PREFIX = "OMNIGEN_"
+# host.memory: a size as Docker reads it (sizing.memory_mib turns it into MiB).
+MEMORY_PATTERN = r"^[1-9][0-9]{0,6}(?:M|MB|MiB|G|GB|GiB)$"
 ENV_DELIMITER = "__"
 
 HostKind = Literal["vps", "bare-metal", "lxc-unprivileged", "lxc-privileged", "docker-desktop", "rootless"]
@@ -839,46 +830,11 @@ class Profile(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _ports_fit(self) -> Profile:
-        # Every range and port placed without overlap inside 1024-65535 (CapacityError is a
-        # ValueError), then the total held against the host kind's port budget.
-        # Multi-host profiles are laid out per host (_hosts_fit).
-        if self.hosts:
-            return self
-        try:
-            layout = port_plan(self)
-        except CapacityProblems as found:
-            # One validation error per problem, each located at its own key.
-            raise ValidationError.from_exception_data(
-                type(self).__name__,
-                [
-                    InitErrorDetails(type=PydanticCustomError("value_error", "{message}", {"message": str(problem)}), loc=(), input=table)
-                    for table in (self.model_dump(),)
-                    for problem in found.problems
-                ],
-            ) from None
-        if problem := budget_problem(self, layout):
-            raise ValueError(problem)
-        if (unfit := fit_problem(self, docker_proxy_for(self))) and unfit.declared:
-            raise ValueError(f"{unfit.key}: {unfit.message}")
-        return self
-
-    @model_validator(mode="after")
-    def _hosts_fit(self) -> Profile:
-        # [[hosts]]: the single-host settings that do not apply, then the placement of the roles,
-        # then each host's port layout and budget, then the public addresses hosts share.
-        if not self.hosts:
-            return self
-        if refusal := _cluster_refusal(self):
+    def _hosts_use_no_single_host_settings(self) -> Profile:
+        # Whether the ports, the host's size and the placement of [[hosts]] work is a question for
+        # the plan layer (feasibility.py), asked once this model is valid.
+        if self.hosts and (refusal := _cluster_refusal(self)):
             raise ValueError(refusal)
-        for misplaced in placement.placement_problems(self):
-            raise ValueError(misplaced)
-        layouts = {host.name: host_port_plan(self, index) for index, host in enumerate(self.hosts)}
-        for ports in layouts.values():
-            if over_budget := host_budget_problem(self, ports):
-                raise ValueError(over_budget)
-        if shared := shared_address_problem(self, layouts):
-            raise ValueError(shared)
         return self
 
 
@@ -1004,10 +960,6 @@ def read_toml(path: Path) -> tuple[dict[str, Any], str]:
     return parse_toml(text, str(path)), text
 
 
-def _env_overrides(environ: dict[str, str]) -> dict[str, str]:
-    return {key: value for key, value in environ.items() if key.upper().startswith(ENV_PREFIX)}
-
-
 def _env_name(loc: tuple[str, ...]) -> str:
     return ENV_PREFIX + ENV_DELIMITER.join(part.upper() for part in loc)
 
@@ -1081,18 +1033,27 @@ def _issues_from(
                 key, message = ".".join(loc), keyed.group(2)
             if isinstance(error.get("input"), dict):
                 got = None  # a whole table: the message says what was wrong with it
-        source = file
-        line = None
-        env_hits = [name for name in (_env_name(loc[:n]) for n in range(len(loc), 0, -1)) if name in env_upper]
-        if env_hits:
-            source = f"environment {env_hits[0]}"
-        else:
-            for n in range(len(loc), 0, -1):
-                if loc[:n] in lines:
-                    line = lines[loc[:n]]
-                    break
+        source, line = _position(loc, file, lines, env_upper)
         issues.append(InputIssue(source, key, message, line=line, got=got, hint=hint))
     return issues
+
+
+def _position(loc: tuple[str, ...], file: str, lines: Mapping[tuple[str, ...], int], env_upper: set[str]) -> tuple[str, int | None]:
+    """Where the value at `loc` comes from: the OMNIGEN_* variable that set it (or a table above it),
+    else the file and the line of the nearest key written there."""
+    env_hits = [name for name in (_env_name(loc[:n]) for n in range(len(loc), 0, -1)) if name in env_upper]
+    if env_hits:
+        return f"environment {env_hits[0]}", None
+    for n in range(len(loc), 0, -1):
+        if loc[:n] in lines:
+            return file, lines[loc[:n]]
+    return file, None
+
+
+def issue_at(problem: KeyedProblem, *, file: str, text: str, env: Mapping[str, str]) -> InputIssue:
+    """A problem the plan layer found in a valid profile (feasibility.py), placed like a validation error."""
+    source, line = _position(problem.path, file, key_lines(text), {key.upper() for key in env})
+    return InputIssue(source, problem.key, problem.message, line=line)
 
 
 def check_schema_version(data: dict[str, Any], file: str, text: str) -> None:
@@ -1129,12 +1090,21 @@ def check_schema_version(data: dict[str, Any], file: str, text: str) -> None:
         )
 
 
-def load_profile(path: Path, environ: dict[str, str] | None = None) -> Profile:
-    """Read, override from the environment and validate a profile file."""
+@dataclass(frozen=True)
+class ProfileSource:
+    """A profile file as read: its TOML data and text, and the OMNIGEN_* overrides that apply."""
+
+    file: str
+    data: dict[str, Any]
+    text: str
+    env: dict[str, str]
+
+
+def read_profile_source(path: Path, environ: dict[str, str] | None = None) -> ProfileSource:
+    """Read a profile file and the environment's overrides (the model is validated by validate_model)."""
     data, text = read_toml(path)
     check_schema_version(data, str(path), text)
-    env = _env_overrides(dict(os.environ if environ is None else environ))
-    return validate_profile(data, file=str(path), text=text, env=env)
+    return ProfileSource(str(path), data, text, env_overrides(dict(os.environ if environ is None else environ)))
 
 
 def _unknown_overrides(env: dict[str, str]) -> list[InputIssue]:
@@ -1160,7 +1130,9 @@ def _unknown_overrides(env: dict[str, str]) -> list[InputIssue]:
     return issues
 
 
-def validate_profile(data: dict[str, Any], *, file: str, text: str, env: dict[str, str]) -> Profile:
+def validate_model(data: dict[str, Any], *, file: str, text: str, env: dict[str, str]) -> Profile:
+    """The profile model of `data`: every table valid on its own terms. Whether it can be deployed
+    (ports, budgets, the host's size, [[hosts]] placement) is loading.py's question."""
     if unknown := _unknown_overrides(env):
         raise ProfileError(unknown)
     try:

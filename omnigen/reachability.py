@@ -4,7 +4,7 @@
 calls connect and carry no audio, and nothing fails loudly. So an address that can
 never be a destination from another machine is refused where the profile names it
 (profile.py), and one that works only from some places is a warning that `build`
-and `explain` print (hostkinds.plan_warnings). Stdlib only.
+and `explain` print (caveats.plan_warnings). Stdlib only.
 
 The Copier template mirrors the refusals (scaffold/validators.jinja); a property
 test holds the two to the same verdicts.

@@ -16,10 +16,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, get_args
 
-from omnigen.capacity import dynamic_addresses_needed
+from omnigen.catalog.addressing import dynamic_addresses_needed
 from omnigen.errors import ProfileError
 from omnigen.hostkinds import userland_proxy_refusal
-from omnigen.profile import HostKind, Workers, validate_profile
+from omnigen.loading import validate_profile
+from omnigen.profile import HostKind, Workers
+from omnigen.search import most_that_fits
 
 MAX_CALLS = 10000  # the model's own upper bound on capacity.concurrent_calls
 LIMITS_FILE = Path(__file__).resolve().parent.parent / "scaffold" / "limits.jinja"
@@ -71,11 +73,8 @@ def max_calls(host_kind: str, bind: str, proxy: str = "on") -> int:
     answers = {**_BASE, **BIND_CASES[bind], "host_kind": host_kind, "userland_proxy": PROXY_CASES[proxy]}
     if not accepts({**answers, "concurrent_calls": 1}):
         return 0
-    low, high = 1, MAX_CALLS + 1  # accepted, refused (or past the model's bound)
-    while high - low > 1:
-        middle = (low + high) // 2
-        low, high = (middle, high) if accepts({**answers, "concurrent_calls": middle}) else (low, middle)
-    return low
+    # MAX_CALLS + 1 is past the model's bound: refused.
+    return most_that_fits(1, MAX_CALLS + 1, lambda calls: accepts({**answers, "concurrent_calls": calls}))
 
 
 def limits() -> dict[str, dict[str, dict[str, int]]]:

@@ -23,20 +23,17 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from omnigen import hostkinds
-from omnigen.capacity import port_plan
-
-if TYPE_CHECKING:
-    from omnigen.profile import Profile
+from omnigen.capacity import PortPlan, port_plan
+from omnigen.profile import MEMORY_PATTERN, Profile
+from omnigen.search import most_that_fits
 
 # The kernel, dockerd, containerd, sshd and page cache the host keeps for itself.
 SYSTEM_MEMORY_MIB = 256
 # dockerd refuses a NanoCPUs value below 0.01 CPU.
 MIN_CPUS = 0.01
 
-MEMORY_PATTERN = r"^[1-9][0-9]{0,6}(?:M|MB|MiB|G|GB|GiB)$"
 _MEMORY = re.compile(MEMORY_PATTERN)
 
 
@@ -251,13 +248,8 @@ def _most_calls_that_fit(profile: Profile, docker_proxy_mib: Callable[[int], flo
         sized = size(profile, docker_proxy_mib(calls), calls)
         return sized.memory_fits and sized.cpus_fit
 
-    if not fits(1):
-        return 0
-    low, high = 1, profile.capacity.concurrent_calls  # fits(low) holds; fits(high) does not when this is called
-    while high - low > 1:
-        middle = (low + high) // 2
-        low, high = (middle, high) if fits(middle) else (low, middle)
-    return low
+    # fits(concurrent_calls) does not hold when this is called.
+    return most_that_fits(1, profile.capacity.concurrent_calls, fits) if fits(1) else 0
 
 
 @dataclass(frozen=True)
@@ -302,14 +294,17 @@ def fit_problem(profile: Profile, docker_proxy_mib: Callable[[int], float]) -> F
     ), profile.host.cpus is not None)  # fmt: skip
 
 
-def docker_proxy_for(profile: Profile) -> Callable[[int], float]:
-    """docker-proxy memory (MiB) of the ports this profile publishes with `calls` concurrent calls (costs.py)."""
+def docker_proxy_for(profile: Profile, layout: PortPlan) -> Callable[[int], float]:
+    """docker-proxy memory (MiB) of the ports this profile publishes with `calls` concurrent calls (costs.py).
+
+    `layout` is the profile's own port plan: its calls cost what it publishes; other counts
+    (the search for the most calls that fit) are laid out for the question."""
     proxy = hostkinds.effective_userland_proxy(profile.host.kind, profile.host.userland_proxy)
 
     def memory(calls: int) -> float:
-        shaped = profile
-        if calls != profile.capacity.concurrent_calls:
-            shaped = profile.model_copy(update={"capacity": profile.capacity.model_copy(update={"concurrent_calls": calls})})
+        if calls == profile.capacity.concurrent_calls:
+            return float(layout.cost(proxy).memory_mib)
+        shaped = profile.model_copy(update={"capacity": profile.capacity.model_copy(update={"concurrent_calls": calls})})
         return float(port_plan(shaped).cost(proxy).memory_mib)
 
     return memory

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -244,21 +243,6 @@ def load_tls(profile: Profile, profile_path: Path, now: datetime.datetime, *, ge
     if profile.tls.mode == "files":
         return _operator_files(profile, profile_path, now)
     return _sidecar(profile, profile_path, now, generate)
-
-
-def write_sidecar(profile_path: Path, material: TlsMaterial) -> None:
-    """Keep a generated certificate beside the profile: folder 0700, key 0600, certificate 0644."""
-    from omnigen.errors import OutputError
-    from omnigen.write import SECRET_MODE, write_file_atomic
-
-    folder = tls_sidecar_dir(profile_path)
-    try:
-        folder.mkdir(mode=0o700, exist_ok=True)
-        os.chmod(folder, 0o700)
-    except OSError as exc:
-        raise OutputError(f"{folder}: cannot create the folder for the generated certificate ({exc.strerror or exc})") from None
-    write_file_atomic(folder / TLS_KEY, material.key_pem, SECRET_MODE)
-    write_file_atomic(folder / TLS_CHAIN, material.chain_pem, 0o644)
 
 
 # What nginx serves in an output folder: the ACME client's live pair when it has one, else the build's.

@@ -40,9 +40,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from omnigen.loading import load_profile  # noqa: E402
 from omnigen.pipeline import compile_profile  # noqa: E402
 from omnigen.plan import Plan  # noqa: E402
-from omnigen.profile import Secrets, load_profile  # noqa: E402
+from omnigen.profile import Secrets  # noqa: E402
 from tests.e2e.engine import DockerEngine, running_engine  # noqa: E402
 from tests.e2e.standins import build_standins  # noqa: E402
 

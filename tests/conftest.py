@@ -13,8 +13,9 @@ from typing import Any, NoReturn
 import pytest
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
+from omnigen.loading import load_profile
 from omnigen.pipeline import Compiled, compile_profile
-from omnigen.profile import Secrets, load_profile
+from omnigen.profile import Secrets
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILES = sorted((ROOT / "profiles").glob("*.toml"))
@@ -149,7 +150,7 @@ def snapshot_as(snapshot):  # type: ignore[no-untyped-def]
 SnapshotFactory = Callable[[str], object]
 
 
-# The components whose Dockerfiles a default profile builds (omnigen/application.py COMPONENT_CONTEXTS).
+# The components whose Dockerfiles a default profile builds (omnigen/catalog/application.py COMPONENT_CONTEXTS).
 FAKE_CHECKOUT_COMPONENTS = (
     "asterisk", "backend", "dialer/api", "dialer/worker", "frontend", "kamailio", "rtpengine", "websockets",
 )  # fmt: skip

@@ -1,4 +1,4 @@
-"""omnigen/application.py against the application's own code (tests/reference/omnivoip-app/, MIT).
+"""omnigen/catalog/application.py against the application's own code (tests/reference/omnivoip-app/, MIT).
 
 The generated deployment gives each component exactly the variables its code reads, under the
 names it reads, and probes the ports and paths it serves. The facts are read out of the
@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from omnigen.application import APP_LISTEN, HEALTH_PATHS, SERVICE_ENV
+from omnigen.catalog.application import APP_LISTEN, HEALTH_PATHS, SERVICE_ENV
 from omnigen.deployment import load_deployment
 from omnigen.formats.asteriskconf import conf_secret, parse_conf
 from omnigen.formats.dotenv import as_dict, parse
+from omnigen.loading import load_profile
 from omnigen.pipeline import compile_profile
-from omnigen.profile import Secrets, load_profile, load_secrets
+from omnigen.profile import Secrets, load_secrets
 from tests.conftest import EXAMPLES, ROOT, compile_example, fake_token
 
 APP = ROOT / "tests" / "reference" / "omnivoip-app" / "components"
@@ -71,7 +72,7 @@ REQUIRED: dict[str, set[str]] = {
 
 
 def test_the_reference_files_say_what_the_contract_restates() -> None:
-    # Facts read back from the code, so application.py cannot drift from it silently.
+    # Facts read back from the code, so catalog/application.py cannot drift from it silently.
     assert "--bind\", \"0.0.0.0:8000\"" in _read("backend/Dockerfile") and APP_LISTEN["django-app"] == 8000
     assert "\"--port\", \"8000\"" in _read("websockets/Dockerfile") and APP_LISTEN["websockets"] == 8000
     assert "\"--port\", \"8001\"" in _read("dialer/api/Dockerfile") and APP_LISTEN["dialer-api"] == 8001

@@ -24,7 +24,8 @@ from omnigen.capacity import (
     with_headroom,
 )
 from omnigen.errors import EXIT_BAD_INPUT, ProfileError
-from omnigen.profile import Profile, validate_profile
+from omnigen.loading import validate_profile
+from omnigen.profile import Profile
 
 NEEDS = [
     # calls, headroom, supervised %, video -> channels, ports needed, range size

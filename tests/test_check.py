@@ -13,8 +13,8 @@ import pytest
 
 from omnigen.cli import main
 from omnigen.commands.check import fast_default_out_dir
+from omnigen.loading import load_profile
 from omnigen.pipeline import build, default_out_dir
-from omnigen.profile import load_profile
 from tests.conftest import EXAMPLES, ROOT, compose_binary, fake_token, run_cli
 from tests.faults import photograph
 

@@ -22,8 +22,8 @@ from omnigen import placement
 from omnigen.capacity import host_port_plan
 from omnigen.cluster import STACK_OUTPUTS
 from omnigen.formats.asteriskconf import parse_conf
+from omnigen.loading import load_profile
 from omnigen.pipeline import Compiled
-from omnigen.profile import load_profile
 from omnigen.schema import profile_schema
 from tests.conftest import (
     MULTI_HOST_EXAMPLES,

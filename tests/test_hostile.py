@@ -33,8 +33,9 @@ from omnigen.errors import ProfileError
 from omnigen.formats import dotenv
 from omnigen.formats.asteriskconf import ConfValueError, conf_value, parse_conf
 from omnigen.formats.keyfile import KeyFileValueError, keyfile_value
+from omnigen.loading import validate_profile
 from omnigen.pipeline import compile_profile
-from omnigen.profile import ASTERISK_UNREADABLE, SECRET_NAMES, Profile, Secrets, validate_profile
+from omnigen.profile import ASTERISK_UNREADABLE, SECRET_NAMES, Profile, Secrets
 from omnigen.render import yaml_quote
 from tests.conftest import ROOT, compose_json, fake_token, run_cli, write_files
 

@@ -13,7 +13,8 @@ import pytest
 from omnigen import costs, hostkinds
 from omnigen.capacity import port_plan
 from omnigen.errors import EXIT_BAD_INPUT, ProfileError
-from omnigen.profile import HostKind, Profile, Secrets, validate_profile
+from omnigen.loading import validate_profile
+from omnigen.profile import HostKind, Profile, Secrets
 from tests.conftest import compile_example, fake_token
 
 BASE: dict[str, Any] = {
@@ -310,7 +311,7 @@ def test_budget_error_is_located_at_the_capacity_line(tmp_path: Path) -> None:
         'schema_version = 2\n[project]\nname = "big"\n[host]\nkind = "vps"\n[network]\nbind_ip = "192.168.1.10"\n'
         "[capacity]\nconcurrent_calls = 500\n"
     )
-    from omnigen.profile import load_profile
+    from omnigen.loading import load_profile
 
     with pytest.raises(ProfileError) as caught:
         load_profile(path, {})

@@ -9,7 +9,7 @@ import tomllib
 from pathlib import Path
 
 from omnigen.cli import COMMANDS
-from omnigen.profile import load_profile
+from omnigen.loading import load_profile
 from tests.conftest import ROOT, run_cli, run_compose
 
 REFERENCE = ROOT / "tests" / "reference" / "omnivoip-v2"

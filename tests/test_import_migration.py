@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from omnigen.errors import ProfileError
 from omnigen.importing import Imported, ImportRefused, normalize_project_name, render_report
-from omnigen.profile import validate_profile
+from omnigen.loading import validate_profile
 from tests.conftest import ROOT, compose_binary, run_cli, run_compose
 from tests.test_importing import REFERENCE, edit, import_from
 

@@ -21,7 +21,8 @@ from omnigen.deployment import load_deployment
 from omnigen.errors import ProfileError
 from omnigen.importing import Imported, ImportOptions, ImportRefused, import_deployment, render_report
 from omnigen.lint import list_dir, read_text
-from omnigen.profile import SECRET_NAMES, Secrets, validate_profile
+from omnigen.loading import validate_profile
+from omnigen.profile import SECRET_NAMES, Secrets
 from tests.conftest import ROOT, fake_token
 
 REFERENCE = ROOT / "tests" / "reference" / "omnivoip-v2"
@@ -175,8 +176,8 @@ def test_a_site_that_pulls_its_images_keeps_pulling_them(variant: Path) -> None:
 def test_the_generated_deployment_passes_the_rules_the_original_fails(reference: Imported) -> None:
     assert any(finding.severity == "error" for finding in reference.original_findings)
     # compile_profile ran the verify stage; the same rules on the output find nothing.
+    from omnigen.deployment import deployment_from_memory
     from omnigen.rules import RuleContext, run_rules
-    from omnigen.verify import deployment_from_memory
 
     report = run_rules(deployment_from_memory(reference.compiled.files), RuleContext(calls=reference.profile.capacity.concurrent_calls))
     assert report.findings == []

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from omnigen.errors import ProfileError
+from omnigen.loading import validate_profile
 from omnigen.migrations import MIGRATIONS, migrate_text
-from omnigen.profile import SCHEMA_VERSION, validate_profile
+from omnigen.profile import SCHEMA_VERSION
 from tests.conftest import ROOT
 
 CASES = ROOT / "tests" / "migrations"

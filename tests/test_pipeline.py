@@ -294,7 +294,7 @@ def test_racing_first_builds_deploy_the_secrets_of_the_sidecar(tmp_path: Path, s
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root can give files to a container's user")
 @pytest.mark.parametrize("name", ["vps-nat", "multi-host-2"])
 def test_a_root_build_gives_the_asterisk_secret_files_to_the_asterisk_user(tmp_path: Path, name: str) -> None:
-    from omnigen.application import ASTERISK_GID, ASTERISK_UID
+    from omnigen.catalog.application import ASTERISK_GID, ASTERISK_UID
     from omnigen.plan import ASTERISK_SECRET_FILES
 
     make_fake_checkout(tmp_path / "omnivoip")

@@ -201,7 +201,7 @@ def test_lan_mode_webrtc_without_public_ip_names_the_reason(tmp_path: Path) -> N
     path.write_text(
         'schema_version = 2\n[project]\nname = "lan"\n[network]\nmode = "ipvlan"\n' + _LAN + "[capacity]\nconcurrent_calls = 20\n[components]\nwebrtc = true\n"
     )
-    from omnigen.profile import load_profile
+    from omnigen.loading import load_profile
 
     with pytest.raises(ProfileError) as caught:
         load_profile(path, {})

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from omnigen.loading import load_profile, validate_profile
 from omnigen.probes import (
     HOST_SIDE_FIX,
     SYSCTL_ERROR,
@@ -27,7 +28,7 @@ from omnigen.probes import (
     runc_reopens_procfs,
     socket_binder,
 )
-from omnigen.profile import Profile, load_profile, validate_profile
+from omnigen.profile import Profile
 from tests.conftest import ROOT
 
 FIXTURES = Path(__file__).resolve().parent / "doctor_fixtures"

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from omnigen.errors import ProfileError
-from omnigen.profile import load_profile, load_secrets
+from omnigen.loading import load_profile
+from omnigen.profile import load_secrets
 from tests.conftest import run_cli
 
 GOOD = """schema_version = 2

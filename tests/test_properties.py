@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from omnigen import hostkinds
 from omnigen.capacity import max_calls_within
 from omnigen.formats import dotenv
+from omnigen.loading import validate_profile
 from omnigen.pipeline import compile_profile
-from omnigen.profile import SECRET_NAMES, Profile, Secrets, validate_profile
+from omnigen.profile import SECRET_NAMES, Profile, Secrets
 from tests.conftest import compose_json, fake_token, run_compose, write_files
 
 HOST_KINDS = ["vps", "bare-metal", "lxc-unprivileged", "lxc-privileged", "docker-desktop", "rootless"]

@@ -19,7 +19,7 @@ import zipfile
 from pathlib import Path
 
 from omnigen import __version__
-from omnigen.profile import load_profile
+from omnigen.loading import load_profile
 from tests.conftest import ROOT, compose_binary, make_fake_checkout
 from tests.test_scaffold import GIT_ENV, git, template_copy
 

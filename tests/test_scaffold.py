@@ -29,7 +29,8 @@ from jinja2.sandbox import SandboxedEnvironment
 from omnigen import __version__
 from omnigen.cli import COMMANDS
 from omnigen.errors import ProfileError
-from omnigen.profile import TIMEZONE_PATTERN, HostKind, Profile, load_profile, validate_profile
+from omnigen.loading import load_profile, validate_profile
+from omnigen.profile import TIMEZONE_PATTERN, HostKind, Profile
 from omnigen.scaffold import BIND_CASES, LIMITS_FILE, MAX_CALLS, PROXY_CASES, accepts, limits, limits_jinja, max_calls, scaffold_profile
 from tests.conftest import ROOT, make_fake_checkout
 

@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 
 from omnigen import sizing
 from omnigen.errors import ProfileError
+from omnigen.loading import validate_profile
 from omnigen.probes import CommandResult, HostView, diagnose, probe_machine_size
-from omnigen.profile import Profile, Secrets, validate_profile
+from omnigen.profile import Profile, Secrets
 from tests.conftest import ROOT, fake_token, run_cli
 
 BASE: dict[str, Any] = {

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from omnigen.profile import Profile
+    from omnigen.loading import Loaded
 
 HELP = "compile profiles into docker-compose.yml, .env and the service configs"
 EPILOG = """examples:
@@ -52,7 +52,7 @@ def _summary(result: object) -> str:
 
 
 def _print_warnings(result: object) -> None:
-    """Host-kind and network-mode caveats (omnigen/hostkinds.py): on stderr, even with --quiet."""
+    """Host-kind and network-mode caveats (omnigen/caveats.py): on stderr, even with --quiet."""
     from omnigen.pipeline import BuildResult
 
     assert isinstance(result, BuildResult)
@@ -77,25 +77,25 @@ def run(args: argparse.Namespace) -> int:
     return _batch(args)
 
 
-def _load_all(profiles: list[Path], out_root: Path | None) -> tuple[dict[Path, Profile], list[str]]:
+def _load_all(profiles: list[Path], out_root: Path | None) -> tuple[dict[Path, Loaded], list[str]]:
     """Every profile that loads, and the folders two of them would write: the second would
     silently replace the first's files (and leave them out of step with the first's sidecar)."""
     import os
 
     from omnigen.errors import OmnigenError
+    from omnigen.loading import load
     from omnigen.pipeline import output_dir
-    from omnigen.profile import load_profile
 
-    loaded: dict[Path, Profile] = {}
+    loaded: dict[Path, Loaded] = {}
     writers: dict[str, list[Path]] = {}
     shown: dict[str, Path] = {}
     for path in profiles:
         try:
-            profile = load_profile(path, dict(os.environ))
+            checked = load(path, dict(os.environ))
         except OmnigenError:
             continue  # reported when the batch builds it
-        loaded[path] = profile
-        folder = output_dir(path, profile, None, out_root)
+        loaded[path] = checked
+        folder = output_dir(path, checked.profile, None, out_root)
         key = os.path.realpath(folder)
         writers.setdefault(key, []).append(path)
         shown.setdefault(key, folder)

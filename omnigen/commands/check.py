@@ -48,9 +48,9 @@ def fast_default_out_dir(profile: Path, profile_bytes: bytes, environ: dict[str,
     """out/<project.name> beside the profile, read with tomllib alone; None when only full validation can tell."""
     import tomllib
 
-    from omnigen.fingerprint import output_path
+    from omnigen.fingerprint import output_path, overrides_table
 
-    if any(key.upper().startswith("OMNIGEN_PROJECT") for key in environ):
+    if overrides_table(environ, "project"):
         return None
     try:
         name = tomllib.loads(profile_bytes.decode("utf-8"))["project"]["name"]

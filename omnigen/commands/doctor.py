@@ -31,15 +31,16 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.root.is_dir():
         raise UsageError(f"--root: {args.root} is not a folder; pass the root of the filesystem to examine")
-    profile = None
+    profile = layout = None
     if args.profile is not None:
-        from omnigen.profile import load_profile
+        from omnigen.loading import load
 
-        profile = load_profile(args.profile)
+        checked = load(args.profile)
+        profile, layout = checked.profile, checked.layout
     own_root = args.root.resolve() == Path("/")
     # Another root is another system: this machine's runc or docker would answer for the wrong one.
     view = HostView(root=args.root, run=system_runner if own_root else None, environ=dict(os.environ), system=platform.system())
-    result = diagnose(view, profile)
+    result = diagnose(view, profile, layout)
     if profile is not None:
         from dataclasses import replace
 

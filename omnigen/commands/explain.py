@@ -31,23 +31,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from omnigen.capacity import DEFAULT_OPUS_KBPS, port_plan
+    from omnigen.capacity import DEFAULT_OPUS_KBPS
     from omnigen.credentials import resolve
     from omnigen.errors import UsageError
     from omnigen.explain import explain_data, explain_tables, render_plain
-    from omnigen.plan import make_plan
-    from omnigen.profile import Secrets, load_profile
+    from omnigen.loading import load
+    from omnigen.planning import make_plan
+    from omnigen.profile import Secrets
 
     opus = DEFAULT_OPUS_KBPS if args.opus_kbps is None else args.opus_kbps
     if not 6 <= opus <= 510:
         raise UsageError(f"--opus-kbps: Opus encodes 6-510 kbit/s (got {opus:g}); pass a bitrate in that range")
-    profile = load_profile(args.profile)
+    checked = load(args.profile)
+    profile = checked.profile
     # The plan needs every secret to exist, but explain prints none of them: stand-ins
     # that never leave this process, so the sidecar is neither read nor created.
     secrets, _ = resolve(Secrets(), lambda _name: "explain-prints-no-secrets")
-    plan = make_plan(profile, secrets)
+    plan = make_plan(profile, secrets, checked.layout)
     # A multi-host plan carries each host's layout; a single host has one.
-    data = explain_data(profile, plan, None if profile.hosts else port_plan(profile), opus)
+    data = explain_data(profile, plan, checked.layout.ports, opus)
     if args.format == "json":
         sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
         return 0

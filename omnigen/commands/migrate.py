@@ -47,8 +47,9 @@ def _one(path: Path, *, check: bool) -> bool:
     import stat
 
     from omnigen.errors import InputIssue, ProfileError
+    from omnigen.loading import validate
     from omnigen.migrations import migrate_text
-    from omnigen.profile import read_toml, validate_profile
+    from omnigen.profile import read_toml
     from omnigen.write import write_file_atomic
 
     _data, text = read_toml(path)  # located errors for missing, unreadable, non-UTF-8 or malformed files
@@ -71,16 +72,11 @@ def _one(path: Path, *, check: bool) -> bool:
     from omnigen.tomlpos import parse_toml
 
     try:
-        profile = validate_profile(parse_toml(result.text, str(path)), file=str(path), text=result.text, env={})
+        checked = validate(parse_toml(result.text, str(path)), file=str(path), text=result.text, env={})
     except ProfileError as error:
         raise ProfileError(
             [InputIssue(str(path), "", "migrated, but the profile does not validate yet", hint="fix the problems below, then `omnigen build`"), *error.issues]
         ) from None
-    from omnigen.credentials import resolve
-    from omnigen.plan import make_plan
-    from omnigen.profile import Secrets
-
-    any_secrets, _ = resolve(Secrets(), lambda name: f"sizing-only-{name}")  # the RTP range reads no secret
-    rtp = make_plan(profile, any_secrets).rtp
+    rtp = checked.layout.first_rtp
     print(f"  valid; {rtp.calls} calls -> RTP {rtp.start}-{rtp.end} ({rtp.size} ports). Next: omnigen build {path}")
     return False

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from omnigen.capacity import asterisk_ports_needed
+from omnigen.catalog.media import ASTERISK_PORTS_PER_CALL, RTPENGINE_PORTS_PER_CALL, asterisk_ports_needed, rtpengine_ports_needed
 from omnigen.deployment import ASTERISK_CONFIG_DIR, RTPENGINE_CONFIG, Deployment, Location, MountedConfig
 from omnigen.formats.asteriskconf import ConfSection
 from omnigen.formats.composeports import parse_port
 from omnigen.placeholders import PLACEHOLDER_PATTERN as PLACEHOLDER
-from omnigen.rules import Hit, RuleContext, rule
+from omnigen.rules.registry import Hit, RuleContext, rule
 
 ADDRESS_PLACEHOLDER = re.compile(r"\$\{?|PUBLIC_IP|PRIVATE_IP|EXTERNAL_IP|LOCAL_IP|YOUR_|x\.x\.x\.x|^<.*>$", re.I)
 SECRET_KEY = re.compile(r"PASSWORD|PASSWD|_PASS$|SECRET|TOKEN|API_KEY|PRIVATE_KEY|_SK$", re.I)
@@ -31,7 +31,6 @@ RTPENGINE_DEFAULT_RANGE = (30000, 40000)
 # Asterisk's fallback when rtp.conf sets no range or an impossible one (res_rtp_asterisk.c).
 ASTERISK_DEFAULT_RANGE = (5000, 31000)
 SIP_PROTOCOLS = {"udp", "tcp", "tls"}
-RTPENGINE_PORTS_PER_CALL = 4  # two sides x (RTP + RTCP) without rtcp-mux
 
 
 def _int(text: object) -> int | None:
@@ -74,7 +73,7 @@ class RangeSource:
         return f"{self.what} {self.start}-{self.end}"
 
 
-def _published_media_range(deployment: Deployment, service_name: str) -> RangeSource | None:
+def published_media_range(deployment: Deployment, service_name: str) -> RangeSource | None:
     """The union of the UDP port ranges (more than one port) a service publishes, when it is one contiguous range."""
     service = deployment.services.get(service_name, {})
     spans: list[tuple[int, int, int]] = []
@@ -124,7 +123,8 @@ def _asterisk_services(deployment: Deployment) -> list[tuple[str, MountedConfig 
     return [(service, deployment.config("rtp.conf"))] if service is not None else []
 
 
-def _rtp_conf_range(config: MountedConfig) -> RangeSource:
+def rtp_conf_range(config: MountedConfig) -> RangeSource:
+    """The rtpstart-rtpend range of a mounted rtp.conf, with where each end is set."""
     general = config.conf.section("general")
     start = general.get("rtpstart") if general else None
     end = general.get("rtpend") if general else None
@@ -174,14 +174,14 @@ def _disagreement(sources: list[RangeSource], family: str, service: str | None) 
 @rule("OV201", "rtp-range-drift", "error", "The RTP range must be the same in compose, rtp.conf/rtpengine.conf and .env, or media arrives on ports nobody listens on.", "DOMAIN.md s.1, s.3")
 def rtp_range_drift(deployment: Deployment, _: RuleContext) -> Iterator[Hit]:
     for asterisk, rtp in _asterisk_services(deployment):
-        sources = [source for source in (_published_media_range(deployment, asterisk), _rtp_conf_range(rtp) if rtp else None) if source]
+        sources = [source for source in (published_media_range(deployment, asterisk), rtp_conf_range(rtp) if rtp else None) if source]
         if sources:
             env = _env_range(deployment, asterisk, "ACD_RTP_PORT_MIN", "ACD_RTP_PORT_MAX")
             yield from _disagreement([*sources, *([env] if env else [])], "Asterisk", asterisk)
     rtpengine = _rtpengine_service(deployment)
     config = deployment.config("rtpengine.conf")
     if rtpengine is not None:
-        sources = [source for source in (_published_media_range(deployment, rtpengine), _rtpengine_range(config) if config else None) if source]
+        sources = [source for source in (published_media_range(deployment, rtpengine), _rtpengine_range(config) if config else None) if source]
         if sources:
             env = _env_range(deployment, rtpengine, "RTPENGINE_RTP_PORT_MIN", "RTPENGINE_RTP_PORT_MAX")
             yield from _disagreement([*sources, *([env] if env else [])], "rtpengine", rtpengine)
@@ -367,7 +367,8 @@ def config_not_read(deployment: Deployment, _: RuleContext) -> Iterator[Hit]:
             )
 
 
-def _listen_ports(service: dict[str, Any]) -> set[int]:
+def listen_ports(service: dict[str, Any]) -> set[int]:
+    """The ports a service listens on: its published and exposed container ports and the ports its command names."""
     ports: set[int] = set()
     for entry in service.get("ports") or []:
         spec = parse_port(entry)
@@ -420,7 +421,7 @@ def client_port(deployment: Deployment, _: RuleContext) -> Iterator[Hit]:
     for name in services:
         env = deployment.service_env(name)
         for variable, server, port in _client_targets(env, services):
-            listening = _listen_ports(services[server])
+            listening = listen_ports(services[server])
             if listening and port not in listening:
                 location = deployment.where("services", name, "environment", variable)
                 raw = deployment.raw_strings.get(("services", name, "environment", variable), "")
@@ -513,12 +514,12 @@ def url_secret(deployment: Deployment, _: RuleContext) -> Iterator[Hit]:
 
 def _shared_capacity(calls: int, needed: int, asterisks: list[tuple[str, MountedConfig]]) -> Iterator[Hit]:
     """Several Asterisks (a Swarm stack: one per voice host) share the calls: their ranges add up."""
-    sources = [_rtp_conf_range(rtp) for _, rtp in asterisks]
+    sources = [rtp_conf_range(rtp) for _, rtp in asterisks]
     total = sum(source.end - source.start + 1 for source in sources if source.start is not None and source.end is not None)
     if total < needed:
         yield Hit(
             sources[0].location,
-            f"the {len(asterisks)} Asterisk RTP ranges hold {total} ports together; {calls} bridged calls need {needed} (4 per call) plus headroom",
+            f"the {len(asterisks)} Asterisk RTP ranges hold {total} ports together; {calls} bridged calls need {needed} ({ASTERISK_PORTS_PER_CALL} per call) plus headroom",
             asterisks[0][0],
             tuple(source.location for source in sources[1:]),
         )
@@ -532,25 +533,25 @@ def rtp_capacity(deployment: Deployment, context: RuleContext) -> Iterator[Hit]:
     shared = [(service, rtp) for service, rtp in _asterisk_services(deployment) if rtp is not None]
     rtp = deployment.config("rtp.conf")
     asterisk = _asterisk_service(deployment)
-    published = _published_media_range(deployment, asterisk) if asterisk else None
+    published = published_media_range(deployment, asterisk) if asterisk else None
     if len(shared) > 1:
         yield from _shared_capacity(context.calls, needed, shared)
     elif rtp:
-        source = _rtp_conf_range(rtp)
+        source = rtp_conf_range(rtp)
         related = (published.location,) if published else ()
         if source.start is not None and source.end is not None and source.end - source.start + 1 < needed:
             size = source.end - source.start + 1
-            yield Hit(source.location, f"the RTP range holds {size} ports; {context.calls} bridged calls need {needed} (4 per call) plus headroom", rtp.service, related)
+            yield Hit(source.location, f"the RTP range holds {size} ports; {context.calls} bridged calls need {needed} ({ASTERISK_PORTS_PER_CALL} per call) plus headroom", rtp.service, related)
     elif published and published.start is not None and published.end is not None and published.end - published.start + 1 < needed:
         size = published.end - published.start + 1
-        yield Hit(published.location, f"the published RTP range holds {size} ports; {context.calls} bridged calls need {needed} (4 per call)", asterisk)
+        yield Hit(published.location, f"the published RTP range holds {size} ports; {context.calls} bridged calls need {needed} ({ASTERISK_PORTS_PER_CALL} per call)", asterisk)
     engine = deployment.config("rtpengine.conf")
     if engine:
         source = _rtpengine_range(engine)
-        engine_needed = context.calls * RTPENGINE_PORTS_PER_CALL
+        engine_needed = rtpengine_ports_needed(context.calls)
         if source.start is not None and source.end is not None and source.end - source.start + 1 < engine_needed:
             size = source.end - source.start + 1
-            yield Hit(source.location, f"rtpengine's range holds {size} ports; {context.calls} calls need {engine_needed} (4 per call)", engine.service)
+            yield Hit(source.location, f"rtpengine's range holds {size} ports; {context.calls} calls need {engine_needed} ({RTPENGINE_PORTS_PER_CALL} per call)", engine.service)
 
 
 @rule("OV211", "undefined-variable", "error", "An unresolved ${VAR} becomes an empty string: a blank password, port or address.", "Compose interpolation")
@@ -640,7 +641,7 @@ def _advertised(deployment: Deployment, service: str, rtp: MountedConfig | None)
         port = _int(port_setting.value) if port_setting else None
         if port is None and (bind := section.get("bind")):
             port = _int(bind.value.rsplit(":", 1)[-1]) if ":" in bind.value else 5060
-        return _Advertised(service, address.value, Location(pjsip.path, address.line), port, _rtp_conf_range(rtp) if rtp else None)
+        return _Advertised(service, address.value, Location(pjsip.path, address.line), port, rtp_conf_range(rtp) if rtp else None)
     return None
 
 

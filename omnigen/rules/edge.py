@@ -17,7 +17,7 @@ from omnigen.formats.asteriskconf import ConfSection, ConfSetting
 from omnigen.formats.composeports import PortSpec, parse_port
 from omnigen.formats.kamailiocfg import KamailioCfg, Listen, parse_dispatcher_list, parse_kamailio_cfg
 from omnigen.formats.nginxconf import Directive, NginxSyntaxError, parse_nginx
-from omnigen.rules import Hit, RuleContext, rule
+from omnigen.rules.registry import Hit, RuleContext, rule
 
 KAMAILIO_DEFAULT_CONFIG = "/etc/kamailio/kamailio.cfg"
 RTPENGINE_GROUP = "rtpengine"

@@ -15,11 +15,11 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from omnigen.application import ROOT_MASTER_CAPABILITIES
+from omnigen.catalog.application import ROOT_MASTER_CAPABILITIES
 from omnigen.deployment import Deployment, Mount, truthy
 from omnigen.formats.composeports import PortSpec, parse_port
 from omnigen.redact import looks_like_credential_name
-from omnigen.rules import Hit, RuleContext, rule
+from omnigen.rules.registry import Hit, RuleContext, rule
 
 # CIS 5.6 names /, /boot, /dev, /etc, /lib, /proc, /sys, /usr; the rest hold the same kind of host state.
 SENSITIVE_TREES = ("/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/proc", "/sys", "/usr", "/bin", "/sbin", "/root", "/var/lib/docker")

@@ -24,10 +24,10 @@ from typing import Any
 
 import pytest
 
-from omnigen.cluster import ClusterPlan
+from omnigen.loading import load_profile
 from omnigen.pipeline import compile_profile
-from omnigen.plan import Plan
-from omnigen.profile import load_profile, load_secrets, secrets_path_for
+from omnigen.plan import ClusterPlan, Plan
+from omnigen.profile import load_secrets, secrets_path_for
 from tests.conftest import run_cli
 from tests.e2e.engine import DockerEngine
 from tests.e2e.standins import build_standins

@@ -28,16 +28,16 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from omnigen import placement
-from omnigen.application import BROWSER_ORIGIN_VARIABLES
-from omnigen.deployment import Deployment
+from omnigen.catalog.application import BROWSER_ORIGIN_VARIABLES
+from omnigen.catalog.services import CLIENT_NEEDS
+from omnigen.deployment import Deployment, deployment_from_memory
 from omnigen.errors import VerifyError
 from omnigen.formats import dotenv
 from omnigen.formats.composeports import parse_port
 from omnigen.plan import Plan
 from omnigen.rules import RuleContext, run_rules
-from omnigen.rules.drift import _listen_ports, _published_media_range, _rtp_conf_range
-from omnigen.verify import deployment_from_memory
+from omnigen.rules.drift import listen_ports, published_media_range, rtp_conf_range
+from omnigen.verify.bundle import verify_bundle
 
 STACK_FILE = "stack.yml"
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")
@@ -185,20 +185,20 @@ def _range_problems(plan: Plan, stack: Deployment, bundles: dict[str, Deployment
         planned = (voice.rtp.start, voice.rtp.end)
         bundle = bundles[voice.host]
         statements: dict[str, tuple[int | None, int | None]] = {}
-        published = _published_media_range(stack, voice.service)
+        published = published_media_range(stack, voice.service)
         statements[f"{STACK_FILE} {voice.service} ports"] = (published.start, published.end) if published else (None, None)
         env = stack.service_env(voice.service)
         statements[f"{STACK_FILE} {voice.service} ACD_RTP_PORT_MIN/MAX"] = (_number(env.get("ACD_RTP_PORT_MIN")), _number(env.get("ACD_RTP_PORT_MAX")))
         for config in stack.configs_named("rtp.conf"):
             if config.service == voice.service:
-                source = _rtp_conf_range(config)
+                source = rtp_conf_range(config)
                 statements[f"{config.path} (Swarm config of {voice.service})"] = (source.start, source.end)
-        bundle_ports = _published_media_range(bundle, "asterisk")
+        bundle_ports = published_media_range(bundle, "asterisk")
         statements[f"hosts/{voice.host}/docker-compose.yml ports"] = (bundle_ports.start, bundle_ports.end) if bundle_ports else (None, None)
         statements[f"hosts/{voice.host}/.env ACD_RTP_PORT_MIN/MAX"] = (_number(bundle.env.get("ACD_RTP_PORT_MIN")), _number(bundle.env.get("ACD_RTP_PORT_MAX")))
         bundle_conf = bundle.config("rtp.conf")
         if bundle_conf is not None:
-            source = _rtp_conf_range(bundle_conf)
+            source = rtp_conf_range(bundle_conf)
             statements[f"hosts/{voice.host}/{bundle_conf.path}"] = (source.start, source.end)
         wrong = {where: value for where, value in statements.items() if value != planned}
         if wrong or len(statements) < 6:
@@ -251,7 +251,7 @@ def _resolution_problems(plan: Plan, stack: Deployment, bundles: dict[str, Deplo
     for service, variable, host, port in client_addresses(stack):
         if host not in stack.services:
             yield f"{STACK_FILE}: {service} is told {variable} -> {host}:{port}, which is no service of the stack"
-        elif (listening := _listen_ports(stack.services[host])) and port not in listening:
+        elif (listening := listen_ports(stack.services[host])) and port not in listening:
             yield f"{STACK_FILE}: {service} is told {variable} -> {host}:{port}, but {host} listens on {sorted(listening)}"
     by_address = {bundle.address: bundle.name for bundle in plan.cluster.hosts}
     for name, bundle in bundles.items():
@@ -259,7 +259,7 @@ def _resolution_problems(plan: Plan, stack: Deployment, bundles: dict[str, Deplo
             where = f"hosts/{name}: {service} is told {variable} -> {host}:{port}"
             if host in bundle.services:
                 # As OV207: a service whose listen ports cannot be read from the file is taken at its word.
-                if (listening := _listen_ports(bundle.services[host])) and port not in listening:
+                if (listening := listen_ports(bundle.services[host])) and port not in listening:
                     yield f"{where}, but {host} listens on {sorted(listening)}"
                 continue
             if not _is_address(host) or host not in by_address:
@@ -277,9 +277,9 @@ def _resolution_problems(plan: Plan, stack: Deployment, bundles: dict[str, Deplo
                 yield f"{where}, but hosts/{target_name} publishes nothing there on {host}"
                 continue
             server, spec = served[0]
-            if spec.container_start not in _listen_ports(target.services[server]):
+            if spec.container_start not in listen_ports(target.services[server]):
                 yield f"{where}: hosts/{target_name} forwards it to {server}:{spec.container_start}, where nothing listens"
-            elif server not in placement.CLIENT_NEEDS.get(service, ()):
+            elif server not in CLIENT_NEEDS.get(service, ()):
                 yield f"{where}: that is {server} on {target_name}, which {service} does not use"
 
 
@@ -314,8 +314,6 @@ def _deploy_script_problems(plan: Plan, script: str) -> Iterator[str]:
 
 def verify_cluster(plan: Plan, files: dict[str, str]) -> Deployment:
     """Verify a multi-host build. Returns the stack's Deployment; raises VerifyError."""
-    from omnigen.verify import verify
-
     cluster = plan.cluster
     assert cluster is not None
     problems: list[str] = []
@@ -324,7 +322,7 @@ def verify_cluster(plan: Plan, files: dict[str, str]) -> Deployment:
         name = folder.rsplit("/", 1)[-1]
         sub = _folder_files(files, folder)
         try:
-            bundle = verify(part, sub)
+            bundle = verify_bundle(part, sub)
         except VerifyError as error:
             problems += [f"{folder}/{finding}" for finding in error.findings]
             continue

@@ -1,4 +1,4 @@
-"""Stage 4: parse the rendered files back and hold them to the rule set.
+"""Verify one compose bundle: parse the rendered files back and hold them to the rule set.
 
 The same rules that `omnigen lint` applies to hand-written deployments run here
 on the in-memory output, plus checks only the generator can make: that the
@@ -8,29 +8,13 @@ and nothing is written.
 
 from __future__ import annotations
 
-import posixpath
-
-from omnigen.deployment import Deployment, load_deployment
+from omnigen.deployment import Deployment, deployment_from_memory
 from omnigen.errors import VerifyError
 from omnigen.formats import dotenv
 from omnigen.formats.composemerge import split_volume
 from omnigen.formats.composeports import parse_port
 from omnigen.plan import VOLUME_MOUNTS, Plan
 from omnigen.rules import RuleContext, run_rules
-
-
-def deployment_from_memory(files: dict[str, str], compose_file: str = "docker-compose.yml") -> Deployment:
-    """The deployment the rendered files make, read the way `omnigen lint` reads one on disk."""
-
-    def read(path: str) -> str | None:
-        return files.get(posixpath.normpath(path))
-
-    def list_dir(path: str) -> list[str] | None:
-        prefix = posixpath.normpath(path) + "/"
-        names = sorted({name[len(prefix) :].split("/", 1)[0] for name in files if name.startswith(prefix)})
-        return names or None
-
-    return load_deployment(compose_file, read, list_dir)
 
 
 def _plan_agreement(plan: Plan, files: dict[str, str], deployment: Deployment) -> list[str]:
@@ -104,11 +88,8 @@ def _volume_agreement(plan: Plan, deployment: Deployment) -> list[str]:
     return problems
 
 
-def verify(plan: Plan, files: dict[str, str]) -> Deployment:
-    if plan.cluster is not None:  # multi-host: every bundle, the stack and the cross-host invariants
-        from omnigen.clusterverify import verify_cluster
-
-        return verify_cluster(plan, files)
+def verify_bundle(plan: Plan, files: dict[str, str]) -> Deployment:
+    """Verify a single-host build or one host's bundle. Returns its Deployment; raises VerifyError."""
     deployment = deployment_from_memory(files)
     report = run_rules(deployment, RuleContext(calls=plan.rtp.calls))
     # Generated files carry no disable comments, so nothing can be suppressed here; count both to be sure.
