@@ -83,6 +83,7 @@ class ImageConfig:
     entrypoint: Sequence[str] | None = None
     cmd: Sequence[str] | None = None
     expose: Sequence[str] = ()
+    volumes: Sequence[str] = ()
     labels: Mapping[str, str] = field(default_factory=dict)
 
     def changes(self) -> list[str]:
@@ -99,6 +100,7 @@ class ImageConfig:
         if self.cmd is not None:
             lines.append(f"CMD {json.dumps(list(self.cmd))}")
         lines += [f"EXPOSE {port}" for port in self.expose]
+        lines += [f"VOLUME {json.dumps([path])}" for path in self.volumes]
         return lines
 
 
