@@ -10,7 +10,9 @@ content hash that names every image.
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
+import hashlib
 import os
 import shutil
 import signal
@@ -23,6 +25,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import boto3
 import pytest
@@ -33,7 +36,6 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 from panoramisk import Manager
 
-from tests.e2e.realapp import standin_asterisk, standin_minio
 from tests.e2e.realapp.rootfs import ImageConfig, ImageFile, content_hash
 from tests.e2e.realapp.standin_minio import S3Error, verify
 
@@ -76,18 +78,16 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 def signed(
     method: str, url: str, body: bytes = b"", key: str = KEY, secret: str = HARD_SECRET, when: dt.datetime | None = None
 ) -> AWSRequest:
-    request = AWSRequest(
-        method=method, url=url, data=body, headers={"x-amz-content-sha256": standin_minio.hashlib.sha256(body).hexdigest()}
-    )
+    request = AWSRequest(method=method, url=url, data=body, headers={"x-amz-content-sha256": hashlib.sha256(body).hexdigest()})
     S3SigV4Auth(Credentials(key, secret), "s3", REGION).add_auth(request)
     return request
 
 
 def check(request: AWSRequest, body: bytes = b"", now: dt.datetime | None = None) -> None:
-    split = standin_minio.urlsplit(request.url)
+    split = urlsplit(request.url)
     headers = {name.lower(): str(value) for name, value in request.headers.items()}
     headers.setdefault("host", split.netloc)
-    query = standin_minio.parse_qsl(split.query, keep_blank_values=True)
+    query = parse_qsl(split.query, keep_blank_values=True)
     verify(request.method, split.path, query, headers, body, (KEY, HARD_SECRET), REGION, now or dt.datetime.now(dt.UTC))
 
 
@@ -264,8 +264,8 @@ def asterisk(tmp_path: Path) -> Iterator[dict[str, Any]]:
         stop(process)
 
 
-async def ami_login(port: int, username: str, secret: str) -> tuple[bool, dict[str, str]]:
-    manager = Manager(host="127.0.0.1", port=port, username=username, secret=secret, ping_delay=3600, loop=asyncio.get_running_loop())
+async def ami_login(port: int, username: str, secret: str, host: str = "127.0.0.1") -> tuple[bool, dict[str, str]]:
+    manager = Manager(host=host, port=port, username=username, secret=secret, ping_delay=3600, loop=asyncio.get_running_loop())
     await manager.connect()
     try:
         while manager.authenticated_future is None:
@@ -310,7 +310,7 @@ def test_actions_before_login_are_refused(asterisk: dict[str, Any]) -> None:
 
 def ari(port: int, user: str, password: str) -> int:
     request = urllib.request.Request(f"http://127.0.0.1:{port}/ari/asterisk/info")
-    token = standin_asterisk.base64.b64encode(f"{user}:{password}".encode()).decode()
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
     request.add_header("Authorization", f"Basic {token}")
     try:
         with urllib.request.urlopen(request, timeout=5) as answer:
