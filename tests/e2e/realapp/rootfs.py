@@ -41,7 +41,7 @@ from pathlib import Path
 from tests.e2e.engine import DockerEngine, EngineUnavailable
 
 # Bump when the way an image is made changes in a way its inputs do not show.
-RECIPE_VERSION = "1"
+RECIPE_VERSION = "2"
 SUITE = "bookworm"
 # The same archive and suites as the machine's own apt sources (deb.debian.org).
 MIRRORS = (
@@ -197,12 +197,21 @@ def build_rootfs(
     place to pin a system user's uid/gid (append to "$1/etc/passwd" and
     "$1/etc/group"; a package's `adduser --system` then reuses the account).
     After the packages, `files` are copied in, then each `customize` command runs.
+    Hooks run on the host: a path through one of the root filesystem's absolute
+    symlinks (/var/run -> /run, /var/lock) lands on the HOST, so write "$1/run/..."
+    (build_rootfs refuses hooks that name "$1/var/run" or "$1/var/lock").
     """
+    for hook in [*before_packages, *customize]:
+        if "$1/var/run" in hook or "$1/var/lock" in hook:
+            raise ValueError(f"{hook!r}: $1/var/run and $1/var/lock are symlinks to the host's /run; write $1/run instead")
     command = [_mmdebstrap(), "--variant=essential", "--mode=root" if os.geteuid() == 0 else "--mode=unshare", "--quiet"]
     command += [f"--dpkgopt={option}" for option in DPKG_OPTIONS]
     if packages:
         command.append("--include=" + ",".join(sorted(set(packages))))
     command += [f"--essential-hook={hook}" for hook in before_packages]
+    # mmdebstrap's last step empties /run, which would take the folders an image needs there
+    # (/run/postgresql, /run/asterisk...) with it: empty it before the customize hooks instead.
+    command += ["--skip=cleanup/run", '--customize-hook=find "$1/run" -mindepth 1 -delete']
     with tempfile.TemporaryDirectory(prefix="omnigen-rootfs-") as staging:
         if files:
             _files_tarball(Path(staging) / "files.tar", files)

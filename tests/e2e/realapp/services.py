@@ -38,6 +38,8 @@ HERE = Path(__file__).resolve().parent
 OFFICIAL = HERE / "official"
 NGINX_ALPINE = "nginx:alpine"
 POSTGRES_MAJOR = "15"
+# The asterisk user of the Asterisk stand-in image (asterisk_image).
+ASTERISK_UID, ASTERISK_GID = 100, 101
 # The services infrastructure_images() builds, by compose service name.
 INFRASTRUCTURE_SERVICES = ("postgresql", "redis", "nginx", "minio", "asterisk", "kamailio", "rtpengine")
 
@@ -93,7 +95,7 @@ def postgres_image(engine: DockerEngine, tags: tuple[str, ...] = ()) -> str:
             'rm -f "$1"/usr/lib/x86_64-linux-gnu/libLLVM-*.so* "$1"/usr/lib/postgresql/*/lib/llvmjit*',
             'rm -rf "$1"/usr/lib/postgresql/*/lib/bitcode',
             'mkdir -p "$1/docker-entrypoint-initdb.d"',
-            'install -d -o 70 -g 70 -m 3777 "$1/var/run/postgresql"',
+            'install -d -o 70 -g 70 -m 3777 "$1/run/postgresql"',
             'install -d -o 70 -g 70 -m 1777 "$1/var/lib/postgresql/data"',
         ],
         config=ImageConfig(
@@ -266,7 +268,7 @@ def kamailio_image(engine: DockerEngine, tags: tuple[str, ...] = ()) -> str:
             "kamailio-postgres-modules",
             "openssl",
         ],
-        customize=['mkdir -p "$1/etc/kamailio" "$1/var/log/kamailio" "$1/var/run/kamailio"'],
+        customize=['mkdir -p "$1/etc/kamailio" "$1/var/log/kamailio" "$1/run/kamailio"'],
         config=ImageConfig(
             cmd=["kamailio", "-DD", "-E", "-f", "/etc/kamailio/kamailio.cfg"],
             expose=["5060/tcp", "5060/udp", "5061/tcp", "8080/tcp", "8443/tcp"],
@@ -287,7 +289,7 @@ def rtpengine_image(engine: DockerEngine, tags: tuple[str, ...] = ()) -> str:
         engine,
         "rtpengine",
         ["rtpengine-daemon", "bash"],
-        customize=['mkdir -p "$1/etc/rtpengine" "$1/var/log/rtpengine" "$1/var/run/rtpengine"'],
+        customize=['mkdir -p "$1/etc/rtpengine" "$1/var/log/rtpengine" "$1/run/rtpengine"'],
         config=ImageConfig(cmd=["rtpengine", "--config-file=/etc/rtpengine/rtpengine.conf", "--foreground"], expose=["22222/udp"]),
         tags=tags,
     )
@@ -307,11 +309,11 @@ def asterisk_image(engine: DockerEngine, tags: tuple[str, ...] = ()) -> str:
         engine,
         "asterisk-standin",
         ["python3-minimal", "libpython3.11-stdlib"],
-        before_packages=[system_account("asterisk", 100, 101, "/var/lib/asterisk")],
+        before_packages=[system_account("asterisk", ASTERISK_UID, ASTERISK_GID, "/var/lib/asterisk")],
         files={"/usr/sbin/asterisk": _script(HERE / "standin_asterisk.py")},
         customize=[
-            'install -d -o 100 -g 101 "$1/etc/asterisk" "$1/var/lib/asterisk/sounds" "$1/var/spool/asterisk"'
-            ' "$1/var/log/asterisk" "$1/var/run/asterisk"',
+            f'install -d -o {ASTERISK_UID} -g {ASTERISK_GID} "$1/etc/asterisk" "$1/var/lib/asterisk/sounds" "$1/var/spool/asterisk"'
+            ' "$1/var/log/asterisk" "$1/run/asterisk"',
         ],
         config=ImageConfig(
             user="asterisk",
