@@ -31,6 +31,8 @@ from typing import Any
 
 import yaml
 
+from omnigen.application import ASTERISK_GID, ASTERISK_UID
+from omnigen.plan import NGINX_GID, NGINX_UID
 from tests.e2e.engine import DockerEngine
 from tests.e2e.realapp.rootfs import ImageConfig, ImageFile, debian_image
 
@@ -38,8 +40,6 @@ HERE = Path(__file__).resolve().parent
 OFFICIAL = HERE / "official"
 NGINX_ALPINE = "nginx:alpine"
 POSTGRES_MAJOR = "15"
-# The asterisk user of the Asterisk stand-in image (asterisk_image).
-ASTERISK_UID, ASTERISK_GID = 100, 101
 # The services infrastructure_images() builds, by compose service name.
 INFRASTRUCTURE_SERVICES = ("postgresql", "redis", "nginx", "minio", "asterisk", "kamailio", "rtpengine")
 
@@ -145,7 +145,7 @@ def _nginx_image(engine: DockerEngine, name: str, config: ImageConfig, conf: str
         engine,
         name,
         ["nginx", "busybox"],
-        before_packages=[system_account("nginx", 101, 101, "/var/cache/nginx")],
+        before_packages=[system_account("nginx", NGINX_UID, NGINX_GID, "/var/cache/nginx")],
         files={
             "/docker-entrypoint.sh": _script(OFFICIAL / "nginx-docker-entrypoint.sh"),
             "/etc/nginx/nginx.conf": ImageFile(conf.encode()),
@@ -159,8 +159,10 @@ def _nginx_image(engine: DockerEngine, name: str, config: ImageConfig, conf: str
             'ln -sf /bin/busybox "$1/usr/local/bin/wget"',
             # As the official images: logs to the container's stdout/stderr.
             'mkdir -p "$1/var/log/nginx" && ln -sf /dev/stdout "$1/var/log/nginx/access.log" && ln -sf /dev/stderr "$1/var/log/nginx/error.log"',
-            # Debian's nginx uses /var/lib/nginx for temp files; the official ones /var/cache/nginx. Both for uid 101.
-            'install -d -o 101 -g 101 "$1/var/cache/nginx" "$1/var/lib/nginx"',
+            # The official images' home of nginx. Debian's compiled-in temp folder /var/lib/nginx stays
+            # root's, as in the package: nginx:alpine's master (root without CAP_DAC_OVERRIDE) creates
+            # its subfolders and hands them to the workers; the unprivileged config puts them in /tmp.
+            f'install -d -o {NGINX_UID} -g {NGINX_GID} "$1/var/cache/nginx"',
             'mkdir -p "$1/docker-entrypoint.d"',
             'rm -f "$1/etc/nginx/sites-enabled/default"',
         ],
@@ -243,7 +245,7 @@ def nginx_alpine_base(engine: DockerEngine, tags: tuple[str, ...] = (NGINX_ALPIN
 
 def nginx_unprivileged_image(engine: DockerEngine, tags: tuple[str, ...] = ()) -> str:
     """Debian's nginx 1.22 with nginxinc/nginx-unprivileged's contract: uid 101 from the start, port 8080, pid in /tmp."""
-    config = ImageConfig(user="101", entrypoint=["/docker-entrypoint.sh"], cmd=["nginx", "-g", "daemon off;"], expose=["8080"])
+    config = ImageConfig(user=str(NGINX_UID), entrypoint=["/docker-entrypoint.sh"], cmd=["nginx", "-g", "daemon off;"], expose=["8080"])
     default_server = NGINX_DEFAULT_SERVER.replace("listen       80;", "listen       8080;")
     return _nginx_image(engine, "nginx-unprivileged", config, NGINX_UNPRIVILEGED_CONF, default_server, tags)
 
@@ -300,10 +302,9 @@ def asterisk_image(engine: DockerEngine, tags: tuple[str, ...] = ()) -> str:
 
     Asterisk is not in Debian bookworm (removed from Debian in 2018) and the
     component's Alpine packages cannot be fetched. Same CMD (`asterisk -f -vvv
-    -c`), user `asterisk`, ports 5060/5038/8088 and /etc/asterisk paths. uid
-    100/gid 101: the first free system ids, which Alpine's `adduser -S` gives
-    the package's user on alpine:3.18 (an assumption; nothing in the
-    deployment depends on the number).
+    -c`), user `asterisk` with omnigen's ASTERISK_UID/ASTERISK_GID (the ids
+    Alpine 3.18's package gives it, to which a root build hands manager.conf
+    and ari.conf), ports 5060/5038/8088 and /etc/asterisk paths.
     """
     return debian_image(
         engine,

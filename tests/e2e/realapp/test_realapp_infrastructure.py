@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 import tomllib
 import urllib.error
@@ -90,12 +89,6 @@ def stack(engine: DockerEngine, tmp_path_factory: pytest.TempPathFactory) -> Ite
     assert built.returncode == 0, f"omnigen build failed:\n{built.stderr}"
     assert tomllib.loads(sidecar.read_text())["ami_password"] == secrets["ami_password"]
     compose = yaml.safe_load((out / "docker-compose.yml").read_text())
-    # KNOWN DEFECT of the generated output (test_realapp_standins_offline.py,
-    # test_asterisk_can_read_its_generated_secret_files, strict xfail): manager.conf and ari.conf are
-    # written 0600 for whoever ran omnigen, and Asterisk runs as `asterisk`, so it cannot read them.
-    # Handing them to the image's asterisk user is the operator step that makes AMI/ARI come up.
-    for name in ("manager.conf", "ari.conf"):
-        os.chown(out / "asterisk" / name, services.ASTERISK_UID, services.ASTERISK_GID)
     try:
         images = services.infrastructure_images(engine, out / "docker-compose.yml")
     except EngineUnavailable as reason:
