@@ -48,6 +48,7 @@ bench: $(STAMP)
 # End-to-end tier: a generated deployment on a private Docker engine (root; installs docker.io).
 e2e: $(STAMP)
 	bash .ci/install-docker.sh
+	bash .ci/install-mmdebstrap.sh
 	$(BIN)/pytest -q -m e2e tests/e2e
 
 # What publishing the RTP range costs on a real engine: out/bench/, docs/deploy-costs.md,
