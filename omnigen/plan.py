@@ -1158,10 +1158,24 @@ def _backend_startup() -> Startup:
     return Startup(("/bin/sh", BACKEND_STARTUP_SCRIPT), command, BACKEND_STARTUP_SCRIPT)
 
 
+# components/dialer/api/main.py:126 uses Field(regex=...), which pydantic 2 (its requirements.txt:3 pins 2.5.0)
+# refuses at import: the API never starts. The entrypoint writes a copy of main.py with that keyword renamed
+# to pattern= (pydantic 2's name for the same constraint) to /tmp and runs the image's command on the copy,
+# leaving the image untouched; once upstream is fixed the rename matches nothing and the copy is the file.
+DIALER_API_PATCH = "sed 's/\\bregex=/pattern=/g' main.py >/tmp/main.py && exec \"$@\""
+
+
+def _dialer_api_startup() -> Startup:
+    # The image's CMD (components/dialer/api/Dockerfile:37), importing main from the copy in /tmp.
+    command = ("uvicorn", "--app-dir", "/tmp", "main:app", "--host", "0.0.0.0", "--port", str(LISTEN["dialer-api"]), "--workers", "2")
+    return Startup(("/bin/sh", "-c", DIALER_API_PATCH, "dialer-api"), command)
+
+
 def _startup(profile: Profile) -> dict[str, Startup]:
     concurrency = profile.workers.celery_concurrency
     return {
         "django-app": _backend_startup(),
+        "dialer-api": _dialer_api_startup(),
         "celery-worker": Startup(("celery", "-A", BACKEND_CELERY_APP, "worker", "--loglevel=info", f"--concurrency={concurrency}")),
         "celery-beat": Startup(
             ("celery", "-A", BACKEND_CELERY_APP, "beat", "--loglevel=info", "--pidfile=/tmp/celerybeat.pid", "--schedule=/tmp/celerybeat-schedule")

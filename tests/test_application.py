@@ -152,3 +152,37 @@ def test_a_sidecar_from_schema_1_still_loads_and_is_left_as_it_was(tmp_path: Pat
     assert loaded.postgres_password == "kept"
     assert "retired" not in loaded.model_dump_json()
     assert sidecar.read_text() == text
+
+
+def test_the_dialer_api_entrypoint_turns_the_code_pydantic_2_refuses_into_code_it_accepts(tmp_path: Path) -> None:
+    """The generated entrypoint's own shell text, run by /bin/sh on the component's main.py (the
+    image's WORKDIR), writes a copy whose Field constraints pydantic 2 accepts and enforces."""
+    import ast
+    import subprocess
+
+    import pydantic
+
+    plan = compile_example(ROOT / "profiles" / "vps-nat.toml").plan
+    startup = plan.startup["dialer-api"]
+    shell, flag, script, name = startup.entrypoint
+    assert (shell, flag, name) == ("/bin/sh", "-c", "dialer-api")
+    workdir = tmp_path / "app"
+    workdir.mkdir()
+    (workdir / "main.py").write_text((APP / "dialer" / "api" / "main.py").read_text())
+    copy = tmp_path / "patched.py"
+    # The script writes /tmp/main.py and then runs its arguments; aim both at this test's folder instead.
+    subprocess.run([shell, flag, script.replace("/tmp/main.py", str(copy)), name, "true"], cwd=workdir, check=True)
+    assert "--app-dir" in startup.command and startup.command[startup.command.index("--app-dir") + 1] == "/tmp"
+
+    with pytest.raises(pydantic.errors.PydanticUserError, match="regex"):  # why the workaround exists
+        pydantic.create_model("Refused", phone_number=(str, pydantic.Field(..., regex=r"^\+?[0-9]{10,15}$")))  # type: ignore[call-overload]
+    fields = [
+        node for node in ast.walk(ast.parse(copy.read_text())) if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Field"
+    ]
+    constrained = [keyword for field in fields for keyword in field.keywords if keyword.arg in {"regex", "pattern"}]
+    assert constrained and all(keyword.arg == "pattern" for keyword in constrained)
+    for keyword in constrained:
+        model = pydantic.create_model("Contact", value=(str, pydantic.Field(..., pattern=ast.literal_eval(keyword.value))))
+        model(value="+573001234567")
+        with pytest.raises(pydantic.ValidationError):
+            model(value="not a phone number")

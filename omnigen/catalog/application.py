@@ -225,8 +225,7 @@ IMAGE_NOTES = (
         "dialer-api",
         "Field(regex=...) is refused by pydantic 2 at import: the API cannot start",
         "components/dialer/api/main.py:126, requirements.txt:3",
-        "upstream fix needed: regex= -> pattern=",
-        worked_around=False,
+        "the entrypoint runs the image's command on a copy of main.py in /tmp with regex= renamed to pattern= (pydantic 2's name); upstream fix: the same rename",
     ),
     ImageNote(
         "websockets",
