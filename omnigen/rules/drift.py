@@ -392,27 +392,36 @@ def listen_ports(service: dict[str, Any]) -> set[int]:
     return ports
 
 
-def _client_targets(env: dict[str, str], services: dict[str, dict[str, Any]]) -> Iterator[tuple[str, str, int]]:
-    """(variable, server service, port) for every address a client is told."""
+@dataclass(frozen=True)
+class ToldAddress:
+    """An address a service is told: a host variable with its _PORT twin, a URL, or host:port."""
+
+    variable: str  # the variable naming the host (the URL or host:port itself for those)
+    port_variable: str  # the variable giving the port (the same variable for a URL or host:port)
+    host: str
+    port: int
+
+
+def told_addresses(env: dict[str, str]) -> Iterator[ToldAddress]:
+    """Every address in one service's environment (the clients' side of OV207 and the multi-host checks)."""
     for key, value in env.items():
         for suffix in ("_HOST", "_SERVER", "_HOSTNAME"):
-            if key.endswith(suffix) and value in services:
+            if key.endswith(suffix):
                 port_key = key[: -len(suffix)] + "_PORT"
                 port = _int(env.get(port_key))
                 if port is not None:
-                    yield port_key, value, port
+                    yield ToldAddress(key, port_key, value, port)
         if "://" in value:
             try:
                 parts = urlsplit(value)
-                host, port = parts.hostname, parts.port
+                host, url_port = parts.hostname, parts.port
             except ValueError:
                 continue
-            if host in services and port is not None:
-                yield key, host, port
+            if host and url_port is not None:
+                yield ToldAddress(key, key, host, url_port)
         elif re.fullmatch(r"[A-Za-z0-9_.-]+:\d+", value):
             host, _, port_text = value.partition(":")
-            if host in services:
-                yield key, host, int(port_text)
+            yield ToldAddress(key, key, host, int(port_text))
 
 
 @rule("OV207", "client-port-mismatch", "error", "A client must be told the port its server listens on inside the network, not a host-side port.", "DOMAIN.md s.1 (dialer DIALER_POSTGRES_PORT=5433)")
@@ -420,7 +429,10 @@ def client_port(deployment: Deployment, _: RuleContext) -> Iterator[Hit]:
     services = deployment.services
     for name in services:
         env = deployment.service_env(name)
-        for variable, server, port in _client_targets(env, services):
+        for told in told_addresses(env):
+            if told.host not in services:
+                continue
+            variable, server, port = told.port_variable, told.host, told.port
             listening = listen_ports(services[server])
             if listening and port not in listening:
                 location = deployment.where("services", name, "environment", variable)

@@ -26,7 +26,6 @@ import ipaddress
 import re
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 from omnigen.catalog.application import BROWSER_ORIGIN_VARIABLES
 from omnigen.catalog.services import CLIENT_NEEDS
@@ -36,7 +35,7 @@ from omnigen.formats import dotenv
 from omnigen.formats.composeports import parse_port
 from omnigen.plan import Plan
 from omnigen.rules import RuleContext, run_rules
-from omnigen.rules.drift import listen_ports, published_media_range, rtp_conf_range
+from omnigen.rules.drift import listen_ports, published_media_range, rtp_conf_range, told_addresses
 from omnigen.verify.bundle import verify_bundle
 
 STACK_FILE = "stack.yml"
@@ -216,25 +215,9 @@ def _number(text: str | None) -> int | None:
 def client_addresses(deployment: Deployment) -> Iterator[tuple[str, str, str, int]]:
     """(service, variable, host, port) for every address a service is told (host/port pairs, URLs, host:port)."""
     for name in deployment.services:
-        env = deployment.service_env(name)
-        for key, value in env.items():
-            if key in BROWSER_ORIGIN_VARIABLES:
-                continue
-            for suffix in ("_HOST", "_SERVER", "_HOSTNAME"):
-                port = _number(env.get(key[: -len(suffix)] + "_PORT")) if key.endswith(suffix) else None
-                if port is not None:
-                    yield name, key, value, port
-            if "://" in value:
-                try:
-                    parts = urlsplit(value)
-                    host, url_port = parts.hostname, parts.port
-                except ValueError:
-                    continue
-                if host and url_port:
-                    yield name, key, host, url_port
-            elif re.fullmatch(r"[A-Za-z0-9_.-]+:\d+", value):
-                host, _, port_text = value.partition(":")
-                yield name, key, host, int(port_text)
+        for told in told_addresses(deployment.service_env(name)):
+            if told.variable not in BROWSER_ORIGIN_VARIABLES:
+                yield name, told.variable, told.host, told.port
 
 
 def _is_address(host: str) -> bool:
