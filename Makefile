@@ -12,8 +12,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test,dev]'
 	touch $(STAMP)
 
+# The demo's OmniVoIP images are pulled (build.prebuilt): no checkout of the application sits beside
+# this repository, and `omnigen build` refuses build contexts that are missing.
 build: $(STAMP)
-	$(BIN)/omnigen build
+	OMNIGEN_BUILD__PREBUILT=true $(BIN)/omnigen build
 
 test: $(STAMP) test-tools
 	$(BIN)/ruff check omnigen tests
