@@ -12,6 +12,7 @@ profile is still served.
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import struct
 import subprocess
@@ -23,6 +24,8 @@ from tests.e2e.engine import DockerEngine, EngineUnavailable
 STANDIN_SOURCES = Path(__file__).resolve().parent / "images"
 BASE_IMAGE = "omnigen-standin/base:e2e"
 ELF_PROGRAM_INTERPRETER = 3
+# The line of components/dialer/api/main.py (126) that pydantic 2 refuses; the generated entrypoint must rewrite it.
+DIALER_API_MAIN = "class ContactCreate(BaseModel):\n    phone_number: str = Field(..., regex=r'^\\+?[0-9]{10,15}$')\n"
 
 
 def role_commands(plan: Plan) -> dict[str, list[str]]:
@@ -41,8 +44,16 @@ def role_commands(plan: Plan) -> dict[str, list[str]]:
         # The image's CMD (components/backend/Dockerfile:73); its ENTRYPOINT is replaced by every compose service.
         "backend": [cmd("gunicorn", "omnivoip.wsgi:application", "--bind", f"0.0.0.0:{plan.listen['django-app']}", "--workers", "4", "--timeout", "120")],
         "websockets": [cmd("websockets-standin")],
-        "asterisk": [cmd("asterisk-standin")],
-        "dialer_api": [cmd("dialer-api-standin")],
+        # components/asterisk/Dockerfile:38 (USER asterisk: Alpine's 100:101, which owns the 0600 manager.conf/ari.conf).
+        "asterisk": ["USER 100:101", cmd("asterisk-standin")],
+        # components/dialer/api/Dockerfile: WORKDIR /app holding main.py (its line 126 still says Field(regex=...),
+        # which the uvicorn stand-in refuses as pydantic 2 does), USER dialer (1000), CMD uvicorn main:app on 8001.
+        "dialer_api": [
+            "RUN " + json.dumps(["/bin/sh", "-c", f"mkdir -p /app && printf '%s' {shlex.quote(DIALER_API_MAIN)} >/app/main.py"]),
+            "WORKDIR /app",
+            "USER 1000:1000",
+            cmd("uvicorn", "main:app", "--host", "0.0.0.0", "--port", str(plan.listen["dialer-api"]), "--workers", "2"),
+        ],
         # components/dialer/worker/Dockerfile:58-61.
         "dialer_worker": [cmd("celery", "-A", "tasks", "worker", "--loglevel=info", "--concurrency=4", "--max-tasks-per-child=1000")],
         "frontend": [cmd("web-standin", str(plan.listen["frontend"]))],
