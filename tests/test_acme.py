@@ -24,14 +24,12 @@ import datetime
 import json
 import os
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -39,6 +37,7 @@ import pytest
 from omnigen.formats.nginxconf import parse_nginx
 from omnigen.plan import NGINX_UID
 from tests.conftest import run_cli
+from tests.daemons import Daemon
 
 SEARCH_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 DOMAIN = "voip.acme-test.example"
@@ -76,31 +75,12 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@dataclass
-class Process:
-    name: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
-
-
-def start(name: str, command: list[str], folder: Path, env: dict[str, str]) -> Process:
+def start(name: str, command: list[str], folder: Path, env: dict[str, str]) -> Daemon:
     log = folder / f"{name}.log"
     with open(log, "wb") as handle:
         os.chown(log, NGINX_UID, NGINX_UID)  # nginx reopens /dev/stderr and /dev/stdout as its own user
         process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
-    return Process(name, process, log)
+    return Daemon(process, log, name)
 
 
 def as_nginx_user(command: list[str]) -> list[str]:
@@ -108,16 +88,16 @@ def as_nginx_user(command: list[str]) -> list[str]:
     return [tool("setpriv"), f"--reuid={NGINX_UID}", f"--regid={NGINX_UID}", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", *command]
 
 
-def wait_for(condition: object, what: str, processes: list[Process], seconds: float = 60) -> None:
+def wait_for(condition: object, what: str, processes: list[Daemon], seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if callable(condition) and condition():
             return
         for running in processes:
             if running.process.poll() is not None:
-                pytest.fail(f"{running.name} exited with {running.process.returncode} while waiting for {what}:\n{running.output()}")
+                pytest.fail(f"{running.name} exited with {running.process.returncode} while waiting for {what}:\n{running.output(tail=4000)}")
         time.sleep(0.3)
-    logs = "\n".join(f"--- {running.name}\n{running.output()}" for running in processes)
+    logs = "\n".join(f"--- {running.name}\n{running.output(tail=4000)}" for running in processes)
     pytest.fail(f"timed out waiting for {what}\n{logs}")
 
 
@@ -169,7 +149,7 @@ def served_issuer(port: int) -> str | None:
 
 
 @pytest.fixture(scope="module")
-def acme_run() -> Iterator[tuple[Path, int, list[Process]]]:
+def acme_run() -> Iterator[tuple[Path, int, list[Daemon]]]:
     # Not under pytest's 0700 base folder: uid 101 walks into it, as into the output folder.
     folder = Path(tempfile.mkdtemp(prefix="omnigen-acme-"))
     os.chmod(folder, 0o755)
@@ -216,7 +196,7 @@ def acme_run() -> Iterator[tuple[Path, int, list[Process]]]:
     for path in (shim, reload_script, client_script, adapted_conf, folder / "pebble-ca.pem"):
         os.chmod(path, 0o755)
 
-    processes: list[Process] = []
+    processes: list[Daemon] = []
     try:
         processes.append(start("challtestsrv", [tool("pebble-challtestsrv"), "-dns01", f"127.0.0.1:{dns_port}", "-http01", "", "-https01", "",
                                                 "-tlsalpn01", "", "-management", f"127.0.0.1:{free_port()}", "-defaultIPv6", ""], folder, env))  # fmt: skip
@@ -243,7 +223,7 @@ def _listening(port: int) -> bool:
         return False
 
 
-def test_nginx_starts_on_the_bootstrap_certificate_then_serves_the_one_pebble_issued(acme_run: tuple[Path, int, list[Process]]) -> None:
+def test_nginx_starts_on_the_bootstrap_certificate_then_serves_the_one_pebble_issued(acme_run: tuple[Path, int, list[Daemon]]) -> None:
     out, https_port, processes = acme_run
     wait_for(lambda: "Pebble" in (served_issuer(https_port) or ""), "nginx to serve a certificate issued by pebble", processes, seconds=120)
     live = (out / "acme" / "live" / "fullchain.pem").read_text()
@@ -257,7 +237,7 @@ def test_nginx_starts_on_the_bootstrap_certificate_then_serves_the_one_pebble_is
     assert all(running.process.poll() is None for running in processes)
 
 
-def test_the_renewal_pass_leaves_a_certificate_that_is_not_due_alone(acme_run: tuple[Path, int, list[Process]]) -> None:
+def test_the_renewal_pass_leaves_a_certificate_that_is_not_due_alone(acme_run: tuple[Path, int, list[Daemon]]) -> None:
     """The script's next pass runs `lego ... renew --days 30`: with a fresh certificate it must succeed and change nothing."""
     out, https_port, processes = acme_run
     wait_for(lambda: "Pebble" in (served_issuer(https_port) or ""), "the first certificate", processes, seconds=120)

@@ -23,7 +23,6 @@ import os
 import queue
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -40,6 +39,7 @@ from omnigen.formats.nginxconf import parse_nginx
 from omnigen.pipeline import Compiled
 from omnigen.plan import WebrtcPlan
 from tests.conftest import ROOT, compile_example, missing_tool
+from tests.daemons import Daemon
 from tests.sipws import (
     ASTERISK_SDP,
     BROWSER_SDP,
@@ -212,30 +212,11 @@ def test_kamailio_check_fails_without_the_secret(folder: Path, compiled: Compile
 # --- rtpengine and Kamailio running ---------------------------------------------------------------
 
 
-@dataclass
-class Running:
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def stop(self) -> None:
-        """By process group id: the daemon and the children it forked, nothing else."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-def start(command: list[str], log: Path, env: dict[str, str]) -> Running:
+def start(command: list[str], log: Path, env: dict[str, str]) -> Daemon:
     handle = log.open("wb")
     process = subprocess.Popen(unprivileged(command), stdout=handle, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     handle.close()
-    return Running(process, log)
+    return Daemon(process, log)
 
 
 def _run_command(command: tuple[str, ...], config_from: str, config_to: Path) -> list[str]:
@@ -247,8 +228,8 @@ def _run_command(command: tuple[str, ...], config_from: str, config_to: Path) ->
 
 @dataclass
 class Edge:
-    rtpengine: Running
-    kamailio: Running
+    rtpengine: Daemon
+    kamailio: Daemon
     mapping: dict[str, str]
     webrtc: WebrtcPlan
     asterisk_ip: str
@@ -262,7 +243,7 @@ def edge(folder: Path, compiled: Compiled, webrtc: WebrtcPlan, mapping: dict[str
     env = {"PATH": SEARCH_PATH, "WEBRTC_AUTH_SECRET": SECRET}
     rtpengine_conf = _write(folder / "rtpengine.conf", adapt(compiled.files["rtpengine/rtpengine.conf"], mapping))
     rtpengine = start(_run_command(webrtc.rtpengine_command, webrtc.rtpengine_config, rtpengine_conf), folder / "rtpengine.log", env)
-    kamailio: Running | None = None
+    kamailio: Daemon | None = None
     try:
         wait_for_ng((mapping[webrtc.rtpengine_ip], webrtc.ng_port))
         config = kamailio_cfg_for(folder, compiled, webrtc, mapping)
@@ -280,7 +261,7 @@ def edge(folder: Path, compiled: Compiled, webrtc: WebrtcPlan, mapping: dict[str
         rtpengine.stop()
 
 
-def _wait_for_tcp(address: tuple[str, int], running: Running, ports: tuple[int, ...], seconds: float = 30.0) -> None:
+def _wait_for_tcp(address: tuple[str, int], running: Daemon, ports: tuple[int, ...], seconds: float = 30.0) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if running.process.poll() is not None:
