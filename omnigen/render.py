@@ -24,7 +24,7 @@ from omnigen.formats.dotenv import encode_value
 from omnigen.formats.kamailiocfg import cfg_value
 from omnigen.formats.keyfile import keyfile_value
 from omnigen.formats.shellenv import encode_value as shell_env_value
-from omnigen.plan import Plan
+from omnigen.plan.plan import Plan
 
 
 def templates_dir() -> Path:

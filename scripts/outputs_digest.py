@@ -55,13 +55,13 @@ def profiles() -> list[Path]:
 
 def build_lines(path: Path) -> list[str]:
     from omnigen.errors import OmnigenError
+    from omnigen.inputs.profile import Secrets
     from omnigen.pipeline import compile_profile
-    from omnigen.profile import Secrets
 
     try:
         from omnigen.loading import load_profile
     except ImportError:  # before issue 15 the model validators checked feasibility
-        from omnigen.profile import load_profile  # type: ignore[attr-defined,no-redef]
+        from omnigen.inputs.profile import load_profile  # type: ignore[attr-defined,no-redef]
 
     name = path.relative_to(ROOT)
     try:

@@ -13,9 +13,9 @@ from typing import Any, NoReturn
 import pytest
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
+from omnigen.inputs.profile import Secrets
 from omnigen.loading import load_profile
 from omnigen.pipeline import Compiled, compile_profile
-from omnigen.profile import Secrets
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILES = sorted((ROOT / "profiles").glob("*.toml"))

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from omnigen.catalog.application import APP_LISTEN, HEALTH_PATHS, SERVICE_ENV
-from omnigen.deployment import load_deployment
 from omnigen.formats.asteriskconf import conf_secret, parse_conf
 from omnigen.formats.dotenv import as_dict, parse
+from omnigen.inputs.profile import Secrets, load_secrets
 from omnigen.loading import load_profile
 from omnigen.pipeline import compile_profile
-from omnigen.profile import Secrets, load_secrets
+from omnigen.verify.deployment import load_deployment
 from tests.conftest import EXAMPLES, ROOT, compile_example, fake_token
 
 APP = ROOT / "tests" / "reference" / "omnivoip-app" / "components"

@@ -10,7 +10,10 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from omnigen.capacity import (
+from omnigen.errors import EXIT_BAD_INPUT, ProfileError
+from omnigen.inputs.profile import Profile
+from omnigen.loading import validate_profile
+from omnigen.plan.capacity import (
     MAX_PORT,
     MIN_PORT,
     CapacityError,
@@ -23,9 +26,6 @@ from omnigen.capacity import (
     rtpengine_need,
     with_headroom,
 )
-from omnigen.errors import EXIT_BAD_INPUT, ProfileError
-from omnigen.loading import validate_profile
-from omnigen.profile import Profile
 
 NEEDS = [
     # calls, headroom, supervised %, video -> channels, ports needed, range size

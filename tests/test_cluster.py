@@ -18,13 +18,13 @@ import jsonschema
 import pytest
 import yaml
 
-from omnigen import placement
-from omnigen.capacity import host_port_plan
-from omnigen.cluster import STACK_OUTPUTS
 from omnigen.formats.asteriskconf import parse_conf
+from omnigen.inputs.schema import profile_schema
 from omnigen.loading import load_profile
 from omnigen.pipeline import Compiled
-from omnigen.schema import profile_schema
+from omnigen.plan import placement
+from omnigen.plan.capacity import host_port_plan
+from omnigen.plan.cluster import STACK_OUTPUTS
 from tests.conftest import (
     MULTI_HOST_EXAMPLES,
     ROOT,
@@ -314,8 +314,8 @@ def _placements() -> list[tuple[int, int, tuple[int, ...]]]:
 
 def test_every_placement_of_three_hosts_builds_and_verifies(tmp_path: Path) -> None:
     """Whatever shares a host, the verify stage (rules, cross-host resolution, ranges, labels) passes."""
+    from omnigen.inputs.profile import Secrets
     from omnigen.pipeline import compile_profile
-    from omnigen.profile import Secrets
     from tests.conftest import fake_token
 
     built = 0

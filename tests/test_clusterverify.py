@@ -11,7 +11,7 @@ import pytest
 
 from omnigen.errors import VerifyError
 from omnigen.pipeline import Compiled
-from omnigen.plan import Plan
+from omnigen.plan.plan import Plan
 from omnigen.render import render
 from omnigen.verify import verify
 from tests.conftest import ROOT, compile_example

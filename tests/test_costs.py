@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from omnigen import costs, hostkinds
-from omnigen.costs import MEASUREMENTS, mib_per_proxy, proxies_per_port, publishing_cost, start_seconds
+from omnigen.catalog import costs, hostkinds
+from omnigen.catalog.costs import MEASUREMENTS, mib_per_proxy, proxies_per_port, publishing_cost, start_seconds
 from tests.conftest import ROOT
 
 
@@ -116,11 +116,11 @@ def test_rows_written_by_make_bench_deploy_join_the_measurements(tmp_path: Path,
     source = bench.MODULE_TEMPLATE.format(measured="2026-12-01", setup="docker 28 (test)", rows="\n".join(rows), figures="")
     path = tmp_path / "measured_costs.py"
     path.write_text(source)
-    spec = importlib.util.spec_from_file_location("omnigen.measured_costs", path)
+    spec = importlib.util.spec_from_file_location("omnigen.catalog.measured_costs", path)
     assert spec is not None and spec.loader is not None
     generated = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(generated)
-    monkeypatch.setitem(sys.modules, "omnigen.measured_costs", generated)
+    monkeypatch.setitem(sys.modules, "omnigen.catalog.measured_costs", generated)
 
     found = costs._bench_measurements()
     assert [(row.ports, row.proxies, row.setup, row.measured) for row in found][:2] == [

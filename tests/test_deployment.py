@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from omnigen.deployment import Deployment
 from omnigen.formats.composeports import parse_port
-from omnigen.lint import lint
+from omnigen.tools.lint import lint
+from omnigen.verify.deployment import Deployment
 from tests.conftest import EXAMPLES, ROOT, compile_example, compose_binary, write_files
 from tests.corpus import cases
 

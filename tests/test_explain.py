@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from omnigen import costs, hostkinds
-from omnigen.capacity import port_plan
+from omnigen.catalog import costs, hostkinds
 from omnigen.cli import main
-from omnigen.explain import explain_tables, print_rich
 from omnigen.loading import load_profile
+from omnigen.plan.capacity import port_plan
+from omnigen.tools.explain import explain_tables, print_rich
 from tests.conftest import ALL_EXAMPLES, EXAMPLES, ROOT, compile_example, run_cli
 
 COLOUR = re.compile(r"\x1b\[[0-9;]*(?:3[0-7]|9[0-7]|38;[0-9;]+)m")

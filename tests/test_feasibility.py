@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
-from omnigen import capacity
 from omnigen.errors import KeyedProblem, ProfileError
-from omnigen.feasibility import Infeasible, Layout, check, layout
+from omnigen.inputs.profile import Secrets, validate_model
 from omnigen.loading import load, validate
 from omnigen.pipeline import build, expected_outputs
-from omnigen.planning import make_plan
-from omnigen.profile import Secrets, validate_model
+from omnigen.plan import capacity
+from omnigen.plan.feasibility import Infeasible, Layout, check, layout
+from omnigen.plan.make import make_plan
 from tests.conftest import ALL_EXAMPLES, ROOT, fake_token
 
 

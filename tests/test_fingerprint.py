@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from omnigen import fingerprint as fp
-from omnigen.profile import secrets_path_for
+from omnigen.inputs import fingerprint as fp
+from omnigen.inputs.profile import secrets_path_for
 
 
 def test_sidecar_path_agrees_with_the_profile_loader() -> None:
@@ -41,7 +41,7 @@ def test_environment_values_that_are_not_utf8_are_hashed_not_fatal() -> None:
 def test_code_identity_covers_templates_and_modules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A changed template (or module) without a version bump must invalidate the fast path of check."""
     package = tmp_path / "omnigen"
-    shutil.copytree(Path(fp.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(Path(fp.__file__).parent.parent, package, ignore=shutil.ignore_patterns("__pycache__"))
     if not (package / "templates").is_dir():
         shutil.copytree(fp._templates_dir(), tmp_path / "templates")
     monkeypatch.setattr(fp, "_PACKAGE", package)
@@ -50,6 +50,6 @@ def test_code_identity_covers_templates_and_modules(tmp_path: Path, monkeypatch:
     template = next((package / "templates").rglob("*.j2")) if (package / "templates").is_dir() else next((tmp_path / "templates").rglob("*.j2"))
     template.write_text(template.read_text() + "\n")
     changed_template = compute()
-    (package / "plan.py").write_text((package / "plan.py").read_text() + "\n# changed\n")
+    (package / "plan" / "plan.py").write_text((package / "plan" / "plan.py").read_text() + "\n# changed\n")
     changed_module = compute()
     assert len({original, changed_template, changed_module}) == 3

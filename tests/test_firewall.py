@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from omnigen.firewall import table_name
+from omnigen.plan.firewall import table_name
 from tests.conftest import run_cli
 
 SEARCH_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from omnigen import costs, hostkinds
-from omnigen.capacity import port_plan
+from omnigen.catalog import costs, hostkinds
 from omnigen.errors import EXIT_BAD_INPUT, ProfileError
+from omnigen.inputs.profile import HostKind, Profile, Secrets
 from omnigen.loading import validate_profile
-from omnigen.profile import HostKind, Profile, Secrets
+from omnigen.plan.capacity import port_plan
 from tests.conftest import compile_example, fake_token
 
 BASE: dict[str, Any] = {

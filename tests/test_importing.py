@@ -1,4 +1,4 @@
-"""omnigen/importing.py: a hand-written deployment -> profile + sidecar + notes.
+"""omnigen/tools/importing.py: a hand-written deployment -> profile + sidecar + notes.
 
 The reference deployment (tests/reference/omnivoip-v2, the user's v2 files in their
 real layout) and variants of it written to a temporary folder, one defect or fact at
@@ -17,12 +17,12 @@ import pytest
 import yaml
 
 from omnigen.commands.import_ import compose_files
-from omnigen.deployment import load_deployment
 from omnigen.errors import ProfileError
-from omnigen.importing import Imported, ImportOptions, ImportRefused, import_deployment, render_report
-from omnigen.lint import list_dir, read_text
+from omnigen.inputs.profile import SECRET_NAMES, Secrets
 from omnigen.loading import validate_profile
-from omnigen.profile import SECRET_NAMES, Secrets
+from omnigen.tools.importing import Imported, ImportOptions, ImportRefused, import_deployment, render_report
+from omnigen.tools.lint import list_dir, read_text
+from omnigen.verify.deployment import load_deployment
 from tests.conftest import ROOT, fake_token
 
 REFERENCE = ROOT / "tests" / "reference" / "omnivoip-v2"
@@ -176,8 +176,8 @@ def test_a_site_that_pulls_its_images_keeps_pulling_them(variant: Path) -> None:
 def test_the_generated_deployment_passes_the_rules_the_original_fails(reference: Imported) -> None:
     assert any(finding.severity == "error" for finding in reference.original_findings)
     # compile_profile ran the verify stage; the same rules on the output find nothing.
-    from omnigen.deployment import deployment_from_memory
-    from omnigen.rules import RuleContext, run_rules
+    from omnigen.verify.deployment import deployment_from_memory
+    from omnigen.verify.rules import RuleContext, run_rules
 
     report = run_rules(deployment_from_memory(reference.compiled.files), RuleContext(calls=reference.profile.capacity.concurrent_calls))
     assert report.findings == []

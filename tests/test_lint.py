@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from omnigen.cli import main
-from omnigen.lint import lint
-from omnigen.rules import all_rules
+from omnigen.tools.lint import lint
+from omnigen.verify.rules import all_rules
 from tests.conftest import EXAMPLES, ROOT, compile_example, run_cli, write_files
 
 REFERENCE = ROOT / "tests" / "reference" / "omnivoip-v2"

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from omnigen import costs, measured_costs
-from omnigen.measured_costs import PER_PORT, ROWS, Row
+from omnigen.catalog import costs, measured_costs
+from omnigen.catalog.measured_costs import PER_PORT, ROWS, Row
 
 SERIES = [(explicit, proxy) for explicit in (True, False) for proxy in (True, False)]
 

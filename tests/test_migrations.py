@@ -1,4 +1,4 @@
-"""omnigen/migrations.py: every registered migration has its cases, and each case is
+"""omnigen/inputs/migrations.py: every registered migration has its cases, and each case is
 pinned three ways: the exact migrated text (a syrupy snapshot reviewers read), the
 values (against an independent statement of the format change), and the comments
 (every one the user wrote is still there)."""
@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from omnigen.errors import ProfileError
+from omnigen.inputs.migrations import MIGRATIONS, migrate_text
+from omnigen.inputs.profile import SCHEMA_VERSION
 from omnigen.loading import validate_profile
-from omnigen.migrations import MIGRATIONS, migrate_text
-from omnigen.profile import SCHEMA_VERSION
 from tests.conftest import ROOT
 
 CASES = ROOT / "tests" / "migrations"

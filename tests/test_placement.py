@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from omnigen import placement
-from omnigen.capacity import asterisk_need, host_port_plan
 from omnigen.catalog.services import ROLE_SERVICES
 from omnigen.errors import ProfileError
+from omnigen.inputs.profile import Profile
 from omnigen.loading import load_profile
-from omnigen.profile import Profile
+from omnigen.plan import placement
+from omnigen.plan.capacity import asterisk_need, host_port_plan
 from tests.conftest import ROOT, run_cli
 
 BASE = """\

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from omnigen.errors import VerifyError
-from omnigen.plan import VOLUME_MOUNTS
-from omnigen.profile import VOLUME_KEYS
+from omnigen.inputs.profile import VOLUME_KEYS
+from omnigen.plan.plan import VOLUME_MOUNTS
 from omnigen.verify import verify
 from tests.conftest import ROOT, compile_example, compose_json, write_files
 

@@ -11,7 +11,7 @@ import pytest
 from omnigen.errors import ProfileError
 from omnigen.formats.kamailiocfg import KamailioValueError, cfg_value
 from omnigen.pipeline import Compiled
-from omnigen.plan import ACME_OUTPUTS, FIREWALL_OUTPUTS, OUTPUTS, WEBRTC_OUTPUTS
+from omnigen.plan.plan import ACME_OUTPUTS, FIREWALL_OUTPUTS, OUTPUTS, WEBRTC_OUTPUTS
 from tests.conftest import EXAMPLES, ROOT, compile_example, compose_json, run_compose, snapshot_suffix, write_files
 
 PROFILE = ROOT / "profiles" / "webrtc.toml"

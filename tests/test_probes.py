@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from omnigen.inputs.profile import Profile
 from omnigen.loading import load_profile, validate_profile
-from omnigen.probes import (
+from omnigen.tools.probes import (
     HOST_SIDE_FIX,
     SYSCTL_ERROR,
     CommandResult,
@@ -28,7 +29,6 @@ from omnigen.probes import (
     runc_reopens_procfs,
     socket_binder,
 )
-from omnigen.profile import Profile
 from tests.conftest import ROOT
 
 FIXTURES = Path(__file__).resolve().parent / "doctor_fixtures"

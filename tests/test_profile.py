@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from omnigen.errors import ProfileError
+from omnigen.inputs.profile import load_secrets
 from omnigen.loading import load_profile
-from omnigen.profile import load_secrets
 from tests.conftest import run_cli
 
 GOOD = """schema_version = 2
@@ -286,7 +286,7 @@ def test_toml_position_is_read_from_the_message_when_the_exception_has_none() ->
     # Python 3.11-3.13: TOMLDecodeError has no lineno/colno, only "(at line L, column C)".
     import tomllib
 
-    from omnigen.tomlpos import _syntax_issue
+    from omnigen.inputs.tomlpos import _syntax_issue
 
     issue = _syntax_issue(tomllib.TOMLDecodeError("Invalid value (at line 3, column 7)"), "a = 1\nb = 2\nc = \n", "p.toml")
     assert issue.render() == "p.toml:3:7: malformed TOML: Invalid value; fix the TOML syntax"
@@ -294,7 +294,7 @@ def test_toml_position_is_read_from_the_message_when_the_exception_has_none() ->
 
 @pytest.mark.parametrize("example", sorted((Path(__file__).parent.parent / "profiles").glob("*.toml")), ids=lambda path: path.stem)
 def test_every_duplicated_key_of_an_example_is_named(tmp_path: Path, example: Path) -> None:
-    from omnigen.tomlpos import key_lines
+    from omnigen.inputs.tomlpos import key_lines
 
     lines = example.read_text().splitlines()
     checked = 0

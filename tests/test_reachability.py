@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from omnigen import reachability
+from omnigen.inputs import reachability
 from tests.conftest import run_cli
 
 PROFILE = """\

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from omnigen.formats.dotenv import encode_value
-from omnigen.redact import HIDDEN, MASK, Redactor, env_values, shown_value, spellings
+from omnigen.formats.redact import HIDDEN, MASK, Redactor, env_values, shown_value, spellings
 
 SECRET = 'p@ss/w:rd#1$x"\\'
 

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from omnigen.rules import all_rules
+from omnigen.verify.rules import all_rules
 from tests.corpus import Case, cases
 
 DRIFT_CASES = cases("drift")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from omnigen.deployment import deployment_from_memory
 from omnigen.pipeline import Compiled
-from omnigen.rules import Finding, RuleContext, run_rules
+from omnigen.verify.deployment import deployment_from_memory
+from omnigen.verify.rules import Finding, RuleContext, run_rules
 from tests.conftest import EXAMPLES, ROOT, compile_example
 
 PROFILE = ROOT / "profiles" / "webrtc.toml"

@@ -24,10 +24,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from omnigen.deployment import load_deployment
-from omnigen.lint import lint
-from omnigen.rules import all_rules, run_rules
-from omnigen.rules.policy import is_internal
+from omnigen.tools.lint import lint
+from omnigen.verify.deployment import load_deployment
+from omnigen.verify.rules import all_rules, run_rules
+from omnigen.verify.rules.policy import is_internal
 from tests.conftest import EXAMPLES, compile_example, compose_binary, write_files
 from tests.corpus import Case, cases
 from tests.hazards import SPELLINGS, Spelling, plant

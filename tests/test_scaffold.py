@@ -1,4 +1,4 @@
-"""The Copier template (copier.yml + scaffold/) and omnigen/scaffold.py.
+"""The Copier template (copier.yml + scaffold/) and omnigen/tools/scaffold.py.
 
 - `copier copy` from a git repo of the template, then `make build` in the new repo, offline.
 - Every answer the profile model refuses, Copier refuses too, with the model's words
@@ -29,9 +29,19 @@ from jinja2.sandbox import SandboxedEnvironment
 from omnigen import __version__
 from omnigen.cli import COMMANDS
 from omnigen.errors import ProfileError
+from omnigen.inputs.profile import TIMEZONE_PATTERN, HostKind, Profile
 from omnigen.loading import load_profile, validate_profile
-from omnigen.profile import TIMEZONE_PATTERN, HostKind, Profile
-from omnigen.scaffold import BIND_CASES, LIMITS_FILE, MAX_CALLS, PROXY_CASES, accepts, limits, limits_jinja, max_calls, scaffold_profile
+from omnigen.tools.scaffold import (
+    BIND_CASES,
+    LIMITS_FILE,
+    MAX_CALLS,
+    PROXY_CASES,
+    accepts,
+    limits,
+    limits_jinja,
+    max_calls,
+    scaffold_profile,
+)
 from tests.conftest import ROOT, make_fake_checkout
 
 BIN = Path(sys.executable).parent
@@ -464,11 +474,11 @@ def test_calls_agree_with_the_model_for_every_host_kind(host_kind: str, calls: i
 
 
 # ---------------------------------------------------------------------------
-# omnigen/scaffold.py: the limits table
+# omnigen/tools/scaffold.py: the limits table
 
 
 def test_limits_file_matches_the_model() -> None:
-    assert LIMITS_FILE.read_text(encoding="utf-8") == limits_jinja(), "scaffold/limits.jinja is stale: run `python -m omnigen.scaffold`"
+    assert LIMITS_FILE.read_text(encoding="utf-8") == limits_jinja(), "scaffold/limits.jinja is stale: run `python -m omnigen.tools.scaffold`"
 
 
 def test_limits_are_the_exact_boundary() -> None:

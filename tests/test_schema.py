@@ -13,9 +13,9 @@ import jsonschema
 import pytest
 from pydantic import BaseModel
 
-from omnigen.profile import Profile, Secrets
-from omnigen.reference import profile_reference
-from omnigen.schema import profile_schema, schema_text
+from omnigen.inputs.profile import Profile, Secrets
+from omnigen.inputs.schema import profile_schema, schema_text
+from omnigen.tools.reference import profile_reference
 from tests.conftest import EXAMPLES, ROOT, node_tool, run_cli
 
 COMMITTED = ROOT / "schema" / "omnivoip.schema.json"

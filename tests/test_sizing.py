@@ -11,11 +11,11 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from omnigen import sizing
 from omnigen.errors import ProfileError
+from omnigen.inputs.profile import Profile, Secrets
 from omnigen.loading import validate_profile
-from omnigen.probes import CommandResult, HostView, diagnose, probe_machine_size
-from omnigen.profile import Profile, Secrets
+from omnigen.plan import sizing
+from omnigen.tools.probes import CommandResult, HostView, diagnose, probe_machine_size
 from tests.conftest import ROOT, fake_token, run_cli
 
 BASE: dict[str, Any] = {
@@ -56,7 +56,7 @@ def test_a_one_cpu_host_gets_no_cpus_limit_above_one() -> None:
 
 
 def test_defaults_follow_the_host_kind() -> None:
-    from omnigen import hostkinds
+    from omnigen.catalog import hostkinds
 
     for kind, facts in hostkinds.HOST_KINDS.items():
         extra = {"low_ports": "remap"} if kind == "rootless" else {}

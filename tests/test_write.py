@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from omnigen.errors import OutputError
-from omnigen.write import (
+from omnigen.write.outputs import (
     MANIFEST,
     STAGING_PREFIX,
     FileRecord,
@@ -548,7 +548,7 @@ def test_the_secrets_lock_serialises_builds_and_leaves_no_file(tmp_path: Path) -
     import threading
     import time
 
-    from omnigen.write import sidecar_lock, sidecar_lock_path
+    from omnigen.write.outputs import sidecar_lock, sidecar_lock_path
 
     sidecar = tmp_path / "site.secrets.toml"
     order: list[str] = []
