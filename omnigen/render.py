@@ -192,6 +192,8 @@ def environment() -> jinja2.Environment:
 
 def render(plan: Plan) -> dict[str, str]:
     """Render every output of the plan: relative path -> text, in plan order."""
+    if plan.secrets_withheld:
+        raise RuntimeError("render was given a topology (plan.make.make_topology): it holds no secrets to print")
     env = environment()
     files = {dest: env.get_template(template).render(plan=plan) for template, dest in plan.outputs}
     for dest, variables in plan.secret_env.items():  # secrets/<service>.env, the services' env_file

@@ -23,6 +23,7 @@ from omnigen.tools.probes import (
     probe_apparmor,
     probe_container,
     probe_daemon_json,
+    probe_ports,
     probe_runtime,
     probe_unprivileged_port_start,
     probe_user_namespace,
@@ -288,3 +289,27 @@ def test_socket_binder_sees_a_real_busy_port() -> None:
         assert socket_binder("127.0.0.1", port, "udp") == "busy"
     assert socket_binder("127.0.0.1", port, "udp") == "free"
     assert socket_binder("203.0.113.77", port, "tcp") == "no-address"
+
+
+def test_multi_host_ports_are_this_hosts_bundle_ports_as_the_loader_laid_them_out() -> None:
+    from omnigen.loading import load
+
+    loaded = load(ROOT / "profiles" / "multi-host-2.toml", {})
+    first = str(loaded.profile.hosts[0].address)
+    tried: set[str] = set()
+
+    def first_host_only(address: str, port: int, protocol: str) -> str:
+        if address not in ("0.0.0.0", first):
+            return "no-address"
+        if port:
+            tried.add(f"{address}:{port}/{protocol}")
+        return "free"
+
+    ports = probe_ports(HostView(root=Path("/nonexistent"), run=None, bind=first_host_only), loaded.profile, loaded.layout)
+    bundle = loaded.layout.hosts[0].bundle
+    expected = {f"{use.host_ip}:{port}/{use.protocol}" for use in bundle.uses for port in range(use.start, use.end + 1)}
+    assert ports.status == "ok" and tried == expected
+    assert ports.facts["checked"] == str(len(expected))
+
+    elsewhere = probe_ports(HostView(root=Path("/nonexistent"), run=None, bind=lambda *_: "no-address"), loaded.profile, loaded.layout)
+    assert elsewhere.status == "unknown" and "run doctor on each host" in elsewhere.summary

@@ -32,11 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from omnigen.errors import UsageError
-    from omnigen.inputs.credentials import resolve
-    from omnigen.inputs.profile import Secrets
     from omnigen.loading import load
     from omnigen.plan.capacity import DEFAULT_OPUS_KBPS
-    from omnigen.plan.make import make_plan
+    from omnigen.plan.make import make_topology
     from omnigen.tools.explain import explain_data, explain_tables, render_plain
 
     opus = DEFAULT_OPUS_KBPS if args.opus_kbps is None else args.opus_kbps
@@ -44,10 +42,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--opus-kbps: Opus encodes 6-510 kbit/s (got {opus:g}); pass a bitrate in that range")
     checked = load(args.profile)
     profile = checked.profile
-    # The plan needs every secret to exist, but explain prints none of them: stand-ins
-    # that never leave this process, so the sidecar is neither read nor created.
-    secrets, _ = resolve(Secrets(), lambda _name: "explain-prints-no-secrets")
-    plan = make_plan(profile, secrets, checked.layout)
+    # explain prints no secret: the plan without them, so the sidecar is neither read nor created.
+    plan = make_topology(profile, checked.layout)
     # A multi-host plan carries each host's layout; a single host has one.
     data = explain_data(profile, plan, checked.layout.ports, opus)
     if args.format == "json":

@@ -127,7 +127,7 @@ def _network(profile: Profile, advertised_ip: str, public_ip: str | None) -> Net
     )
 
 
-def _bundle_plan(profile: Profile, secrets: Secrets, host: ClusterHost, ports: HostPorts, fallback: RtpRange, checkout: str | None) -> Plan:
+def _bundle_plan(profile: Profile, secrets: Secrets | None, host: ClusterHost, ports: HostPorts, fallback: RtpRange, checkout: str | None) -> Plan:
     """The plan of hosts/<name>/: a single-host plan of this host's services only. Its compose file
     sits two folders below the output folder, so relative build contexts climb two more."""
     source = checkout if checkout is not None else profile.build.source
@@ -205,7 +205,7 @@ def _warnings(profile: Profile, layouts: dict[str, HostPorts]) -> tuple[PlanWarn
     return tuple(found)
 
 
-def make_cluster_plan(profile: Profile, secrets: Secrets, layout: Layout, checkout: str | None = None) -> Plan:
+def make_cluster_plan(profile: Profile, secrets: Secrets | None, layout: Layout, checkout: str | None = None) -> Plan:
     """Everything stack.yml and the per-host bundles print. Raises nothing: the profile is valid."""
     layouts = {ports.host: ports for ports in layout.hosts}
     voice_hosts = placement.hosts_with(profile, "voice")

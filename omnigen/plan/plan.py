@@ -548,6 +548,9 @@ class Plan:
     bundle: BundleHost | None = None
     cluster: ClusterPlan | None = None
     volumes: tuple[VolumePlan, ...] = field(default_factory=own_volumes)
+    # A topology (plan.make.make_topology): planned without secrets, so it holds none (no secret .env
+    # variable, no Asterisk login). explain and doctor read it; render refuses it.
+    secrets_withheld: bool = False
 
     @property
     def adopted_databases(self) -> tuple[str, ...]:
@@ -926,7 +929,7 @@ def local_endpoints() -> dict[str, Endpoint]:
 
 def env_sections(
     profile: Profile,
-    secrets: Secrets,
+    secrets: Secrets | None,
     rtp: RtpRange,
     sip_port: int,
     endpoints: dict[str, Endpoint] | None = None,
@@ -934,9 +937,12 @@ def env_sections(
     allowed_hosts: str | None = None,
 ) -> tuple[EnvSection, ...]:
     """The .env. A multi-host bundle passes the addresses its clients reach other hosts' services at,
-    its voice host's advertised address and the edge host's names (omnigen/plan/cluster.py)."""
+    its voice host's advertised address and the edge host's names (omnigen/plan/cluster.py).
+    Without secrets (a topology) the secret variables are left out."""
     at = endpoints or local_endpoints()
     def value(name: str) -> str:
+        if secrets is None:
+            return ""  # only secret variables hold it, and those are left out below
         resolved = getattr(secrets, name)
         assert resolved is not None, f"secret {name} was not resolved"
         return str(resolved)
@@ -958,7 +964,7 @@ def env_sections(
     def secret(key: str, val: str) -> EnvVar:
         return EnvVar(key, val, secret=True)
 
-    return (
+    sections = (
         EnvSection("General", (plain("TZ", profile.project.timezone),)),
         EnvSection(
             "PostgreSQL",
@@ -1033,6 +1039,9 @@ def env_sections(
             ),
         ),
     )
+    if secrets is None:
+        return tuple(EnvSection(section.title, tuple(var for var in section.variables if not var.secret)) for section in sections)
+    return sections
 
 
 def url_port_suffix(https_port: int) -> str:
@@ -1078,19 +1087,16 @@ def _webrtc(profile: Profile, layout: PortPlan, asterisk_ip: str) -> WebrtcPlan:
     )
 
 
-def _webrtc_env(secrets: Secrets, webrtc: WebrtcPlan) -> EnvSection:
+def _webrtc_env(secrets: Secrets | None, webrtc: WebrtcPlan) -> EnvSection:
+    url = EnvVar("WEBRTC_WSS_URL", webrtc.wss_url)
+    if secrets is None:  # a topology
+        return EnvSection("WebRTC (Kamailio + rtpengine)", (url,))
     secret = secrets.webrtc_auth_secret
     assert secret is not None, "secret webrtc_auth_secret was not resolved"
-    return EnvSection(
-        "WebRTC (Kamailio + rtpengine)",
-        (
-            EnvVar("WEBRTC_AUTH_SECRET", secret, secret=True),
-            EnvVar("WEBRTC_WSS_URL", webrtc.wss_url),
-        ),
-    )
+    return EnvSection("WebRTC (Kamailio + rtpengine)", (EnvVar("WEBRTC_AUTH_SECRET", secret, secret=True), url))
 
 
-def _with_webrtc(plan: Plan, profile: Profile, secrets: Secrets, layout: PortPlan, checkout: str | None) -> Plan:
+def _with_webrtc(plan: Plan, profile: Profile, secrets: Secrets | None, layout: PortPlan, checkout: str | None) -> Plan:
     """Add Kamailio and rtpengine to a finished plan: their ports, limits, images, env and files."""
     webrtc = _webrtc(profile, layout, plan.network.asterisk_ip)
     media = PublishedPort(
@@ -1214,13 +1220,13 @@ def _service_env() -> dict[str, tuple[EnvRef, ...]]:
     return {service: tuple(sorted(refs, key=lambda ref: ref.name)) for service, refs in SERVICE_ENV.items()}
 
 
-def application_fields(profile: Profile, secrets: Secrets, subnet: str, remote_clients: tuple[str, ...] = ()) -> dict[str, Any]:
+def application_fields(profile: Profile, secrets: Secrets | None, subnet: str, remote_clients: tuple[str, ...] = ()) -> dict[str, Any]:
     """The Plan fields that carry the application's contract (catalog/application.py), for single-host,
     per-host bundle and stack plans alike. `remote_clients`: other hosts' addresses whose services
-    log in to this bundle's Asterisk through its private address."""
+    log in to this bundle's Asterisk through its private address. Without secrets (a topology): no Asterisk logins."""
     return {
         "service_env": _service_env(),
-        "asterisk": _asterisk_access(secrets, subnet, remote_clients),
+        "asterisk": _asterisk_access(secrets, subnet, remote_clients) if secrets is not None else None,
         "startup": _startup(profile),
         "healthchecks": _healthchecks(),
         "health_timing": HEALTH_TIMING,
@@ -1230,7 +1236,7 @@ def application_fields(profile: Profile, secrets: Secrets, subnet: str, remote_c
     }
 
 
-def make_single_plan(profile: Profile, secrets: Secrets, checked: Layout, checkout: str | None = None) -> Plan:
+def make_single_plan(profile: Profile, secrets: Secrets | None, checked: Layout, checkout: str | None = None) -> Plan:
     """Everything the templates print for a single-host profile, from the layout the loader checked (feasibility.py).
 
     `checkout` is build.source as the output folder sees it (pipeline.build computes it); without it

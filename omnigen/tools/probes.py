@@ -509,14 +509,22 @@ def _spans(checks: Iterable[PortCheck]) -> str:
     return ", ".join(shown[:MAX_PORTS_LISTED]) + more
 
 
-def probe_ports(view: HostView, profile: Profile, layout: Layout | None = None) -> Probe:
-    """Whether this machine can bind every port the profile publishes (the layout the loader checked, when given)."""
-    from omnigen.plan.capacity import port_plan
+def probe_ports(view: HostView, profile: Profile, layout: Layout) -> Probe:
+    """Whether this machine can bind every port the profile publishes here, as the loader laid them out.
 
-    ports = layout.ports if layout is not None and layout.ports is not None else port_plan(profile)
+    With [[hosts]] this machine is the host (or hosts) whose private address it has: their
+    bundles' ports are tried; the others publish on other machines."""
+    if layout.ports is not None:
+        uses = layout.ports.uses
+    else:
+        here = [ports for ports in layout.hosts if view.bind(str(profile.hosts[ports.index].address), 0, "tcp") != "no-address"]
+        if not here:
+            addresses = ", ".join(f"{host.name} {host.address} (hosts.{index}.address)" for index, host in enumerate(profile.hosts))
+            return Probe("profile ports", "unknown", f"this machine has none of the hosts' addresses ({addresses}); run doctor on each host", {"checked": "0"})
+        uses = tuple(use for ports in here for use in ports.bundle.uses)
     checks = [
         PortCheck(use.host_ip, port, use.protocol, use.key, view.bind(use.host_ip, port, use.protocol))
-        for use in ports.uses
+        for use in uses
         for port in range(use.start, use.end + 1)
     ]
     busy = [check for check in checks if check.outcome == "busy"]
@@ -563,20 +571,18 @@ HOST_SIDE_FIX = (
 )
 
 
-def probe_shell_environment(view: HostView, profile: Profile, layout: Layout | None = None) -> Probe:
+def probe_shell_environment(view: HostView, profile: Profile, layout: Layout) -> Probe:
     """Variables this shell exports that docker compose would use instead of the folder's .env.
 
     Compose fills `${VAR}` in docker-compose.yml from exported variables first. Secrets never
     go that way (services read them from secrets/<service>.env), but ports, host names or TZ
     do: an exported `TZ` or `ACD_SIP_PORT` silently changes what the services get.
     """
-    from omnigen.inputs.profile import SECRET_NAMES, Secrets
-    from omnigen.plan.make import make_plan
+    from omnigen.plan.make import make_topology
 
-    # Any complete set of secrets: only the names and the other values are compared.
-    placeholder = Secrets.model_validate({name: f"doctor-{index:02d}-0123456789abcdefghij" for index, name in enumerate(SECRET_NAMES)})
-    plan = make_plan(profile, placeholder, layout)
-    plain = {var.key: var.value for section in plan.env for var in section.variables if not var.secret}
+    # The plan without secrets: they never go through the shell, only the other values are compared.
+    plan = make_topology(profile, layout)
+    plain = {var.key: var.value for section in plan.env for var in section.variables}
     overridden = sorted(key for key, value in plain.items() if key in view.environ and view.environ[key] != value)
     if not overridden:
         return Probe("shell environment", "ok", "no exported variable overrides a value of the profile's .env")
@@ -656,8 +662,12 @@ def diagnose(view: HostView, profile: Profile | None = None, layout: Layout | No
     probes.append(_safely("unprivileged ports", lambda: probe_unprivileged_port_start(view)))
     probes.append(_safely("machine size", lambda: probe_machine_size(view)))
     if profile is not None:
-        probes.append(_safely("profile ports", lambda: probe_ports(view, profile, layout)))
-        probes.append(_safely("shell environment", lambda: probe_shell_environment(view, profile, layout)))
+        from omnigen.plan import feasibility
+
+        # The loader's layout when given (doctor's), else laid out here: once, for both probes.
+        checked = layout if layout is not None else feasibility.layout(profile)
+        probes.append(_safely("profile ports", lambda: probe_ports(view, profile, checked)))
+        probes.append(_safely("shell environment", lambda: probe_shell_environment(view, profile, checked)))
     found = {probe.name: probe for probe in probes}
     kind, reason = _suggest(found)
 
