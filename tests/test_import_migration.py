@@ -22,7 +22,7 @@ from omnigen.errors import ProfileError
 from omnigen.loading import validate_profile
 from omnigen.tools.importing import Imported, ImportRefused, normalize_project_name, render_report
 from tests.conftest import ROOT, compose_binary, run_cli, run_compose
-from tests.test_importing import REFERENCE, edit, import_from
+from tests.tools.test_importing import REFERENCE, edit, import_from
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

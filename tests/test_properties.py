@@ -63,7 +63,7 @@ def profiles(draw: st.DrawFn) -> dict[str, object]:
         del network["public_ip"]
         if network["bind_ip"] == "0.0.0.0":
             network["bind_ip"] = "192.168.1.10"
-    # Calls up to what this host kind's port budget allows (larger ones are refused: tests/test_hostkinds.py).
+    # Calls up to what this host kind's port budget allows (larger ones are refused: tests/catalog/test_hostkinds.py).
     one_call = _validate(data)
     most = max_calls_within(one_call, hostkinds.effective_userland_proxy(kind, one_call.host.userland_proxy), upper=800)
     capacity = data["capacity"]

@@ -1,7 +1,7 @@
 """docs/profile.md: every profile key with its type, default, meaning and an example,
 generated from the JSON Schema of the model (omnigen/inputs/schema.py), so the page cannot
 drift from what `omnigen build` accepts. `omnigen schema --format markdown` prints it;
-tests/test_schema.py fails when the committed page is stale.
+tests/inputs/test_schema.py fails when the committed page is stale.
 """
 
 from __future__ import annotations

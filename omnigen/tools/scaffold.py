@@ -4,7 +4,7 @@ Copier validates answers with Jinja and cannot import omnigen. Fixed rules
 (patterns, ranges, address checks) are written as Jinja in scaffold/validators.jinja;
 what the model computes (how many calls each host kind's port budget lets a
 deployment publish) is computed here, from the model itself, and written to
-scaffold/limits.jinja. tests/test_scaffold.py fails as soon as either disagrees
+scaffold/limits.jinja. tests/tools/test_scaffold.py fails as soon as either disagrees
 with the model; `python -m omnigen.tools.scaffold` regenerates limits.jinja.
 """
 

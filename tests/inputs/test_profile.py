@@ -292,7 +292,7 @@ def test_toml_position_is_read_from_the_message_when_the_exception_has_none() ->
     assert issue.render() == "p.toml:3:7: malformed TOML: Invalid value; fix the TOML syntax"
 
 
-@pytest.mark.parametrize("example", sorted((Path(__file__).parent.parent / "profiles").glob("*.toml")), ids=lambda path: path.stem)
+@pytest.mark.parametrize("example", sorted((Path(__file__).parent.parent.parent / "profiles").glob("*.toml")), ids=lambda path: path.stem)
 def test_every_duplicated_key_of_an_example_is_named(tmp_path: Path, example: Path) -> None:
     from omnigen.inputs.tomlpos import key_lines
 

@@ -32,7 +32,7 @@ from omnigen.tools.probes import (
 )
 from tests.conftest import ROOT
 
-FIXTURES = Path(__file__).resolve().parent / "doctor_fixtures"
+FIXTURES = Path(__file__).resolve().parent.parent / "doctor_fixtures"
 
 
 def fixture_view(case: str, bind: Any = None) -> HostView:

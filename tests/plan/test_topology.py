@@ -21,7 +21,7 @@ from omnigen.loading import load
 from omnigen.plan.make import make_plan, make_topology
 from omnigen.render import render
 from tests.conftest import ALL_EXAMPLES, ROOT, fake_token
-from tests.test_feasibility import count_calls
+from tests.plan.test_feasibility import count_calls
 
 
 def _secrets() -> Secrets:
