@@ -1,6 +1,6 @@
 """The plan of a multi-host profile ([[hosts]]): stack.yml for Docker Swarm and one bundle per host.
 
-`make_cluster_plan` is what `planning.make_plan` returns for a multi-host profile: a
+`make_cluster_plan` is what `make.make_plan` returns for a multi-host profile: a
 top-level Plan for the files beside stack.yml (stack.yml, its .env,
 label-nodes.sh, deploy-stack.sh) whose `cluster` holds every host, and one
 ordinary Plan per host for `hosts/<name>/` (the same templates as a single-host

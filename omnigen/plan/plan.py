@@ -2,7 +2,7 @@
 
 `make_single_plan` is a pure function of the validated profile, the resolved
 secrets and the layout the loader checked; this module also holds the parts every
-plan is made of, multi-host ones included (cluster.py assembles those; planning.py
+plan is made of, multi-host ones included (cluster.py assembles those; make.py
 picks one or the other). Templates print plan values and nothing else, so a value that must
 agree across files (the RTP range, a port, a URL) is computed exactly once here.
 """
