@@ -64,11 +64,11 @@ def build_lines(path: Path) -> list[str]:
     try:
         from omnigen.inputs.profile import Secrets
     except ImportError:  # before the stages became folders
-        from omnigen.profile import Secrets  # type: ignore[import-not-found,no-redef]
+        from omnigen.profile import Secrets  # type: ignore[no-redef,import-not-found,import-untyped,unused-ignore]
     try:
         from omnigen.loading import load_profile
     except ImportError:  # before issue 15 the model validators checked feasibility
-        from omnigen.profile import load_profile  # type: ignore[import-not-found,no-redef]
+        from omnigen.profile import load_profile  # type: ignore[no-redef,import-not-found,import-untyped,unused-ignore]
 
     name = path.relative_to(ROOT)
     try:
