@@ -60,6 +60,7 @@ def _refuse_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(credentials, "resolve", refused)
     monkeypatch.setattr(Secrets, "model_validate", refused)
+    monkeypatch.setattr(Secrets, "__init__", refused)
 
 
 def _run(*argv: str) -> tuple[int, str]:
