@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROFILES = sorted((ROOT / "profiles").glob("*.toml"))
 ALL_EXAMPLES = [path for path in PROFILES if not path.name.endswith(".secrets.toml")]
 # Multi-host profiles ([[hosts]]) build stack.yml and hosts/<name>/ bundles instead of one
-# docker-compose.yml: tests/test_multihost.py covers them, everything else takes EXAMPLES.
+# docker-compose.yml: tests/plan/test_cluster.py covers them, everything else takes EXAMPLES.
 MULTI_HOST_EXAMPLES = [path for path in ALL_EXAMPLES if "\n[[hosts]]" in path.read_text()]
 EXAMPLES = [path for path in ALL_EXAMPLES if path not in MULTI_HOST_EXAMPLES]
 
