@@ -9,8 +9,6 @@ nothing (explain, doctor): no secret is generated, read or made up for them.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from omnigen.inputs.profile import Profile, Secrets
 from omnigen.plan import feasibility
 from omnigen.plan.feasibility import Layout
@@ -35,4 +33,4 @@ def make_topology(profile: Profile, checked: Layout | None = None) -> Plan:
     """What runs where, its addresses, ports, images, limits, firewall and warnings: the plan without
     a secret in it (secret .env variables and Asterisk logins left out), from the same code as
     make_plan so that no fact is computed twice. render refuses it."""
-    return replace(make_plan(profile, None, checked), secrets_withheld=True)
+    return make_plan(profile, None, checked)

@@ -549,7 +549,7 @@ class Plan:
     cluster: ClusterPlan | None = None
     volumes: tuple[VolumePlan, ...] = field(default_factory=own_volumes)
     # A topology (plan.make.make_topology): planned without secrets, so it holds none (no secret .env
-    # variable, no Asterisk login). explain and doctor read it; render refuses it.
+    # variable, no Asterisk login); its bundles too. explain and doctor read it; render refuses it.
     secrets_withheld: bool = False
 
     @property
@@ -1227,6 +1227,7 @@ def application_fields(profile: Profile, secrets: Secrets | None, subnet: str, r
     return {
         "service_env": _service_env(),
         "asterisk": _asterisk_access(secrets, subnet, remote_clients) if secrets is not None else None,
+        "secrets_withheld": secrets is None,
         "startup": _startup(profile),
         "healthchecks": _healthchecks(),
         "health_timing": HEALTH_TIMING,

@@ -34,6 +34,7 @@ def test_the_topology_is_the_plan_without_its_secrets(example: Path) -> None:
     plan = make_plan(loaded.profile, _secrets(), loaded.layout)
     topology = make_topology(loaded.profile, loaded.layout)
     assert topology.secrets_withheld and not plan.secrets_withheld
+    assert all(part.secrets_withheld for _, part in topology.bundles) and not any(part.secrets_withheld for _, part in plan.bundles)
     assert topology.asterisk is None
     assert not any(var.secret for section in topology.env for var in section.variables)
     secrets = {value for value in _secrets().model_dump().values()}
@@ -48,10 +49,13 @@ def test_the_topology_is_the_plan_without_its_secrets(example: Path) -> None:
     assert topology.warnings == plan.warnings
 
 
-def test_render_refuses_a_topology() -> None:
-    loaded = load(ROOT / "profiles" / "webrtc.toml", {})
-    with pytest.raises(RuntimeError, match="topology"):
-        render(make_topology(loaded.profile, loaded.layout))
+@pytest.mark.parametrize("name", ["webrtc", "multi-host-2"])
+def test_render_refuses_a_topology_and_each_of_its_bundles(name: str) -> None:
+    loaded = load(ROOT / "profiles" / f"{name}.toml", {})
+    topology = make_topology(loaded.profile, loaded.layout)
+    for part in (topology, *(part for _, part in topology.bundles)):
+        with pytest.raises(RuntimeError, match="topology"):
+            render(part)
 
 
 def _refuse_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
