@@ -57,7 +57,7 @@ e2e: $(STAMP)
 	$(BIN)/pytest -q -m e2e tests/e2e/realapp
 
 # What publishing the RTP range costs on a real engine: out/bench/, docs/deploy-costs.md,
-# omnigen/measured_costs.py (root; about an hour at 3 runs per cell,
+# omnigen/catalog/measured_costs.py (root; about an hour at 3 runs per cell,
 # BENCH_DEPLOY_ARGS="--repeat 1" for a 20-minute look, "--from-csv" to redo the outputs only).
 bench-deploy: $(STAMP)
 	bash .ci/install-docker.sh

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omnigen import feasibility, profile
 from omnigen.errors import ProfileError
-from omnigen.feasibility import Layout
-from omnigen.profile import Profile
+from omnigen.inputs import profile
+from omnigen.inputs.profile import Profile
+from omnigen.plan import feasibility
+from omnigen.plan.feasibility import Layout
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from omnigen.catalog.application import ASTERISK_GID, ASTERISK_UID
-from omnigen.credentials import TokenFactory, random_token, resolve, sidecar_text
 from omnigen.errors import InputIssue, OutputError, ProfileError
-from omnigen.feasibility import Layout
-from omnigen.fingerprint import (
+from omnigen.inputs.credentials import TokenFactory, random_token, resolve, sidecar_text
+from omnigen.inputs.fingerprint import (
     OUTPUT_FOLDER,
     SECRETS_SUFFIX,
     TLS_CHAIN,
@@ -28,14 +27,15 @@ from omnigen.fingerprint import (
     tls_digest,
     tls_sidecar_dir,
 )
+from omnigen.inputs.profile import Profile, Secrets, load_secrets, secrets_path_for
+from omnigen.inputs.tls import Clock, TlsMaterial, load_tls, utc_now
 from omnigen.loading import Loaded, load
-from omnigen.plan import ASTERISK_SECRET_FILES, NGINX_GID, NGINX_UID, Plan
-from omnigen.planning import make_plan
-from omnigen.profile import Profile, Secrets, load_secrets, secrets_path_for
+from omnigen.plan.feasibility import Layout
+from omnigen.plan.make import make_plan
+from omnigen.plan.plan import ASTERISK_SECRET_FILES, NGINX_GID, NGINX_UID, Plan
 from omnigen.render import render
-from omnigen.tls import Clock, TlsMaterial, load_tls, utc_now
 from omnigen.verify import verify
-from omnigen.write import (
+from omnigen.write.outputs import (
     SECRET_MODE,
     FileRecord,
     Manifest,
@@ -60,7 +60,7 @@ class Compiled:
 def _check_stack_secrets(profile: Profile, loaded: Secrets, secrets_path: Path) -> None:
     # Single-host builds never load the multi-host modules: they are most of a cold start's own time.
     if profile.hosts:
-        from omnigen.cluster import check_stack_secrets
+        from omnigen.plan.cluster import check_stack_secrets
 
         check_stack_secrets(profile, loaded, str(secrets_path))
 
@@ -179,7 +179,7 @@ def checkout_from_output(profile: Profile, profile_path: Path, out_dir: Path, pa
 def require_build_contexts(plan: Plan, out_dir: Path, profile_path: Path, profile_text: str) -> None:
     """Every image the compose files build has its Dockerfile where they say (exit 2 otherwise, naming each path)."""
     from omnigen.errors import InputIssue, ProfileError
-    from omnigen.tomlpos import key_lines
+    from omnigen.inputs.tomlpos import key_lines
 
     folders = [(out_dir, plan), *((out_dir / folder, part) for folder, part in plan.bundles)]
     missing: dict[str, list[str]] = {}

@@ -24,7 +24,7 @@ from omnigen.formats.dotenv import encode_value
 from omnigen.formats.kamailiocfg import cfg_value
 from omnigen.formats.keyfile import keyfile_value
 from omnigen.formats.shellenv import encode_value as shell_env_value
-from omnigen.plan import Plan
+from omnigen.plan.plan import Plan
 
 
 def templates_dir() -> Path:
@@ -192,6 +192,8 @@ def environment() -> jinja2.Environment:
 
 def render(plan: Plan) -> dict[str, str]:
     """Render every output of the plan: relative path -> text, in plan order."""
+    if plan.secrets_withheld:
+        raise RuntimeError("render was given a topology (plan.make.make_topology): it holds no secrets to print")
     env = environment()
     files = {dest: env.get_template(template).render(plan=plan) for template, dest in plan.outputs}
     for dest, variables in plan.secret_env.items():  # secrets/<service>.env, the services' env_file

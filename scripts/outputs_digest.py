@@ -5,8 +5,11 @@ For each example profile (profiles/*.toml) and each profile of the test corpus
 deterministic token factory:
   - the sha256 of every output file `build` would write (compile_profile), or the error text
     (with its positions) when the profile is refused;
-  - `omnigen explain --format json`: its exit code, stdout and stderr;
-and once: `omnigen schema` and `omnigen schema --format markdown`.
+  - `omnigen explain --format json` and `omnigen explain` (plain text): exit code, stdout and stderr;
+  - for the example profiles, `omnigen doctor --format json` against an empty root (the profile's
+    port and shell-environment probes);
+and once: `omnigen schema` and `omnigen schema --format markdown`, and `omnigen lint --format json`
+of every case of tests/lint_corpus/.
 
     .venv/bin/python scripts/outputs_digest.py > before.txt
     ... change the code ...
@@ -22,6 +25,7 @@ import contextlib
 import hashlib
 import io
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,12 +60,15 @@ def profiles() -> list[Path]:
 def build_lines(path: Path) -> list[str]:
     from omnigen.errors import OmnigenError
     from omnigen.pipeline import compile_profile
-    from omnigen.profile import Secrets
 
+    try:
+        from omnigen.inputs.profile import Secrets
+    except ImportError:  # before the stages became folders
+        from omnigen.profile import Secrets  # type: ignore[no-redef,import-not-found,import-untyped,unused-ignore]
     try:
         from omnigen.loading import load_profile
     except ImportError:  # before issue 15 the model validators checked feasibility
-        from omnigen.profile import load_profile  # type: ignore[attr-defined,no-redef]
+        from omnigen.profile import load_profile  # type: ignore[no-redef,import-not-found,import-untyped,unused-ignore]
 
     name = path.relative_to(ROOT)
     try:
@@ -71,9 +78,23 @@ def build_lines(path: Path) -> list[str]:
     return [f"{name} build {relative} {digest(text)}" for relative, text in sorted(compiled.files.items())]
 
 
-def explain_line(path: Path) -> str:
-    code, out, err = run_cli("explain", str(path), "--format", "json")
-    return f"{path.relative_to(ROOT)} explain exit={code} out={digest(out)} err={digest(err.replace(str(ROOT), '<root>'))}"
+def cli_line(path: Path, *argv: str) -> str:
+    code, out, err = run_cli(*argv)
+    return f"{path.relative_to(ROOT)} {' '.join(argv[:1] + argv[2:])} exit={code} out={digest(out)} err={digest(err.replace(str(ROOT), '<root>'))}"
+
+
+def explain_lines(path: Path) -> list[str]:
+    return [cli_line(path, "explain", str(path), "--format", "json"), cli_line(path, "explain", str(path))]
+
+
+def doctor_line(path: Path, root: Path) -> str:
+    """doctor against an empty root (no commands run): the profile probes' answers and texts."""
+    return cli_line(path, "doctor", str(path), "--root", str(root), "--format", "json").replace(str(root), "<empty>")
+
+
+def lint_lines() -> list[str]:
+    cases = sorted(folder for folder in (ROOT / "tests" / "lint_corpus").glob("*/*") if folder.is_dir())
+    return [cli_line(case, "lint", str(case), "--format", "json") for case in cases]
 
 
 def main() -> int:
@@ -81,9 +102,13 @@ def main() -> int:
     for argv in (("schema",), ("schema", "--format", "markdown")):
         code, out, err = run_cli(*argv)
         lines.append(f"omnigen {' '.join(argv)} exit={code} out={digest(out)} err={digest(err)}")
-    for path in profiles():
-        lines += build_lines(path)
-        lines.append(explain_line(path))
+    with tempfile.TemporaryDirectory() as empty:
+        for path in profiles():
+            lines += build_lines(path)
+            lines += explain_lines(path)
+            if path.is_relative_to(ROOT / "profiles"):
+                lines.append(doctor_line(path, Path(empty)))
+    lines += lint_lines()
     sys.stdout.write("\n".join(lines) + "\n")
     return 0
 

@@ -13,15 +13,15 @@ from typing import Any, NoReturn
 import pytest
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
+from omnigen.inputs.profile import Secrets
 from omnigen.loading import load_profile
 from omnigen.pipeline import Compiled, compile_profile
-from omnigen.profile import Secrets
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILES = sorted((ROOT / "profiles").glob("*.toml"))
 ALL_EXAMPLES = [path for path in PROFILES if not path.name.endswith(".secrets.toml")]
 # Multi-host profiles ([[hosts]]) build stack.yml and hosts/<name>/ bundles instead of one
-# docker-compose.yml: tests/test_multihost.py covers them, everything else takes EXAMPLES.
+# docker-compose.yml: tests/plan/test_cluster.py covers them, everything else takes EXAMPLES.
 MULTI_HOST_EXAMPLES = [path for path in ALL_EXAMPLES if "\n[[hosts]]" in path.read_text()]
 EXAMPLES = [path for path in ALL_EXAMPLES if path not in MULTI_HOST_EXAMPLES]
 

@@ -18,8 +18,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from omnigen.lint import LintResult, lint
-from omnigen.rules import Finding
+from omnigen.tools.lint import LintResult, lint
+from omnigen.verify.rules import Finding
 
 CORPUS = Path(__file__).resolve().parent / "lint_corpus"
 

@@ -37,10 +37,10 @@ import tomlkit
 from hypothesis import strategies as st
 
 from omnigen.cli import main
-from omnigen.fingerprint import fingerprint, tls_source_bytes
 from omnigen.formats import dotenv
-from omnigen.profile import SECRET_NAMES
-from omnigen.write import recorded_files_match
+from omnigen.inputs.fingerprint import fingerprint, tls_source_bytes
+from omnigen.inputs.profile import SECRET_NAMES
+from omnigen.write.outputs import recorded_files_match
 from tests.conftest import EXAMPLES, ROOT, fake_token, make_fake_checkout, run_compose
 from tests.faults import photograph
 

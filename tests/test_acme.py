@@ -35,7 +35,7 @@ from pathlib import Path
 import pytest
 
 from omnigen.formats.nginxconf import parse_nginx
-from omnigen.plan import NGINX_UID
+from omnigen.plan.plan import NGINX_UID
 from tests.conftest import run_cli
 from tests.daemons import Daemon
 

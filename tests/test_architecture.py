@@ -61,15 +61,15 @@ def test_no_module_uses_another_modules_private_names() -> None:
 @pytest.mark.parametrize(
     ("source", "expected"),
     [
-        ("from omnigen.plan import _env, LISTEN\n", ["line 1: from omnigen.plan import _env"]),
+        ("from omnigen.plan.plan import _env, LISTEN\n", ["line 1: from omnigen.plan.plan import _env"]),
         ("from omnigen import plan\nplan._nth_host(1, 2)\n", ["line 2: plan._nth_host"]),
-        ("import omnigen.plan as p\np._env\n", ["line 2: p._env"]),
-        ("from omnigen.plan import __version__, make_plan\n", []),
+        ("import omnigen.plan.plan as p\np._env\n", ["line 2: p._env"]),
+        ("from omnigen.plan.plan import __version__, make_plan\n", []),
         ("def _own() -> None: ...\n_own()\n", []),
     ],
 )
 def test_the_private_name_check_finds_both_forms(source: str, expected: list[str]) -> None:
-    assert private_uses(source, "omnigen.cluster") == expected
+    assert private_uses(source, "omnigen.plan.cluster") == expected
 
 
 def import_cycles(graph: grimp.ImportGraph) -> list[list[str]]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from omnigen.plan import OUTPUTS
+from omnigen.plan.plan import OUTPUTS
 from tests.conftest import EXAMPLES, ROOT, compile_example, make_fake_checkout, run_cli, snapshot_suffix
 
 

@@ -71,7 +71,7 @@ def test_fast_path_imports_neither_pydantic_nor_jinja(site: Path) -> None:
     fresh = importtime("check", str(site), cwd=site.parent)
     assert fresh.returncode == 0, fresh.stderr
     imported = set(re.findall(r"\|\s+([\w.]+)\s*$", fresh.stderr, re.M))
-    assert "omnigen.write" in imported, "the importtime report was not captured"
+    assert "omnigen.write.outputs" in imported, "the importtime report was not captured"
     assert not {name for name in imported if name.split(".")[0] in HEAVY}
     # The same command on a stale folder needs the full stack: the test can tell the difference.
     (site.parent / "out" / "vps-nat" / "nginx" / "nginx.conf").write_text("# edited\n")
@@ -314,7 +314,7 @@ OVERRIDE_NAMES = ["compose.override.yml", "compose.override.yaml", "docker-compo
 )
 def test_check_picks_the_files_the_real_compose_picks(tmp_path: Path, extra: list[str]) -> None:
     """Each file adds a service named after it; the real Compose's merged services show which files it read."""
-    from omnigen.lint import compose_runs
+    from omnigen.tools.lint import compose_runs
 
     out = tmp_path / "out"
     out.mkdir()

@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 
 from omnigen.cli import main
 from omnigen.formats.dotenv import encode_value
+from omnigen.formats.redact import MASK
+from omnigen.inputs.profile import PLACEHOLDER_PATTERN
 from omnigen.pipeline import build
-from omnigen.plan import OUTPUTS
-from omnigen.profile import PLACEHOLDER_PATTERN
-from omnigen.redact import MASK
+from omnigen.plan.plan import OUTPUTS
 from tests.conftest import ROOT, compile_example, fake_token, make_fake_checkout, run_cli
 from tests.faults import photograph
 

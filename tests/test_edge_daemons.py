@@ -37,7 +37,7 @@ import pytest
 from omnigen.formats.kamailiocfg import parse_kamailio_cfg
 from omnigen.formats.nginxconf import parse_nginx
 from omnigen.pipeline import Compiled
-from omnigen.plan import WebrtcPlan
+from omnigen.plan.plan import WebrtcPlan
 from tests.conftest import ROOT, compile_example, missing_tool
 from tests.daemons import Daemon
 from tests.sipws import (

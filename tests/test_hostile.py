@@ -33,9 +33,9 @@ from omnigen.errors import ProfileError
 from omnigen.formats import dotenv
 from omnigen.formats.asteriskconf import ConfValueError, conf_value, parse_conf
 from omnigen.formats.keyfile import KeyFileValueError, keyfile_value
+from omnigen.inputs.profile import ASTERISK_UNREADABLE, SECRET_NAMES, Profile, Secrets
 from omnigen.loading import validate_profile
 from omnigen.pipeline import compile_profile
-from omnigen.profile import ASTERISK_UNREADABLE, SECRET_NAMES, Profile, Secrets
 from omnigen.render import yaml_quote
 from tests.conftest import ROOT, compose_json, fake_token, run_cli, write_files
 
@@ -347,8 +347,8 @@ def test_keyfile_value_refuses_line_breaks_and_separators(value: str) -> None:
 
 def test_sidecar_refuses_exactly_what_the_verify_stage_calls_a_placeholder() -> None:
     """Otherwise a secret the sidecar accepts (e.g. "SECRET") fails verification: exit 3 instead of 2."""
-    from omnigen.profile import PLACEHOLDER_PATTERN
-    from omnigen.rules.drift import PLACEHOLDER
+    from omnigen.inputs.profile import PLACEHOLDER_PATTERN
+    from omnigen.verify.rules.drift import PLACEHOLDER
 
     assert (PLACEHOLDER_PATTERN.pattern, PLACEHOLDER_PATTERN.flags) == (PLACEHOLDER.pattern, PLACEHOLDER.flags)
     for value in ("SECRET", "changeit", "<password>", "insecure-default", "TODO"):
@@ -505,7 +505,7 @@ def test_a_profile_that_never_ends_is_refused(tmp_path: Path, source: str) -> No
 
 def test_twenty_thousand_services_are_viewed_once() -> None:
     """Rules ask for `services` per service: building the view on each access made lint quadratic."""
-    from omnigen.deployment import load_deployment
+    from omnigen.verify.deployment import load_deployment
 
     text = "services:\n" + "".join(f"  s{index}:\n    image: busybox:1.36\n" for index in range(20_000))
     deployment = load_deployment("/p/docker-compose.yml", lambda path: text if path.endswith(".yml") else None, lambda path: None)

@@ -25,9 +25,9 @@ def lint_clean(out: Path) -> None:
         return
     import os
 
-    from omnigen.deployment import load_deployment
-    from omnigen.lint import list_dir, read_text
-    from omnigen.rules import run_rules
+    from omnigen.tools.lint import list_dir, read_text
+    from omnigen.verify.deployment import load_deployment
+    from omnigen.verify.rules import run_rules
 
     deployment = load_deployment(str(out / "docker-compose.yml"), read_text, list_dir, display=lambda path: os.path.relpath(path, out))
     assert run_rules(deployment).findings == []

@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from omnigen.errors import ProfileError
-from omnigen.importing import Imported, ImportRefused, normalize_project_name, render_report
 from omnigen.loading import validate_profile
+from omnigen.tools.importing import Imported, ImportRefused, normalize_project_name, render_report
 from tests.conftest import ROOT, compose_binary, run_cli, run_compose
-from tests.test_importing import REFERENCE, edit, import_from
+from tests.tools.test_importing import REFERENCE, edit, import_from
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

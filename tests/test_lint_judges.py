@@ -24,9 +24,9 @@ from typing import Any
 import pytest
 import yaml
 
-from omnigen.deployment import swarm_stack
-from omnigen.rules import all_rules
-from omnigen.rules.policy import FLOATING_TAGS
+from omnigen.verify.deployment import swarm_stack
+from omnigen.verify.rules import all_rules
+from omnigen.verify.rules.policy import FLOATING_TAGS
 from tests.conftest import EXAMPLES, ROOT, compile_example, node_tool, write_files
 from tests.corpus import CORPUS, cases
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from omnigen.errors import OutputError, ProfileError
-from omnigen.fingerprint import fingerprint, tls_source_bytes
 from omnigen.formats import dotenv
+from omnigen.inputs.fingerprint import fingerprint, tls_source_bytes
+from omnigen.inputs.profile import SECRET_NAMES
 from omnigen.pipeline import build, expected_outputs
-from omnigen.profile import SECRET_NAMES
-from omnigen.write import read_manifest, recorded_files_match
+from omnigen.write.outputs import read_manifest, recorded_files_match
 from tests.conftest import ROOT, fake_token, make_fake_checkout
 from tests.faults import Faults, copy_tree, photograph
 from tests.fuzzing import SECRET_ENV_KEYS as ENV_SECRET_KEYS
@@ -295,7 +295,7 @@ def test_racing_first_builds_deploy_the_secrets_of_the_sidecar(tmp_path: Path, s
 @pytest.mark.parametrize("name", ["vps-nat", "multi-host-2"])
 def test_a_root_build_gives_the_asterisk_secret_files_to_the_asterisk_user(tmp_path: Path, name: str) -> None:
     from omnigen.catalog.application import ASTERISK_GID, ASTERISK_UID
-    from omnigen.plan import ASTERISK_SECRET_FILES
+    from omnigen.plan.plan import ASTERISK_SECRET_FILES
 
     make_fake_checkout(tmp_path / "omnivoip")
     profile = tmp_path / "site" / "site.toml"

@@ -9,12 +9,12 @@ from urllib.parse import unquote, urlsplit
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from omnigen import hostkinds
-from omnigen.capacity import max_calls_within
+from omnigen.catalog import hostkinds
 from omnigen.formats import dotenv
+from omnigen.inputs.profile import SECRET_NAMES, Profile, Secrets
 from omnigen.loading import validate_profile
 from omnigen.pipeline import compile_profile
-from omnigen.profile import SECRET_NAMES, Profile, Secrets
+from omnigen.plan.capacity import max_calls_within
 from tests.conftest import compose_json, fake_token, run_compose, write_files
 
 HOST_KINDS = ["vps", "bare-metal", "lxc-unprivileged", "lxc-privileged", "docker-desktop", "rootless"]
@@ -63,7 +63,7 @@ def profiles(draw: st.DrawFn) -> dict[str, object]:
         del network["public_ip"]
         if network["bind_ip"] == "0.0.0.0":
             network["bind_ip"] = "192.168.1.10"
-    # Calls up to what this host kind's port budget allows (larger ones are refused: tests/test_hostkinds.py).
+    # Calls up to what this host kind's port budget allows (larger ones are refused: tests/catalog/test_hostkinds.py).
     one_call = _validate(data)
     most = max_calls_within(one_call, hostkinds.effective_userland_proxy(kind, one_call.host.userland_proxy), upper=800)
     capacity = data["capacity"]
@@ -135,7 +135,7 @@ def test_any_secret_reaches_services_byte_for_byte(values: list[str]) -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=60))
 def test_url_credentials_round_trip(secret: str) -> None:
-    from omnigen.plan import _url_secret
+    from omnigen.plan.plan import _url_secret
 
     url = f"redis://:{_url_secret(secret)}@redis:6379/0"
     parts = urlsplit(url)

@@ -21,7 +21,7 @@ from pathlib import Path
 from omnigen import __version__
 from omnigen.loading import load_profile
 from tests.conftest import ROOT, compose_binary, make_fake_checkout
-from tests.test_scaffold import GIT_ENV, git, template_copy
+from tests.tools.test_scaffold import GIT_ENV, git, template_copy
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 BIN = Path(sys.executable).parent

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from omnigen import __version__
+from omnigen.inputs.profile import Secrets
 from omnigen.loading import validate_profile
 from omnigen.pipeline import compile_profile
-from omnigen.profile import Secrets
 from tests.conftest import EXAMPLES, ROOT, compile_example, fake_token
 
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from omnigen.formats.asteriskconf import parse_conf
-from omnigen.plan import SITE
+from omnigen.plan.plan import SITE
 from tests.conftest import ROOT, compile_example, run_cli, run_compose
 
 TRUNK_AND_AGENTS = """\

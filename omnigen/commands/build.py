@@ -52,7 +52,7 @@ def _summary(result: object) -> str:
 
 
 def _print_warnings(result: object) -> None:
-    """Host-kind and network-mode caveats (omnigen/caveats.py): on stderr, even with --quiet."""
+    """Host-kind and network-mode caveats (omnigen/plan/caveats.py): on stderr, even with --quiet."""
     from omnigen.pipeline import BuildResult
 
     assert isinstance(result, BuildResult)
@@ -63,8 +63,8 @@ def _print_warnings(result: object) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from omnigen.inputs.profile import profile_arguments
     from omnigen.pipeline import build
-    from omnigen.profile import profile_arguments
 
     args.profiles = profile_arguments(args.profiles)
     if len(args.profiles) <= 1:

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from omnigen.lint import ComposeRun
     from omnigen.pipeline import Expected
-    from omnigen.plan import Plan
-    from omnigen.write import Manifest, Survey
+    from omnigen.plan.plan import Plan
+    from omnigen.tools.lint import ComposeRun
+    from omnigen.write.outputs import Manifest, Survey
 
 HELP = "exit 0 when an output folder is exactly what build would write, 1 when it is stale or edited"
 EPILOG = """examples:
@@ -48,7 +48,7 @@ def fast_default_out_dir(profile: Path, profile_bytes: bytes, environ: dict[str,
     """out/<project.name> beside the profile, read with tomllib alone; None when only full validation can tell."""
     import tomllib
 
-    from omnigen.fingerprint import output_path, overrides_table
+    from omnigen.inputs.fingerprint import output_path, overrides_table
 
     if overrides_table(environ, "project"):
         return None
@@ -62,11 +62,11 @@ def fast_default_out_dir(profile: Path, profile_bytes: bytes, environ: dict[str,
 def fast_check(profile: Path, output: Path | None, environ: dict[str, str]) -> tuple[Path, Manifest] | None:
     """(folder, manifest) when the manifest proves the folder current; None otherwise.
 
-    Imports nothing beyond the standard library and omnigen.write/fingerprint.
+    Imports nothing beyond the standard library and omnigen.write.outputs/fingerprint.
     """
     from omnigen.errors import InputFileError
-    from omnigen.fingerprint import fingerprint, read_optional, sidecar_path, tls_source_bytes
-    from omnigen.write import loose_mode, recorded_files_match
+    from omnigen.inputs.fingerprint import fingerprint, read_optional, sidecar_path, tls_source_bytes
+    from omnigen.write.outputs import loose_mode, recorded_files_match
 
     try:
         profile_bytes = read_optional(profile)
@@ -91,7 +91,7 @@ def _warn_about_certificate(out_dir: Path) -> None:
     """The served certificate expires within 30 days (or has): a warning, not a finding; the folder may be current."""
     if not any((out_dir / relative).is_file() for relative in ("certs/fullchain.pem", "acme/live/fullchain.pem")):
         return
-    from omnigen.tls import served_certificate_warning, utc_now
+    from omnigen.inputs.tls import served_certificate_warning, utc_now
 
     if warning := served_certificate_warning(out_dir, utc_now()):
         print(f"warning: {warning}", file=sys.stderr)
@@ -101,8 +101,8 @@ def run(args: argparse.Namespace) -> int:
     environ = dict(os.environ)
     fast = fast_check(args.profile, args.output, environ)
     if fast is not None:
-        from omnigen.composefiles import unwritten_compose_files
-        from omnigen.write import unrecorded_files
+        from omnigen.write.composefiles import unwritten_compose_files
+        from omnigen.write.outputs import unrecorded_files
 
         out_dir, manifest = fast
         if unwritten_compose_files(out_dir, manifest.files):
@@ -137,9 +137,9 @@ def _compose_calls(plan: Plan) -> dict[str, int | None]:
 
 
 def _full_check(args: argparse.Namespace, environ: dict[str, str]) -> int:
-    from omnigen.lint import compose_runs
     from omnigen.pipeline import expected_outputs
-    from omnigen.write import loose_mode, survey
+    from omnigen.tools.lint import compose_runs
+    from omnigen.write.outputs import loose_mode, survey
 
     expected = expected_outputs(args.profile, args.output, environ=environ)
     _warn_about_certificate(expected.out_dir)
@@ -171,7 +171,7 @@ def _full_check(args: argparse.Namespace, environ: dict[str, str]) -> int:
 
 
 def _print_files(args: argparse.Namespace, expected: Expected, state: Survey, sidecar_mode: int | None, up_to_date: bool) -> None:
-    from omnigen.write import State, loose_mode_detail
+    from omnigen.write.outputs import State, loose_mode_detail
 
     out = expected.out_dir
     changes = state.changes
@@ -206,7 +206,7 @@ def _print_files(args: argparse.Namespace, expected: Expected, state: Survey, si
 
 
 def _print_run(args: argparse.Namespace, out_dir: Path, run: ComposeRun) -> None:
-    from omnigen.composefiles import COMPOSE_FILE_NAMES
+    from omnigen.write.composefiles import COMPOSE_FILE_NAMES
 
     folder = run.folder
     merged_in = [name for name in run.reads if name in run.unwritten]

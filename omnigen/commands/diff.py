@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from omnigen.redact import Redactor
-    from omnigen.write import FileStatus
+    from omnigen.formats.redact import Redactor
+    from omnigen.write.outputs import FileStatus
 
 HELP = "show what build would change in an output folder, as a unified diff with every secret masked"
 EPILOG = """examples:
@@ -32,10 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from omnigen.errors import UsageError
+    from omnigen.formats.redact import Redactor, env_values
+    from omnigen.inputs.profile import SECRET_NAMES
     from omnigen.pipeline import expected_outputs
-    from omnigen.profile import SECRET_NAMES
-    from omnigen.redact import Redactor, env_values
-    from omnigen.write import loose_mode, survey
+    from omnigen.write.outputs import loose_mode, survey
 
     if args.unified < 0:
         raise UsageError(f"--unified: must be 0 or more (got {args.unified})")
@@ -84,7 +84,7 @@ def file_diff(out_dir: Path, status: FileStatus, redactor: Redactor, context: in
     """git-style unified diff of one file, masked line by line."""
     import difflib
 
-    from omnigen.write import SECRET_MODE, State, mode_allows_others
+    from omnigen.write.outputs import SECRET_MODE, State, mode_allows_others
 
     path = (out_dir / status.path).as_posix()
     yield f"diff omnigen {path}  ({status.state.value}: {status.detail})\n"

@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from omnigen.errors import EXIT_FINDINGS, EXIT_OK, UsageError
-    from omnigen.probes import HostView, diagnose, system_runner
+    from omnigen.tools.probes import HostView, diagnose, system_runner
 
     if not args.root.is_dir():
         raise UsageError(f"--root: {args.root} is not a folder; pass the root of the filesystem to examine")
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     if profile is not None:
         from dataclasses import replace
 
-        from omnigen.tls import source_certificate_warning, utc_now
+        from omnigen.inputs.tls import source_certificate_warning, utc_now
 
         if warning := source_certificate_warning(profile, args.profile, utc_now()):
             result = replace(result, notes=(*result.notes, f"certificate: {warning}"))
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def diagnosis_data(result: object) -> dict[str, object]:
-    from omnigen.probes import Diagnosis
+    from omnigen.tools.probes import Diagnosis
 
     assert isinstance(result, Diagnosis)
     return {
@@ -70,7 +70,7 @@ def diagnosis_data(result: object) -> dict[str, object]:
 
 
 def diagnosis_text(result: object) -> str:
-    from omnigen.probes import Diagnosis
+    from omnigen.tools.probes import Diagnosis
 
     assert isinstance(result, Diagnosis)
     lines = [probe.render() for probe in result.probes]

@@ -31,23 +31,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from omnigen.capacity import DEFAULT_OPUS_KBPS
-    from omnigen.credentials import resolve
     from omnigen.errors import UsageError
-    from omnigen.explain import explain_data, explain_tables, render_plain
     from omnigen.loading import load
-    from omnigen.planning import make_plan
-    from omnigen.profile import Secrets
+    from omnigen.plan.capacity import DEFAULT_OPUS_KBPS
+    from omnigen.plan.make import make_topology
+    from omnigen.tools.explain import explain_data, explain_tables, render_plain
 
     opus = DEFAULT_OPUS_KBPS if args.opus_kbps is None else args.opus_kbps
     if not 6 <= opus <= 510:
         raise UsageError(f"--opus-kbps: Opus encodes 6-510 kbit/s (got {opus:g}); pass a bitrate in that range")
     checked = load(args.profile)
     profile = checked.profile
-    # The plan needs every secret to exist, but explain prints none of them: stand-ins
-    # that never leave this process, so the sidecar is neither read nor created.
-    secrets, _ = resolve(Secrets(), lambda _name: "explain-prints-no-secrets")
-    plan = make_plan(profile, secrets, checked.layout)
+    # explain prints no secret: the plan without them, so the sidecar is neither read nor created.
+    plan = make_topology(profile, checked.layout)
     # A multi-host plan carries each host's layout; a single host has one.
     data = explain_data(profile, plan, checked.layout.ports, opus)
     if args.format == "json":
@@ -59,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from rich.console import Console
 
-    from omnigen.explain import print_rich
+    from omnigen.tools.explain import print_rich
 
     # rich also reads NO_COLOR itself; passing it makes the rule explicit.
     print_rich(tables, Console(no_color=bool(os.environ.get("NO_COLOR")), highlight=False))
@@ -68,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _plain_width() -> int:
     """COLUMNS when set (as for any tool), else 100: wide enough for the tables, narrow enough for logs."""
-    from omnigen.explain import PLAIN_WIDTH
+    from omnigen.tools.explain import PLAIN_WIDTH
 
     columns = os.environ.get("COLUMNS", "")
     return int(columns) if columns.isdigit() and int(columns) >= 40 else PLAIN_WIDTH

@@ -45,7 +45,7 @@ def compose_files(source: Path) -> list[str]:
     """The compose files Compose would read for this deployment (as `omnigen lint` picks them),
     in the folder given or, for the v2 layout, in the one subfolder that has them (prod-env/)."""
     from omnigen.errors import DeploymentInputError, UsageError
-    from omnigen.lint import deployments_below, find_target
+    from omnigen.tools.lint import deployments_below, find_target
 
     try:
         return list(find_target(str(source)).files)
@@ -62,12 +62,12 @@ def compose_files(source: Path) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     import os
 
-    from omnigen.deployment import load_deployment
     from omnigen.errors import UsageError
-    from omnigen.importing import ImportOptions, import_deployment, render_report
-    from omnigen.lint import list_dir, read_text
-    from omnigen.profile import secrets_path_for
-    from omnigen.write import keep_backup, write_file_atomic
+    from omnigen.inputs.profile import secrets_path_for
+    from omnigen.tools.importing import ImportOptions, import_deployment, render_report
+    from omnigen.tools.lint import list_dir, read_text
+    from omnigen.verify.deployment import load_deployment
+    from omnigen.write.outputs import keep_backup, write_file_atomic
 
     files = compose_files(args.source)
     root = args.source if args.source.is_dir() else args.source.parent

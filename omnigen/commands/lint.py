@@ -43,8 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from omnigen.errors import UsageError
-    from omnigen.lint import lint, render_json, render_text, rules_table
-    from omnigen.rules import resolve_rule
+    from omnigen.tools.lint import lint, render_json, render_text, rules_table
+    from omnigen.verify.rules import resolve_rule
 
     if args.list_rules:
         sys.stdout.write(rules_table())

@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from omnigen.errors import EXIT_FINDINGS, EXIT_OK, OmnigenError
-    from omnigen.profile import profile_arguments
+    from omnigen.inputs.profile import profile_arguments
 
     worst_error = EXIT_OK
     needed = False
@@ -47,10 +47,10 @@ def _one(path: Path, *, check: bool) -> bool:
     import stat
 
     from omnigen.errors import InputIssue, ProfileError
+    from omnigen.inputs.migrations import migrate_text
+    from omnigen.inputs.profile import read_toml
     from omnigen.loading import validate
-    from omnigen.migrations import migrate_text
-    from omnigen.profile import read_toml
-    from omnigen.write import write_file_atomic
+    from omnigen.write.outputs import write_file_atomic
 
     _data, text = read_toml(path)  # located errors for missing, unreadable, non-UTF-8 or malformed files
     result = migrate_text(text, str(path))
@@ -69,7 +69,7 @@ def _one(path: Path, *, check: bool) -> bool:
         for change in changes:
             print(f"    {change.key}: {change.message}")
 
-    from omnigen.tomlpos import parse_toml
+    from omnigen.inputs.tomlpos import parse_toml
 
     try:
         checked = validate(parse_toml(result.text, str(path)), file=str(path), text=result.text, env={})

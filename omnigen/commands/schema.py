@@ -22,17 +22,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.format == "markdown":
-        from omnigen.reference import profile_reference
+        from omnigen.tools.reference import profile_reference
 
         text = profile_reference()
     else:
-        from omnigen.schema import schema_text
+        from omnigen.inputs.schema import schema_text
 
         text = schema_text()
     if args.output is None:
         sys.stdout.write(text)
         return 0
-    from omnigen.write import write_file_atomic
+    from omnigen.write.outputs import write_file_atomic
 
     write_file_atomic(args.output, text, 0o644)
     print(f"wrote {args.output}", file=sys.stderr)

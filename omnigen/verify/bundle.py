@@ -8,13 +8,13 @@ and nothing is written.
 
 from __future__ import annotations
 
-from omnigen.deployment import Deployment, deployment_from_memory
 from omnigen.errors import VerifyError
 from omnigen.formats import dotenv
 from omnigen.formats.composemerge import split_volume
 from omnigen.formats.composeports import parse_port
-from omnigen.plan import VOLUME_MOUNTS, Plan
-from omnigen.rules import RuleContext, run_rules
+from omnigen.plan.plan import VOLUME_MOUNTS, Plan
+from omnigen.verify.deployment import Deployment, deployment_from_memory
+from omnigen.verify.rules import RuleContext, run_rules
 
 
 def _plan_agreement(plan: Plan, files: dict[str, str], deployment: Deployment) -> list[str]:

@@ -29,14 +29,14 @@ from typing import Any
 
 from omnigen.catalog.application import BROWSER_ORIGIN_VARIABLES
 from omnigen.catalog.services import CLIENT_NEEDS
-from omnigen.deployment import Deployment, deployment_from_memory
 from omnigen.errors import VerifyError
 from omnigen.formats import dotenv
 from omnigen.formats.composeports import parse_port
-from omnigen.plan import Plan
-from omnigen.rules import RuleContext, run_rules
-from omnigen.rules.drift import listen_ports, published_media_range, rtp_conf_range, told_addresses
+from omnigen.plan.plan import Plan
 from omnigen.verify.bundle import verify_bundle
+from omnigen.verify.deployment import Deployment, deployment_from_memory
+from omnigen.verify.rules import RuleContext, run_rules
+from omnigen.verify.rules.drift import listen_ports, published_media_range, rtp_conf_range, told_addresses
 
 STACK_FILE = "stack.yml"
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from omnigen.inputs.profile import load_secrets, secrets_path_for
 from omnigen.loading import load_profile
 from omnigen.pipeline import compile_profile
-from omnigen.plan import Plan
-from omnigen.profile import load_secrets, secrets_path_for
+from omnigen.plan.plan import Plan
 from tests.conftest import run_cli
 from tests.e2e.e2e_profile import E2E_PROFILE
 from tests.e2e.engine import DockerEngine, EngineUnavailable, start_engine

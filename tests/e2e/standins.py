@@ -18,7 +18,7 @@ import struct
 import subprocess
 from pathlib import Path
 
-from omnigen.plan import Plan
+from omnigen.plan.plan import Plan
 from tests.e2e.engine import DockerEngine, EngineUnavailable
 
 STANDIN_SOURCES = Path(__file__).resolve().parent / "images"

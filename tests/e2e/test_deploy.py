@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from omnigen.plan import Plan
+from omnigen.plan.plan import Plan
 from tests.e2e.conftest import Deployment
 
 pytestmark = pytest.mark.e2e
@@ -172,7 +172,7 @@ def test_containers_have_the_planned_limits_and_users(deployment: Deployment) ->
 def test_nginx_finds_the_certificate_pair_its_user_alone_can_read(deployment: Deployment) -> None:
     """The README's quick start (build as root, compose up): the pair nginx.conf names is there, and the key
     is readable by nginx's user (uid 101 in nginx-unprivileged) and by no other, even root without capabilities."""
-    from omnigen.plan import NGINX_UID
+    from omnigen.plan.plan import NGINX_UID
 
     nginx = next(c for c in containers(deployment) if service_of(c) == "nginx")
     tls = deployment.plan.tls

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pytest
 
+from omnigen.inputs.profile import load_secrets, secrets_path_for
 from omnigen.loading import load_profile
 from omnigen.pipeline import compile_profile
-from omnigen.profile import load_secrets, secrets_path_for
 from tests.conftest import ROOT
 from tests.e2e.engine import DockerEngine, compose_binary
 from tests.e2e.realpostgres import build_postgres

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from omnigen.inputs.profile import Secrets
 from omnigen.loading import load_profile
 from omnigen.pipeline import compile_profile
-from omnigen.profile import Secrets
 from tests.conftest import EXAMPLES, compile_example, fake_token
 from tests.e2e.e2e_profile import E2E_PROFILE
 from tests.e2e.standins import STANDIN_SOURCES, _compile_portd, _is_static_elf, role_commands, used_image_keys

@@ -24,10 +24,10 @@ from typing import Any
 
 import pytest
 
+from omnigen.inputs.profile import load_secrets, secrets_path_for
 from omnigen.loading import load_profile
 from omnigen.pipeline import compile_profile
-from omnigen.plan import ClusterPlan, Plan
-from omnigen.profile import load_secrets, secrets_path_for
+from omnigen.plan.plan import ClusterPlan, Plan
 from tests.conftest import run_cli
 from tests.e2e.engine import DockerEngine
 from tests.e2e.standins import build_standins
