@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 import yaml
 
-from omnigen.plan import placement
 from omnigen.catalog import services
 from omnigen.catalog.addressing import dynamic_addresses_needed
 from omnigen.catalog.application import EnvRef
@@ -38,9 +37,10 @@ from omnigen.catalog.services import (
     role_services,
 )
 from omnigen.pipeline import Compiled
-from tests.conftest import EXAMPLES, compile_example, compose_binary, compose_json, write_files
+from omnigen.plan import placement
+from tests.conftest import ALL_EXAMPLES, ROOT, compile_example, compose_binary, compose_json, write_files
 
-PROFILES = Path(__file__).resolve().parent.parent / "profiles"
+PROFILES = ROOT / "profiles"
 
 # A second Redis, as a cache: an image the profile already names, a variable that is secret (REDISCLI_AUTH
 # reaches it through secrets/cache.env) and one that is not, a health check with its timing, default resources.
@@ -140,7 +140,7 @@ def test_the_catalog_lists_every_service_once_by_name() -> None:
         assert entry.role is not None or entry.when is not None, f"{entry.name} is placed by no role and switched on by no feature"
 
 
-@pytest.mark.parametrize("example", EXAMPLES, ids=lambda path: path.stem)
+@pytest.mark.parametrize("example", ALL_EXAMPLES, ids=lambda path: path.stem)
 def test_every_compose_service_is_printed_from_its_definition(example: Path) -> None:
     compiled = compile_example(example)
     top = "stack.yml" if compiled.plan.cluster else "docker-compose.yml"
