@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from omnigen.catalog.application import ASTERISK_GID, ASTERISK_UID
+from omnigen.catalog.services import NGINX_GID, NGINX_UID
 from omnigen.errors import InputIssue, OutputError, ProfileError
 from omnigen.inputs.credentials import TokenFactory, random_token, resolve, sidecar_text
 from omnigen.inputs.fingerprint import (
@@ -32,7 +33,7 @@ from omnigen.inputs.tls import Clock, TlsMaterial, load_tls, utc_now
 from omnigen.loading import Loaded, load
 from omnigen.plan.feasibility import Layout
 from omnigen.plan.make import make_plan
-from omnigen.plan.plan import ASTERISK_SECRET_FILES, NGINX_GID, NGINX_UID, Plan
+from omnigen.plan.plan import ASTERISK_SECRET_FILES, Plan
 from omnigen.render import render
 from omnigen.verify import verify
 from omnigen.write.outputs import (

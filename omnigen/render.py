@@ -64,6 +64,26 @@ def _astral_escape(match: re.Match[str]) -> str:
     return f"\\U{0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00):08X}"
 
 
+# What a YAML literal block cannot hold as written: C0 controls but tab and newline, DEL, C1 (NEL), the Unicode
+# line and paragraph separators (line breaks to YAML 1.1 readers), the BOM, lone surrogates.
+_NOT_IN_BLOCK = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff\ud800-\udfff]")
+
+
+def yaml_literal_block(value: object, indent: int) -> str:
+    """A YAML literal block scalar (`|`) that Compose reads back as exactly `value`: a script of several lines
+    stays readable in the compose file. Its lines are indented `indent` spaces; the chomping indicator keeps the
+    trailing newlines as they are; `$` is doubled as `q` doubles it. Refuses what a block cannot carry."""
+    text = str(value)
+    if _NOT_IN_BLOCK.search(text):
+        raise ValueError(f"refusing to print {text!r} as a YAML block: it holds a control character")
+    if text[:1] in (" ", "\n", "\t", ""):
+        raise ValueError(f"refusing to print {text!r} as a YAML block: its first line must start with a visible character")
+    body = text.rstrip("\n")
+    chomping = "-" if body == text else ("" if text == body + "\n" else "+")
+    lines = body.replace("$", "$$").split("\n") + [""] * (len(text) - len(body) - 1)
+    return "|" + chomping + "".join("\n" + (" " * indent + line if line else "") for line in lines)
+
+
 # `${NAME}` / `${NAME:-default}` / `${NAME:?}`: the only `$` a deliberately interpolated value may hold.
 _INTERPOLATION = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*(?::[-?][A-Za-z0-9_.-]*)?\}")
 
@@ -185,6 +205,7 @@ def environment() -> jinja2.Environment:
     env.filters["kam"] = cfg_value
     env.filters["keyfile"] = keyfile_value
     env.filters["qi"] = yaml_quote_interpolated
+    env.filters["block"] = yaml_literal_block
     env.filters["shenv"] = shell_env_value
     env.filters["sh"] = shell_word
     return env

@@ -34,8 +34,8 @@ from pathlib import Path
 
 import pytest
 
+from omnigen.catalog.services import NGINX_UID
 from omnigen.formats.nginxconf import parse_nginx
-from omnigen.plan.plan import NGINX_UID
 from tests.conftest import run_cli
 from tests.daemons import Daemon
 

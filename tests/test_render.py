@@ -1,7 +1,8 @@
-"""render: the Jinja bytecode cache runs only code the current user wrote."""
+"""render: the Jinja bytecode cache runs only code the current user wrote; literal blocks read back as printed."""
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import stat
@@ -9,11 +10,14 @@ from pathlib import Path
 
 import jinja2
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from jinja2.bccache import Bucket
 
 from omnigen import __version__
-from omnigen.render import templates_dir
-from tests.conftest import ROOT, run_cli
+from omnigen.formats import yamlpos
+from omnigen.render import templates_dir, yaml_literal_block
+from tests.conftest import ROOT, run_cli, run_compose
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="making files owned by another user needs root")
 
@@ -96,3 +100,40 @@ def test_a_symlinked_cache_folder_is_not_followed(tmp_path: Path) -> None:
     cache_folder(home).symlink_to(elsewhere)
     assert build_with_cache(tmp_path, home) == 0
     assert not marker.exists()
+
+
+# --- yaml_literal_block: a command of several lines (redis's script) printed as a literal block ---
+
+_block_text = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\u2028\u2029\ufeff") | st.sampled_from("\n\t $#:-|>'\""),
+    min_size=1,
+).filter(lambda text: text[0] not in " \n\t")
+
+
+@given(_block_text)
+def test_a_literal_block_reads_back_as_the_value_it_prints(text: str) -> None:
+    document = "command:\n  - " + yaml_literal_block(text, 4) + "\nafter: 1\n"
+    loaded = yamlpos.load(document).data
+    assert loaded == {"command": [text.replace("$", "$$")], "after": 1}  # Compose then reads $$ as $
+
+
+@pytest.mark.parametrize("text", ["", " indented", "\nleading", "\ttab", "bell\x07", "nel\x85", "sep\u2028"])
+def test_a_literal_block_refuses_what_it_cannot_carry(text: str) -> None:
+    with pytest.raises(ValueError, match="refusing to print"):
+        yaml_literal_block(text, 8)
+
+
+def test_redis_s_script_prints_as_a_plain_literal_block() -> None:
+    assert yaml_literal_block("set -eu\necho ${A:-}\n", 8) == "|\n        set -eu\n        echo $${A:-}"
+    assert yaml_literal_block("a\n\nb", 2) == "|-\n  a\n\n  b"
+    assert yaml_literal_block("a\n\n", 2) == "|+\n  a\n"
+
+
+@pytest.mark.parametrize("text", ["set -eu\nexec x\n", "a\n   \nb", "trailing  \n\tindented\n\n", "no newline at the end", "$HOME ${A:-b}\n#not a comment\n"])
+def test_the_real_compose_reads_a_literal_block_as_the_value(text: str, tmp_path: Path) -> None:
+    compose = f"services:\n  probe:\n    image: \"busybox\"\n    command:\n      - {yaml_literal_block(text, 8)}\n    user: \"1\"\n"
+    (tmp_path / "docker-compose.yml").write_text(compose)
+    (tmp_path / ".env").write_text("")
+    result = run_compose(tmp_path, "config", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["services"]["probe"]["command"] == [text.replace("$", "$$")]  # `config` re-escapes `$`

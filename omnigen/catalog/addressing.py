@@ -11,9 +11,7 @@ from __future__ import annotations
 import ipaddress
 import itertools
 
-from omnigen.catalog.services import DYNAMIC_ADDRESS_SERVICES
-
-SERVICES_WITH_DYNAMIC_ADDRESSES = len(DYNAMIC_ADDRESS_SERVICES)  # one replica each
+from omnigen.catalog.services import catalog, dynamic_address_services
 
 
 def dynamic_address_range(subnet: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
@@ -23,7 +21,9 @@ def dynamic_address_range(subnet: ipaddress.IPv4Network) -> ipaddress.IPv4Networ
 
 def dynamic_addresses_needed(celery_replicas: int, dialer_replicas: int) -> int:
     """Containers with assigned addresses: one per service, each worker replica instead of its service's one."""
-    return SERVICES_WITH_DYNAMIC_ADDRESSES - 2 + celery_replicas + dialer_replicas
+    replicas = {"celery": celery_replicas, "dialer": dialer_replicas}
+    entries = {entry.name: entry for entry in catalog()}
+    return sum(replicas[entry.replicas] if entry.replicas else 1 for entry in map(entries.__getitem__, dynamic_address_services()))
 
 
 def dynamic_addresses_available(subnet: ipaddress.IPv4Network) -> int:

@@ -22,15 +22,6 @@ APP_LISTEN = {
     "asterisk-http": 8088,  # http.conf (generated): ARI
 }
 
-# Ports each application service listens on for other services (compose `expose`), from the above.
-EXPOSED = {
-    "asterisk": ("asterisk-ami", "asterisk-http"),
-    "dialer-api": ("dialer-api",),
-    "django-app": ("django-app",),
-    "frontend": ("frontend",),
-    "websockets": ("websockets",),
-}
-
 # nginx:alpine's master (the frontend image, components/frontend/Dockerfile:26) runs as root: it chowns
 # its temp folders and switches its workers to `nginx`. With cap_drop ALL these three, and only these,
 # come back (docs/application.md); policy rule OV102 admits exactly this set.
@@ -153,8 +144,8 @@ _BACKEND_SETTINGS = (
     ),
 )
 
-# The variables each application service is given, sorted by name. Data services (PostgreSQL,
-# Redis, MinIO) and the WebRTC edge keep their images' own variables in the templates.
+# The variables each application service is given, sorted by name. The data services' (PostgreSQL,
+# Redis, MinIO) and the edge's are their images' own, in their entries of catalog/services.py.
 SERVICE_ENV: dict[str, tuple[EnvRef, ...]] = {
     # Asterisk reads no variables (components/asterisk/Dockerfile has no entrypoint): these restate, for
     # people and for the multi-host cross-checks, what its generated rtp.conf and pjsip.conf say.

@@ -17,7 +17,7 @@ import posixpath
 from omnigen import __version__
 from omnigen.catalog import hostkinds
 from omnigen.catalog.addressing import dynamic_address_range
-from omnigen.catalog.services import ROLE_SERVICES, SERVICE_ENV_KEYS, SINGLE_HOST_ROLES
+from omnigen.catalog.services import BACKEND_STARTUP_SCRIPT, SINGLE_HOST_ROLES, catalog, env_keys, role_services
 from omnigen.errors import InputFileError, InputIssue, ProfileError
 from omnigen.formats.shellenv import unrepresentable
 from omnigen.inputs.inputfile import MAX_TOML_BYTES, read_input
@@ -28,7 +28,6 @@ from omnigen.plan.capacity import HostPorts, RtpRange
 from omnigen.plan.caveats import PlanWarning, plan_warnings
 from omnigen.plan.feasibility import Layout
 from omnigen.plan.plan import (
-    BACKEND_STARTUP_SCRIPT,
     LISTEN,
     NETWORK_NAME,
     OUTPUTS,
@@ -49,9 +48,9 @@ from omnigen.plan.plan import (
     application_fields,
     container_port,
     env_sections,
+    fixed_address,
     limits_for,
     local_endpoints,
-    nth_host,
     profile_hash,
     published_ports,
     service_images,
@@ -94,11 +93,9 @@ def _endpoints(profile: Profile, host: ClusterHost) -> dict[str, Endpoint]:
     endpoints = local_endpoints()
     here = placement.services_of(host.roles)
     # Data services on the data host; AMI and ARI on the first voice host (the application controls one Asterisk).
-    holders = {"data": placement.hosts_with(profile, "data")[0], "asterisk": placement.hosts_with(profile, "voice")[0]}
     for key, port in placement.PEER_PORTS.items():
-        service = placement.peer_service(key)
-        if service not in here:
-            endpoints[key] = Endpoint(str(holders["asterisk" if service == "asterisk" else "data"].address), port)
+        if placement.peer_service(key) not in here:
+            endpoints[key] = Endpoint(str(placement.peer_holder(profile, key).address), port)
     return endpoints
 
 
@@ -118,7 +115,7 @@ def _network(profile: Profile, advertised_ip: str, public_ip: str | None) -> Net
     return NetworkPlan(
         name=NETWORK_NAME,
         subnet=str(subnet),
-        asterisk_ip=nth_host(subnet, 10),
+        asterisk_ip=fixed_address(subnet, "asterisk"),
         local_nets=(str(subnet),),
         public_ip=public_ip,
         bind_ip="0.0.0.0",
@@ -137,7 +134,7 @@ def _bundle_plan(profile: Profile, secrets: Secrets | None, host: ClusterHost, p
     sip_port = ports.bundle.sip_port or _fallback_sip(profile)
     advertised_ip = str(placement.advertised(host))
     env = env_sections(profile, secrets, rtp, sip_port, _endpoints(profile, host), advertised_ip, _allowed_hosts(profile))
-    keys = {key for service in services for key in SERVICE_ENV_KEYS[service]}
+    keys = {key for name in services for key in env_keys(name)}
     wanted = set(COMMON_OUTPUTS) | {dest for role in host.roles for dest in ROLE_OUTPUTS.get(role, ())}
     return Plan(
         version=__version__,
@@ -212,7 +209,7 @@ def make_cluster_plan(profile: Profile, secrets: Secrets | None, layout: Layout,
     first_voice = layout.first_rtp
     edge = placement.hosts_with(profile, "edge")[0]
     base_limits = limits_for(profile)
-    replicas = {"celery-worker": profile.workers.celery, "dialer-worker": profile.workers.dialer}
+    replicas = {entry.name: getattr(profile.workers, entry.replicas) for entry in catalog() if entry.replicas}
 
     voice: list[VoiceHost] = []
     services: list[StackService] = []
@@ -246,7 +243,7 @@ def make_cluster_plan(profile: Profile, secrets: Secrets | None, layout: Layout,
         )  # fmt: skip
     for role in SINGLE_HOST_ROLES:
         holder = placement.hosts_with(profile, role)[0]
-        for name in ROLE_SERVICES[role]:
+        for name in role_services(role):
             services.append(
                 StackService(
                     name, name, holder.name, role, _constraints(role, holder.name), _stack_ports(layouts[holder.name], name),
@@ -278,14 +275,15 @@ def make_cluster_plan(profile: Profile, secrets: Secrets | None, layout: Layout,
             )
         )
 
-    stack_keys = {key for service in services for key in SERVICE_ENV_KEYS[service.base]} - set(placement.PER_VOICE_HOST_ENV_KEYS)
+    stack_keys = {key for stack_service in services for key in env_keys(stack_service.base)} - set(placement.PER_VOICE_HOST_ENV_KEYS)
     # Every service reaches the others by name over the overlay network; Asterisk is the first voice host's.
     stack_endpoints = local_endpoints()
     for key in ("asterisk-ami", "asterisk-http"):
         stack_endpoints[key] = Endpoint(voice[0].service, LISTEN[key])
     env = env_sections(profile, secrets, first_voice, _fallback_sip(profile), stack_endpoints, str(placement.advertised(voice_hosts[0])), _allowed_hosts(profile))
+    # Each voice host has its own Asterisk volumes; every other named volume is the stack's once.
     volumes = sorted(
-        {"django_logs", "django_media", "django_static", "minio_data", "postgres_data", "redis_data"}
+        {key for key, mounts in VOLUME_MOUNTS.items() for user, _ in mounts if user != "asterisk"}
         | {name for host in voice for name, _ in host.volumes}
         | {host.site_volume for host in voice}
     )

@@ -12,8 +12,8 @@ import ipaddress
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from omnigen.catalog.application import APP_LISTEN
-from omnigen.catalog.services import CLIENT_NEEDS, ROLE_DESCRIPTIONS, ROLE_SERVICES, ROLES, SINGLE_HOST_ROLES
+from omnigen.catalog.services import ROLE_DESCRIPTIONS, ROLES, SINGLE_HOST_ROLES, client_needs, listen_owner, listen_ports, role_services
+from omnigen.catalog.services import service as catalog_entry
 from omnigen.errors import KeyedProblem
 
 if TYPE_CHECKING:
@@ -22,18 +22,13 @@ if TYPE_CHECKING:
 # Host port each data service is published on when peers need it; clients on other hosts are
 # told the data host's address and this port. The first voice host's Asterisk publishes AMI and ARI
 # the same way for the backend and the dialer (the application controls one Asterisk).
-PEER_PORTS: dict[str, int] = {
-    "postgresql": 5432,
-    "redis": 6379,
-    "minio": 9000,
-    "asterisk-ami": APP_LISTEN["asterisk-ami"],
-    "asterisk-http": APP_LISTEN["asterisk-http"],
-}
+# The same port as on the compose network (the catalog's listen ports), so a client's port never depends on where it runs.
+PEER_PORTS: dict[str, int] = {key: listen_ports()[key] for key in ("postgresql", "redis", "minio", "asterisk-ami", "asterisk-http")}
 
 
 def peer_service(key: str) -> str:
     """The compose service behind a PEER_PORTS key (asterisk-ami -> asterisk)."""
-    return key.split("-", 1)[0] if key.startswith("asterisk-") else key
+    return listen_owner(key)
 
 # Asterisk's per-host values: in stack.yml each Asterisk service carries them as literals (they
 # differ per voice host), so the stack's shared .env does not hold them.
@@ -60,7 +55,7 @@ def asterisk_service(host_name: str) -> str:
 
 
 def services_of(roles: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(sorted({service for role in roles for service in ROLE_SERVICES[role]}))  # type: ignore[index]
+    return tuple(sorted({service for role in roles for service in role_services(role)}))
 
 
 def host_index(profile: Profile, name: str) -> int:
@@ -75,9 +70,16 @@ def peer_published(profile: Profile, host: ClusterHost) -> tuple[str, ...]:
     """The PEER_PORTS this host publishes on its private address because a client runs elsewhere:
     the data services on the data host, AMI and ARI on the first voice host."""
     remote_clients = [service for other in profile.hosts if other.name != host.name for service in services_of(other.roles)]
-    needed = {need for client in remote_clients for need in CLIENT_NEEDS.get(client, ())}
-    holders = {"data": "data" in host.roles, "asterisk": host.name == hosts_with(profile, "voice")[0].name}
-    return tuple(key for key in PEER_PORTS if peer_service(key) in needed and holders["asterisk" if peer_service(key) == "asterisk" else "data"])
+    needed = {need for client in remote_clients for need in client_needs(client)}
+    return tuple(key for key in PEER_PORTS if peer_service(key) in needed and peer_holder(profile, key).name == host.name)
+
+
+def peer_holder(profile: Profile, key: str) -> ClusterHost:
+    """The host that serves a PEER_PORTS key to the others: the first host with its service's role (the
+    application controls one Asterisk: the first voice host's)."""
+    role = catalog_entry(peer_service(key)).role
+    assert role is not None, f"{key} belongs to no role"
+    return hosts_with(profile, role)[0]
 
 
 def remote_asterisk_clients(profile: Profile, host: ClusterHost) -> tuple[str, ...]:
@@ -87,7 +89,7 @@ def remote_asterisk_clients(profile: Profile, host: ClusterHost) -> tuple[str, .
     return tuple(
         str(other.address)
         for other in profile.hosts
-        if other.name != host.name and any("asterisk" in CLIENT_NEEDS.get(service, ()) for service in services_of(other.roles))
+        if other.name != host.name and any("asterisk" in client_needs(service) for service in services_of(other.roles))
     )
 
 

@@ -9,6 +9,7 @@ agree across files (the RTP range, a port, a URL) is computed exactly once here.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import posixpath
@@ -21,17 +22,10 @@ from omnigen import __version__
 from omnigen.catalog.addressing import dynamic_address_range
 from omnigen.catalog.application import (
     AMI_LOGINS,
-    APP_LISTEN,
     ARI_LOGINS,
-    BACKEND_CELERY_APP,
     BACKEND_LOCAL_APPS,
     COMPONENT_CONTEXTS,
-    DIALER_CELERY_APP,
-    EXPOSED,
-    HEALTH_PATHS,
     IMAGE_NOTES,
-    ROOT_MASTER_CAPABILITIES,
-    SERVICE_ENV,
     SUPERUSER_FIRST_NAME,
     SUPERUSER_LAST_NAME,
     WEBRTC_IMAGES,
@@ -41,7 +35,33 @@ from omnigen.catalog.application import (
 )
 from omnigen.catalog.hostkinds import effective_userland_proxy
 from omnigen.catalog.media import RTPENGINE_PORTS_PER_CALL
-from omnigen.catalog.services import HEALTH_TIMING, HealthTiming
+from omnigen.catalog.services import (
+    ACME_BOOTSTRAP_DIR,
+    ACME_CLIENT_SCRIPT,
+    ACME_HOST_DIR,
+    ACME_LIVE_DIR,
+    ACME_STATE_DIR,
+    KAMAILIO_CONFIG,
+    KAMAILIO_DISPATCHER_LIST,
+    NGINX_RELOAD_SCRIPT,
+    RTPENGINE_CONFIG,
+    SITE_CONTAINER_DIR,
+    SITE_HOST_DIR,
+    SITE_INCLUDE_DIR,
+    TLS_CONTAINER_DIR,
+    TLS_HOST_DIR,
+    Feature,
+    HealthTiming,
+    Service,
+    catalog,
+    listen_owner,
+    listen_ports,
+    resolve,
+    runs_with,
+)
+from omnigen.catalog.services import (
+    service as catalog_entry,
+)
 from omnigen.inputs.profile import VOLUME_KEYS, Profile, Secrets
 from omnigen.plan.capacity import HostPorts, PortPlan, PortUse, RtpRange
 from omnigen.plan.caveats import PlanWarning, plan_warnings
@@ -60,70 +80,44 @@ from omnigen.plan.sizing import (
 
 NETWORK_NAME = "omnivoip_net"
 
-# Ports services listen on inside the compose network. Clients are told these,
-# never a host-side port. The application's own come from its code (catalog/application.py).
-LISTEN = {
-    "postgresql": 5432,
-    "redis": 6379,
-    "minio": 9000,
-    "minio-console": 9001,
-    "nginx-http": 8080,
-    "nginx-https": 8443,
-    **APP_LISTEN,
-}
+# Ports services listen on inside the compose network (each service's catalog entry). Clients are told
+# these, never a host-side port.
+LISTEN = listen_ports()
 
-INTERNAL_SERVICES = ("postgresql", "redis", "minio")
 # The superuser the backend's startup command creates (its user model signs in by e-mail).
 SUPERUSER_EMAIL_USER = "admin"
 
 # Ports of the WebRTC edge (components.webrtc), inside the compose network.
 # None of them is published: browsers reach Kamailio through nginx's HTTPS
 # port, and only rtpengine's media range is published.
-EDGE_LISTEN = {
-    "kamailio-sip": 5060,  # UDP, Asterisk <-> Kamailio
-    "kamailio-ws": 5066,  # plain WebSocket; nginx terminates TLS (WSS) in front of it
-    "kamailio-ctl": 2046,  # binrpc on the container's loopback, for kamcmd in the healthcheck
-    "rtpengine-ng": 2223,  # UDP ng control protocol, Kamailio's rtpengine_sock
-    "rtpengine-http": 2225,  # HTTP on the container's loopback: GET /ping for the healthcheck
-}
+EDGE_LISTEN = {**catalog_entry("kamailio").listen, **catalog_entry("rtpengine").listen}
 WEBRTC_WS_PATH = "/ws"
-KAMAILIO_CONFIG = "/etc/kamailio/kamailio.cfg"
-KAMAILIO_DISPATCHER_LIST = "/etc/kamailio/dispatcher.list"
-RTPENGINE_CONFIG = "/etc/rtpengine/rtpengine.conf"
 # The dispatcher set of Asterisk in kamailio.cfg and dispatcher.list.
 ASTERISK_DISPATCHER_SET = 1
-# Host number of each static address in the compose subnet (Asterisk is 10).
-KAMAILIO_HOST_NUMBER = 11
-RTPENGINE_HOST_NUMBER = 12
 
 
-# Where each named volume is mounted: (service, target). The compose template prints these
+# Where each named volume is mounted: (service, target), from the catalog. The compose files print these
 # mounts and verify holds the rendered file to this table; import maps a site's volumes onto it.
-VOLUME_MOUNTS: dict[str, tuple[tuple[str, str], ...]] = {
-    "asterisk_logs": (("asterisk", "/var/log/asterisk"),),
-    "asterisk_sounds": (("asterisk", "/var/lib/asterisk/sounds"),),
-    "asterisk_spool": (("asterisk", "/var/spool/asterisk"),),
-    "django_logs": (("celery-worker", "/app/logs"), ("django-app", "/app/logs")),
-    "django_media": (("celery-worker", "/app/media"), ("django-app", "/app/media"), ("nginx", "/var/www/media")),
-    "django_static": (("django-app", "/app/static"), ("nginx", "/var/www/static")),
-    "minio_data": (("minio", "/data"),),
-    "postgres_data": (("postgresql", "/var/lib/postgresql/data"),),
-    "redis_data": (("redis", "/data"),),
-}
-assert tuple(VOLUME_MOUNTS) == VOLUME_KEYS, "one mount table entry per profile volume key"
+def volume_mounts() -> dict[str, tuple[tuple[str, str], ...]]:
+    """Each named volume's users, from the catalog's entries: key -> ((service, target), ...)."""
+    mounts: dict[str, tuple[tuple[str, str], ...]] = {}
+    for entry in catalog():
+        for key, target in entry.volumes:
+            mounts[key] = (*mounts.get(key, ()), (entry.name, target))
+    return mounts
 
-# nginx only serves the app's static and media files: it mounts them read-only.
-READ_ONLY_VOLUME_USERS = frozenset({"nginx"})
+
+VOLUME_MOUNTS = volume_mounts()
+assert tuple(VOLUME_MOUNTS) == VOLUME_KEYS, "every profile [volumes] key is a catalog volume, in the same order"
 
 
 def named_mounts() -> dict[str, tuple[str, ...]]:
-    """Each service's named-volume entries (`volumes:` short syntax), from VOLUME_MOUNTS, for both templates."""
-    mounts: dict[str, tuple[str, ...]] = {}
-    for key, users in VOLUME_MOUNTS.items():
-        for service, target in users:
-            entry = f"{key}:{target}" + (":ro" if service in READ_ONLY_VOLUME_USERS else "")
-            mounts[service] = (*mounts.get(service, ()), entry)
-    return mounts
+    """Each service's named-volume entries (`volumes:` short syntax), from its catalog entry, for both templates."""
+    return {
+        entry.name: tuple(f"{key}:{target}" + (":ro" if entry.volumes_read_only else "") for key, target in entry.volumes)
+        for entry in catalog()
+        if entry.volumes
+    }
 
 
 # The PostgreSQL services and their data volume: an adopted one keeps the password it was initialised with.
@@ -212,7 +206,6 @@ class Startup:
 
     entrypoint: tuple[str, ...]
     command: tuple[str, ...] = ()
-    script: str | None = None  # where a generated script the entrypoint runs is mounted
 
 
 @dataclass(frozen=True)
@@ -228,8 +221,6 @@ class BackendStartup:
         "sys.exit(get_user_model().objects.filter(email=os.environ['DJANGO_SUPERUSER_EMAIL']).exists())"
     )
 
-
-BACKEND_STARTUP_SCRIPT = "/omnigen/startup.sh"
 
 
 @dataclass(frozen=True)
@@ -300,11 +291,7 @@ class SitePlan:
         return f"{self.include_dir}/{name}"
 
 
-SITE = SitePlan(host_dir="./site/asterisk", container_dir="/etc/asterisk/site", include_dir="site")
-
-
-# nginxinc/nginx-unprivileged runs as this user and group: the private key must be readable by it alone.
-NGINX_UID = NGINX_GID = 101
+SITE = SitePlan(host_dir=SITE_HOST_DIR, container_dir=SITE_CONTAINER_DIR, include_dir=SITE_INCLUDE_DIR)
 
 
 @dataclass(frozen=True)
@@ -350,9 +337,6 @@ class AcmePlan:
         return f"{self.state_dir}/lego/certificates/{self.domain}.key"
 
 
-ACME_CLIENT_SCRIPT = "/usr/local/bin/acme-renew.sh"
-NGINX_RELOAD_SCRIPT = "/usr/local/bin/nginx-reload-on-renewal.sh"
-
 
 @dataclass(frozen=True)
 class TlsPlan:
@@ -380,10 +364,10 @@ class TlsPlan:
 
 # The certificate nginx serves: ./certs next to docker-compose.yml, mounted read-only.
 TLS = TlsPlan(
-    host_dir="./certs",
-    container_dir="/etc/nginx/certs",
-    certificate="/etc/nginx/certs/fullchain.pem",
-    key="/etc/nginx/certs/privkey.pem",
+    host_dir=TLS_HOST_DIR,
+    container_dir=TLS_CONTAINER_DIR,
+    certificate=f"{TLS_CONTAINER_DIR}/fullchain.pem",
+    key=f"{TLS_CONTAINER_DIR}/privkey.pem",
 )
 
 
@@ -392,7 +376,7 @@ def _tls(profile: Profile) -> TlsPlan:
     if tls.mode != "acme":
         return replace(TLS, mode=tls.mode)
     assert profile.project.domain is not None and tls.acme_email is not None, "validation requires them in acme mode"
-    state = "/var/lib/acme"
+    state = ACME_STATE_DIR
     return replace(
         TLS,
         mode="acme",
@@ -400,12 +384,12 @@ def _tls(profile: Profile) -> TlsPlan:
             domain=profile.project.domain,
             email=tls.acme_email,
             server=tls.acme_server,
-            host_dir="./acme",
+            host_dir=ACME_HOST_DIR,
             state_dir=state,
             webroot=f"{state}/webroot",
-            live_dir=f"{state}/live",
-            stamp=f"{state}/live/reload.stamp",
-            bootstrap_dir="/bootstrap",
+            live_dir=ACME_LIVE_DIR,
+            stamp=f"{ACME_LIVE_DIR}/reload.stamp",
+            bootstrap_dir=ACME_BOOTSTRAP_DIR,
             renew_days=30,
             check_seconds=12 * 3600,
             retry_seconds=300,
@@ -484,24 +468,74 @@ class WebrtcPlan:
         return RTPENGINE_CONFIG
 
     @property
+    def params(self) -> dict[str, object]:
+        """The values the edge's catalog commands take from the profile (catalog/services.Param)."""
+        return {"kamailio_shm_mb": self.shm_mb, "kamailio_pkg_mb": self.pkg_mb}
+
+    @property
     def kamailio_command(self) -> tuple[str, ...]:
-        # -DD: stay in the foreground (Docker supervises); -E: log to stderr.
-        return ("kamailio", "-DD", "-E", "-f", KAMAILIO_CONFIG, "-m", str(self.shm_mb), "-M", str(self.pkg_mb))
+        return resolve(catalog_entry("kamailio").command, self.params)
 
     @property
     def kamailio_healthcheck(self) -> tuple[str, ...]:
-        return ("CMD", "kamcmd", "-s", f"udp:127.0.0.1:{self.ctl_port}", "core.uptime")
+        return tuple(str(arg) for arg in catalog_entry("kamailio").healthcheck)
 
     @property
     def rtpengine_command(self) -> tuple[str, ...]:
-        return ("rtpengine", "--foreground", "--log-stderr", f"--config-file={RTPENGINE_CONFIG}")
+        return resolve(catalog_entry("rtpengine").command, self.params)
 
     @property
     def rtpengine_healthcheck(self) -> tuple[str, ...]:
-        # bash's /dev/tcp, so the image needs no HTTP client: rtpengine answers GET /ping with "pong".
-        # Address, port and request are arguments ($0 $1 $2) to keep each YAML line short.
-        probe = 'exec 3<>/dev/tcp/$0/$1;printf "$2">&3;grep -q pong <&3'
-        return ("CMD", "bash", "-c", probe, "127.0.0.1", str(self.http_port), "GET /ping HTTP/1.0\\r\\n\\r\\n")
+        return tuple(str(arg) for arg in catalog_entry("rtpengine").healthcheck)
+
+
+@dataclass(frozen=True)
+class NetworkAttachment:
+    """A network a service joins: with a fixed address (and a gateway priority on the LAN) or a dynamic one."""
+
+    name: str
+    address: str | None = None
+    priority: int | None = None
+
+
+@dataclass(frozen=True)
+class SwarmDeploy:
+    """stack.yml's deploy of one service: where Swarm places it and how it updates it."""
+
+    endpoint_mode: str
+    constraints: tuple[str, ...]
+    stop_first: bool  # it publishes ports in host mode: the old task must free them before the new one starts
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    """One service as docker-compose.yml or stack.yml prints it: its catalog entry (catalog/services.py)
+    resolved for this profile and this file, in the order the file prints it. Templates print it through
+    templates/_service.j2's `service` macro and decide nothing."""
+
+    name: str
+    gap: bool  # a blank line before it
+    image: str
+    build: str | None
+    depends_on: tuple[str, ...]
+    volumes: tuple[str, ...]  # bind mounts then named volumes, short syntax
+    expose: tuple[int, ...]
+    env_file: str | None
+    environment: tuple[EnvRef, ...]
+    ports: tuple[PublishedPort, ...] | tuple[StackPort, ...]
+    networks: tuple[NetworkAttachment, ...]
+    comment: tuple[str, ...]
+    entrypoint: tuple[str, ...]
+    command: tuple[str, ...]
+    healthcheck: tuple[str | EnvRef, ...]
+    health_timing: HealthTiming
+    user: str | None
+    cap_add: tuple[str, ...]
+    replicas: int | None
+    limits: Limits
+    configs: tuple[SwarmObject, ...] = ()  # stack.yml: generated files as Swarm configs
+    secrets: tuple[SwarmObject, ...] = ()
+    swarm: SwarmDeploy | None = None  # stack.yml's services only
 
 
 @dataclass(frozen=True)
@@ -527,7 +561,7 @@ class Plan:
     asterisk: AsteriskAccess | None = None
     startup: dict[str, Startup] = field(default_factory=dict)  # services whose image's entrypoint is replaced
     healthchecks: dict[str, tuple[str | EnvRef, ...]] = field(default_factory=dict)  # each service's `test:`
-    health_timing: dict[str, HealthTiming] = field(default_factory=dict)  # catalog/services.HEALTH_TIMING
+    health_timing: dict[str, HealthTiming] = field(default_factory=dict)  # each service's catalog entry
     named_mounts: dict[str, tuple[str, ...]] = field(default_factory=dict)  # VOLUME_MOUNTS per service, as `volumes:` entries
     cap_add: dict[str, tuple[str, ...]] = field(default_factory=dict)
     expose: dict[str, tuple[int, ...]] = field(default_factory=dict)  # what each application service listens on
@@ -552,23 +586,40 @@ class Plan:
     # variable, no Asterisk login); its bundles too. explain and doctor read it; render refuses it.
     secrets_withheld: bool = False
 
+    @functools.cached_property
+    def definitions(self) -> tuple[ServiceDefinition, ...]:
+        """Every service docker-compose.yml (or stack.yml) prints, in order: each catalog entry resolved once per
+        plan (a plan made with dataclasses.replace resolves its own)."""
+        return stack_definitions(self, self.cluster) if self.cluster is not None else compose_definitions(self)
+
+    @property
+    def features(self) -> frozenset[Feature]:
+        """The optional parts this plan runs (catalog/services.Feature)."""
+        found: set[Feature] = set()
+        if self.tls.acme is not None:
+            found.add("acme")
+        if self.webrtc is not None:
+            found.add("webrtc")
+        return frozenset(found)
+
+    @property
+    def params(self) -> dict[str, object]:
+        """The profile's values the catalog's commands take (catalog/services.Param)."""
+        return {"celery_concurrency": self.workers["celery_concurrency"], **(self.webrtc.params if self.webrtc else {})}
+
     @property
     def adopted_databases(self) -> tuple[str, ...]:
         """The PostgreSQL services whose data volume is adopted (set-database-passwords.sh sets their passwords)."""
         adopted = {volume.key for volume in self.volumes if volume.adopted}
         return tuple(service for service, key in DATABASE_VOLUMES.items() if key in adopted and self.runs(service))
 
-    @property
-    def nginx_user(self) -> str:
-        """uid:gid of nginx's user, which the acme service runs as too (it writes what nginx reads)."""
-        return f"{NGINX_UID}:{NGINX_GID}"
-
-    def runs(self, service: str) -> bool:
-        """Whether this plan's compose file has the service (a multi-host bundle has its host's only)."""
-        return self.services is None or service in self.services
-
-    def runs_any(self, *services: str) -> bool:
-        return any(self.runs(service) for service in services)
+    def runs(self, name: str) -> bool:
+        """Whether this plan's compose file has the service (a multi-host bundle has its host's only;
+        the ACME client and the WebRTC edge run with their feature)."""
+        entry = next((entry for entry in catalog() if entry.name == name), None)
+        if entry is not None and not runs_with(entry, self.features):
+            return False
+        return self.services is None or name in self.services
 
     @property
     def bundles(self) -> tuple[tuple[str, Plan], ...]:
@@ -583,12 +634,11 @@ class Plan:
     def secret_variables(self, service: str) -> tuple[tuple[str, str], ...]:
         """(name in the container, .env key) of each secret variable the service receives from secrets/<service>.env."""
         secret = self.secret_keys
-        contract = tuple((ref.name, ref.key) for ref in self.service_env.get(service, ()) if ref.key in secret)
-        return tuple(sorted(contract + IMAGE_SECRETS.get(service, ())))
+        return tuple(sorted((ref.name, ref.key) for ref in self.service_env.get(service, ()) if ref.key in secret))
 
     @property
     def plain_env(self) -> dict[str, tuple[EnvRef, ...]]:
-        """Each application service's `environment:`: its variables but the secret ones (those come from secrets/<service>.env)."""
+        """Each service's `environment:` in docker-compose.yml: its variables but the secret ones (those come from secrets/<service>.env)."""
         secret = self.secret_keys
         return {service: tuple(ref for ref in refs if ref.key not in secret) for service, refs in self.service_env.items()}
 
@@ -599,8 +649,8 @@ class Plan:
             return {}  # the top-level plan of a multi-host profile: stack.yml, whose deploy script sets .env itself
         values = self.env_map
         files = {}
-        for service in sorted(self.service_env.keys() | IMAGE_SECRETS.keys()):
-            if not self.runs(service) or (service in WEBRTC_SERVICES and self.webrtc is None):
+        for service in sorted(self.service_env):
+            if not self.runs(service):
                 continue
             present = tuple(EnvVar(name, values[key], True) for name, key in self.secret_variables(service) if key in values)
             if present:
@@ -616,11 +666,6 @@ class Plan:
         for folder, part in self.bundles:
             names |= {f"{folder}/{name}" for name in part.secret_files}
         return frozenset(names)
-
-    @property
-    def asterisk_configs(self) -> tuple[str, ...]:
-        """The Asterisk configs this plan writes (asterisk/NAME.conf), mounted over the image's samples in /etc/asterisk."""
-        return tuple(sorted(dest for _, dest in self.outputs if dest.startswith("asterisk/")))
 
     @property
     def env_map(self) -> dict[str, str]:
@@ -821,16 +866,8 @@ SECRET_FILES = frozenset({".env", *ASTERISK_SECRET_FILES})
 # Secret-bearing variables reach services from generated `secrets/<service>.env` (env_file),
 # never from `${...}` in the compose file: Compose would let any exported shell variable of the
 # same name win over .env, and a service would then hold another password than the URLs built
-# from the sidecar (docs/safe-output.md, "The operator's shell"). The application's services get
-# those of their variables (application.SERVICE_ENV) whose .env key is secret; the data services
-# and the WebRTC edge the ones their images read: (name in the container, .env key).
-IMAGE_SECRETS: dict[str, tuple[tuple[str, str], ...]] = {
-    "kamailio": (("WEBRTC_AUTH_SECRET", "WEBRTC_AUTH_SECRET"),),
-    "minio": (("MINIO_ROOT_PASSWORD", "MINIO_ROOT_PASSWORD"),),
-    "postgresql": (("POSTGRES_PASSWORD", "POSTGRES_PASSWORD"),),
-    "redis": (("REDISCLI_AUTH", "REDIS_PASSWORD"), ("REDIS_PASSWORD", "REDIS_PASSWORD")),
-}
-WEBRTC_SERVICES = frozenset({"kamailio", "rtpengine"})
+# from the sidecar (docs/safe-output.md, "The operator's shell"). Each service gets those of its
+# variables (its catalog entry's `environment`) whose .env key is secret.
 
 
 def profile_hash(profile: Profile) -> str:
@@ -850,6 +887,13 @@ def _url_secret(value: str) -> str:
 def nth_host(subnet: ipaddress.IPv4Network, n: int) -> str:
     """The address `n` hosts into the subnet (fixed service addresses live in its lower half)."""
     return str(subnet.network_address + n)
+
+
+def fixed_address(subnet: ipaddress.IPv4Network, name: str) -> str:
+    """A service's fixed address in the compose subnet (its catalog entry's host number)."""
+    number = catalog_entry(name).address
+    assert number is not None, f"{name} has no fixed address"
+    return nth_host(subnet, number)
 
 
 def limits_for(profile: Profile, calls: int | None = None, docker_proxy_mib: float = 0.0) -> dict[str, Limits]:
@@ -910,21 +954,13 @@ class Endpoint:
         return f"{self.host}:{self.port}"
 
 
-# What clients are told an address of, in the .env: the listen key and the compose service behind it.
-ENDPOINT_SERVICES = {
-    "postgresql": "postgresql",
-    "redis": "redis",
-    "minio": "minio",
-    "django-app": "django-app",
-    "dialer-api": "dialer-api",
-    "asterisk-ami": "asterisk",
-    "asterisk-http": "asterisk",
-}
+# The listen ports clients are told an address of, in the .env (the service behind each is its catalog entry's).
+ENDPOINT_KEYS = ("postgresql", "redis", "minio", "django-app", "dialer-api", "asterisk-ami", "asterisk-http")
 
 
 def local_endpoints() -> dict[str, Endpoint]:
     """Every service on the same compose network: its name and the port it listens on."""
-    return {key: Endpoint(service, LISTEN[key]) for key, service in ENDPOINT_SERVICES.items()}
+    return {key: Endpoint(listen_owner(key), LISTEN[key]) for key in ENDPOINT_KEYS}
 
 
 def env_sections(
@@ -1054,13 +1090,13 @@ def _webrtc(profile: Profile, layout: PortPlan, asterisk_ip: str) -> WebrtcPlan:
     calls = profile.capacity.concurrent_calls
     # The layout profile validation checked: beside Asterisk's range, clear of every published port.
     rtp = layout.ranges["rtpengine"]
-    rtpengine_ip = nth_host(subnet, RTPENGINE_HOST_NUMBER)
+    rtpengine_ip = fixed_address(subnet, "rtpengine")
     # The address Asterisk advertises: validation refuses a profile where browsers could not reach the edge there.
     advertised_ip = str(_asterisk_advertised(profile))
     https = layout.https_port
     host = profile.project.domain or advertised_ip
     return WebrtcPlan(
-        kamailio_ip=nth_host(subnet, KAMAILIO_HOST_NUMBER),
+        kamailio_ip=fixed_address(subnet, "kamailio"),
         rtpengine_ip=rtpengine_ip,
         sip_port=EDGE_LISTEN["kamailio-sip"],
         ws_port=EDGE_LISTEN["kamailio-ws"],
@@ -1158,83 +1194,172 @@ def _asterisk_access(secrets: Secrets, subnet: str, remote_clients: tuple[str, .
 
 
 
-def _backend_startup() -> Startup:
-    # The image's CMD (components/backend/Dockerfile:73); compose clears it when the entrypoint is replaced.
-    command = ("gunicorn", "omnivoip.wsgi:application", "--bind", f"0.0.0.0:{LISTEN['django-app']}", "--workers", "4", "--timeout", "120")
-    return Startup(("/bin/sh", BACKEND_STARTUP_SCRIPT), command, BACKEND_STARTUP_SCRIPT)
-
-
-# components/dialer/api/main.py:126 uses Field(regex=...), which pydantic 2 (its requirements.txt:3 pins 2.5.0)
-# refuses at import: the API never starts. The entrypoint writes a copy of main.py with that keyword renamed
-# to pattern= (pydantic 2's name for the same constraint) to /tmp and runs the image's command on the copy,
-# leaving the image untouched; once upstream is fixed the rename matches nothing and the copy is the file.
-DIALER_API_PATCH = "sed 's/\\bregex=/pattern=/g' main.py >/tmp/main.py && exec \"$@\""
-
-
-def _dialer_api_startup() -> Startup:
-    # The image's CMD (components/dialer/api/Dockerfile:37), importing main from the copy in /tmp.
-    command = ("uvicorn", "--app-dir", "/tmp", "main:app", "--host", "0.0.0.0", "--port", str(LISTEN["dialer-api"]), "--workers", "2")
-    return Startup(("/bin/sh", "-c", DIALER_API_PATCH, "dialer-api"), command)
-
-
-def _startup(profile: Profile) -> dict[str, Startup]:
-    concurrency = profile.workers.celery_concurrency
-    return {
-        "django-app": _backend_startup(),
-        "dialer-api": _dialer_api_startup(),
-        "celery-worker": Startup(("celery", "-A", BACKEND_CELERY_APP, "worker", "--loglevel=info", f"--concurrency={concurrency}")),
-        "celery-beat": Startup(
-            ("celery", "-A", BACKEND_CELERY_APP, "beat", "--loglevel=info", "--pidfile=/tmp/celerybeat.pid", "--schedule=/tmp/celerybeat-schedule")
-        ),
-    }
-
-
-def _http_check(service: str) -> tuple[str, ...]:
-    # The URL is an argument, so each YAML line stays short.
-    url = f"http://127.0.0.1:{LISTEN[service]}{HEALTH_PATHS[service]}"
-    return ("CMD", "python", "-c", "import sys, urllib.request as r; r.urlopen(sys.argv[1], timeout=3)", url)
-
-
-def _healthchecks() -> dict[str, tuple[str | EnvRef, ...]]:
-    # urlopen raises on anything but a 2xx answer; the dialer image's own HEALTHCHECK (httpx.get) does not.
-    # An EnvRef argument is a variable Compose fills (the template prints "${KEY}", or "${KEY:?}" in stack.yml).
-    return {
-        "asterisk": ("CMD", "asterisk", "-rx", "core show uptime"),
-        "celery-beat": ("CMD", "test", "-s", "/tmp/celerybeat.pid"),
-        "celery-worker": ("CMD-SHELL", f"celery -A {BACKEND_CELERY_APP} inspect ping -d celery@$HOSTNAME"),
-        "minio": ("CMD", "mc", "ready", "local"),
-        "nginx": ("CMD", "wget", "-q", "--spider", f"http://127.0.0.1:{LISTEN['nginx-http']}/healthz"),
-        "postgresql": (
-            "CMD", "pg_isready", "-h", "127.0.0.1", "-p", str(LISTEN["postgresql"]), "-U", EnvRef("", "POSTGRES_USER"), "-d", EnvRef("", "POSTGRES_DB"),
-        ),
-        "redis": ("CMD-SHELL", f"redis-cli -p {LISTEN['redis']} ping | grep -q PONG"),
-        "django-app": ("CMD", "python", "-c", f"import socket as s; s.create_connection(('127.0.0.1', {LISTEN['django-app']}), 3)"),
-        "websockets": _http_check("websockets"),
-        "dialer-api": _http_check("dialer-api"),
-        "dialer-worker": ("CMD-SHELL", f"celery -A {DIALER_CELERY_APP} inspect ping -d celery@$HOSTNAME"),
-        "frontend": ("CMD", "wget", "-q", "--spider", f"http://127.0.0.1:{LISTEN['frontend']}{HEALTH_PATHS['frontend']}"),
-    }
+def _startup(params: dict[str, object]) -> dict[str, Startup]:
+    """The services whose image's entrypoint is replaced (docs/application.md), resolved for the profile."""
+    return {entry.name: Startup(resolve(entry.entrypoint, params), resolve(entry.command, params)) for entry in catalog() if entry.entrypoint}
 
 
 def _service_env() -> dict[str, tuple[EnvRef, ...]]:
-    return {service: tuple(sorted(refs, key=lambda ref: ref.name)) for service, refs in SERVICE_ENV.items()}
+    return {entry.name: tuple(sorted(entry.environment, key=lambda ref: ref.name)) for entry in catalog() if entry.environment}
 
 
 def application_fields(profile: Profile, secrets: Secrets | None, subnet: str, remote_clients: tuple[str, ...] = ()) -> dict[str, Any]:
     """The Plan fields that carry the application's contract (catalog/application.py), for single-host,
     per-host bundle and stack plans alike. `remote_clients`: other hosts' addresses whose services
     log in to this bundle's Asterisk through its private address. Without secrets (a topology): no Asterisk logins."""
+    entries = catalog()
     return {
         "service_env": _service_env(),
         "asterisk": _asterisk_access(secrets, subnet, remote_clients) if secrets is not None else None,
         "secrets_withheld": secrets is None,
-        "startup": _startup(profile),
-        "healthchecks": _healthchecks(),
-        "health_timing": HEALTH_TIMING,
+        "startup": _startup({"celery_concurrency": profile.workers.celery_concurrency}),
+        "healthchecks": {entry.name: entry.healthcheck for entry in entries},
+        "health_timing": {entry.name: entry.health_timing for entry in entries},
         "named_mounts": named_mounts(),
-        "cap_add": {"frontend": ROOT_MASTER_CAPABILITIES},
-        "expose": {service: tuple(LISTEN[key] for key in keys) for service, keys in EXPOSED.items()},
+        "cap_add": {entry.name: entry.cap_add for entry in entries if entry.cap_add},
+        "expose": {entry.name: tuple(entry.listen[key] for key in entry.expose) for entry in entries if entry.expose},
     }
+
+
+def _mounts(plan: Plan, entry: Service) -> tuple[str, ...]:
+    """A service's `volumes:` in docker-compose.yml: its bind mounts (for the features this plan has), then its named volumes."""
+    found: list[str] = []
+    for mount in entry.mounts:
+        if mount.when is not None and mount.when not in plan.features:
+            continue
+        if mount.outputs:  # each generated file of the folder, over the image's own
+            folder = mount.source.removeprefix("./") + "/"
+            found += [f"./{dest}:{mount.target}/{dest.removeprefix(folder)}:ro" for dest in sorted(dest for _, dest in plan.outputs if dest.startswith(folder))]
+        else:
+            found.append(f"{mount.source}:{mount.target}" + (":ro" if mount.read_only else ""))
+    return (*found, *plan.named_mounts.get(entry.name, ()))
+
+
+def _networks(plan: Plan, entry: Service) -> tuple[NetworkAttachment, ...]:
+    network = plan.network
+    if entry.address is None:
+        return (NetworkAttachment(network.name),)
+    attached: tuple[NetworkAttachment, ...] = (NetworkAttachment(network.name, fixed_address(ipaddress.IPv4Network(network.subnet), entry.name)),)
+    if entry.joins_lan and network.lan is not None:
+        # The LAN is its default route: SIP and RTP answer from the address phones reach.
+        attached += (NetworkAttachment(network.lan.name, network.lan.address, LAN_GATEWAY_PRIORITY),)
+    return attached
+
+
+# The gateway priority of the LAN network (ipvlan/macvlan): above the compose network's default 0.
+LAN_GATEWAY_PRIORITY = 100
+
+
+def compose_definitions(plan: Plan) -> tuple[ServiceDefinition, ...]:
+    """Every service docker-compose.yml runs, each catalog entry resolved for this plan."""
+    params = plan.params
+    plain_env = plan.plain_env
+    definitions = []
+    for entry in catalog():
+        if not plan.runs(entry.name):
+            continue
+        image = plan.images[entry.image]
+        env_file = f"secrets/{entry.name}.env"
+        command_runs = entry.command_when is None or entry.command_when in plan.features
+        definitions.append(
+            ServiceDefinition(
+                name=entry.name,
+                gap=entry.gap,
+                image=image.image,
+                build=image.build,
+                depends_on=tuple(other for other in entry.depends_on if plan.runs(other)),
+                volumes=_mounts(plan, entry),
+                expose=plan.expose.get(entry.name, ()),
+                env_file=f"./{env_file}" if env_file in plan.secret_env else None,
+                environment=plain_env.get(entry.name, ()),
+                ports=plan.published.get(entry.name, ()),
+                networks=_networks(plan, entry),
+                comment=entry.comment,
+                entrypoint=resolve(entry.entrypoint, params),
+                command=resolve(entry.command, params) if command_runs else (),
+                healthcheck=entry.healthcheck,
+                health_timing=entry.health_timing,
+                user=entry.user,
+                cap_add=entry.cap_add,
+                replicas=plan.workers[entry.replicas] if entry.replicas else None,
+                limits=plan.limits[entry.name],
+            )
+        )
+    return tuple(definitions)
+
+
+def _stack_files(plan: Plan, cluster: ClusterPlan, stack_service: StackService) -> tuple[tuple[str, ...], tuple[SwarmObject, ...], tuple[SwarmObject, ...]]:
+    """A stack.yml service's volumes, configs and secrets. Swarm does not bind-mount the manager's files
+    onto another node: the generated files a compose service bind-mounts are Swarm configs (the TLS key a
+    secret), and each voice host's Asterisk has volumes of its own."""
+    voice = next((host for host in cluster.voice if host.service == stack_service.name), None)
+    if voice is not None:
+        volumes = (*(f"{name}:{target}" for name, target in voice.volumes), f"{voice.site_volume}:{plan.site.container_dir}:ro")
+        configs: tuple[SwarmObject, ...] = tuple(sorted(voice.confs, key=lambda config: config.target))
+        secrets: tuple[SwarmObject, ...] = ()
+    else:
+        volumes = plan.named_mounts.get(stack_service.base, ())
+        startup = (cluster.backend_startup,) if cluster.backend_startup else ()
+        configs = tuple(config for config in (*cluster.configs, *startup) if _serves(plan, stack_service.base, config.target))
+        secrets = tuple(secret for secret in cluster.secrets if _serves(plan, stack_service.base, secret.target))
+    # A bind mount the stack cannot carry would be a service started without its file: refuse to print it.
+    carried = [*(config.target for config in (*configs, *secrets)), *(volume.split(":")[1] for volume in volumes)]
+    for mount in catalog_entry(stack_service.base).mounts:
+        if (mount.when is None or mount.when in plan.features) and not any(_under(target, mount.target) for target in carried):
+            raise ValueError(f"stack.yml has no Swarm config, secret or volume for {stack_service.name}'s {mount.source} at {mount.target}")
+    return volumes, configs, secrets
+
+
+def _under(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def _serves(plan: Plan, name: str, target: str) -> bool:
+    """Whether a Swarm config or secret stands in for one of the service's bind mounts (at or under its target)."""
+    return any(_under(target, mount.target) for mount in catalog_entry(name).mounts if mount.when is None or mount.when in plan.features)
+
+
+def stack_definitions(plan: Plan, cluster: ClusterPlan) -> tuple[ServiceDefinition, ...]:
+    """Every stack.yml service, each catalog entry resolved for its host (cluster.services, by name)."""
+    params = plan.params
+    definitions = []
+    for index, stack_service in enumerate(cluster.services):
+        entry = catalog_entry(stack_service.base)
+        voice = next((host for host in cluster.voice if host.service == stack_service.name), None)
+        environment = plan.service_env.get(entry.name, ())
+        if voice is not None:  # each Asterisk's own values, as literals (the stack's .env is shared)
+            literals = {"ACD_HOSTNAME": voice.service, **dict(voice.env_literals)}
+            environment = tuple(EnvRef(ref.name, literal=literals[ref.key]) if ref.key in literals else ref for ref in environment)
+        volumes, configs, secrets = _stack_files(plan, cluster, stack_service)
+        command_runs = entry.command_when is None or entry.command_when in plan.features
+        definitions.append(
+            ServiceDefinition(
+                name=stack_service.name,
+                gap=index > 0,
+                image=plan.images[entry.image].image,
+                build=None,  # docker stack deploy builds nothing: build.prebuilt images, or pushed ones
+                depends_on=(),  # Swarm ignores depends_on: each service's health check and restarts order them
+                volumes=volumes,
+                configs=configs,
+                secrets=secrets,
+                expose=plan.expose.get(entry.name, ()),
+                env_file=None,
+                environment=environment,
+                ports=stack_service.ports,
+                networks=(NetworkAttachment(cluster.overlay_name),),
+                comment=entry.comment,
+                entrypoint=resolve(entry.entrypoint, params),
+                command=resolve(entry.command, params) if command_runs else (),
+                healthcheck=entry.healthcheck,
+                health_timing=entry.health_timing,
+                user=entry.user,
+                cap_add=entry.cap_add,
+                replicas=stack_service.replicas if stack_service.replicas != 1 else None,
+                limits=stack_service.limits,
+                swarm=SwarmDeploy(cluster.endpoint_mode, stack_service.constraints, bool(stack_service.ports)),
+            )
+        )
+    return tuple(definitions)
 
 
 def make_single_plan(profile: Profile, secrets: Secrets | None, checked: Layout, checkout: str | None = None) -> Plan:
@@ -1261,7 +1386,7 @@ def make_single_plan(profile: Profile, secrets: Secrets | None, checked: Layout,
         network=NetworkPlan(
             name=NETWORK_NAME,
             subnet=str(subnet),
-            asterisk_ip=nth_host(subnet, 10),
+            asterisk_ip=fixed_address(subnet, "asterisk"),
             dynamic_range=str(dynamic_address_range(subnet)),
             local_nets=local_nets,
             public_ip=str(profile.network.public_ip) if profile.network.public_ip else None,

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from omnigen.catalog import hostkinds
+from omnigen.catalog.services import Feature, Want, catalog, runs_with
 from omnigen.inputs.profile import MEMORY_PATTERN, Profile
 from omnigen.plan.capacity import PortPlan, port_plan
 from omnigen.search import most_that_fits
@@ -46,35 +47,9 @@ def memory_mib(text: str) -> int:
     return number * 1024 if text.rstrip("iB").endswith("G") else number
 
 
-@dataclass(frozen=True)
-class Want:
-    """What one replica of a service wants before the host caps it."""
-
-    memory_limit_mib: int
-    memory_reservation_mib: int
-    cpus_limit: float
-    cpus_reservation: float
-    pids: int
-
-
-# Services whose wants do not depend on the capacity. Limits are what a busy
-# service may use; reservations what it needs idle plus its share of the work.
-FIXED: dict[str, Want] = {
-    "postgresql": Want(1024, 128, 2.0, 0.1, 512),
-    "redis": Want(256, 16, 0.5, 0.02, 128),
-    "minio": Want(512, 96, 1.0, 0.05, 256),
-    "django-app": Want(1024, 160, 2.0, 0.1, 512),
-    "websockets": Want(256, 48, 0.5, 0.02, 256),
-    "celery-beat": Want(256, 64, 0.5, 0.01, 128),
-    "dialer-api": Want(256, 48, 0.5, 0.02, 256),
-    "dialer-worker": Want(256, 32, 0.5, 0.01, 128),
-    "frontend": Want(128, 8, 0.5, 0.01, 128),
-    "nginx": Want(128, 8, 0.5, 0.01, 128),
-}
-
-
-# lego: idle between checks, a Go process of ~30 MiB while it talks to the CA.
-ACME_CLIENT = Want(128, 16, 0.5, 0.01, 64)
+# The wants of services that do not depend on the capacity are their catalog entries' `resources`
+# (catalog/services.py). Limits are what a busy service may use; reservations what it needs idle
+# plus its share of the work. These grow with the calls or the workers' concurrency:
 
 
 def asterisk_want(calls: int) -> Want:
@@ -206,19 +181,34 @@ class Sizing:
         return self.cpus_reservations <= self.host.cpus + 1e-9
 
 
+def profile_features(profile: Profile) -> frozenset[Feature]:
+    """The optional parts a profile switches on (catalog/services.Feature)."""
+    found: set[Feature] = set()
+    if profile.tls.mode == "acme":
+        found.add("acme")
+    if profile.components.webrtc:
+        found.add("webrtc")
+    return frozenset(found)
+
+
 def wants(profile: Profile, calls: int | None = None) -> dict[str, tuple[int, Want]]:
     """(replicas, want) of every service the profile runs; `calls` overrides a voice host's share."""
     calls = profile.capacity.concurrent_calls if calls is None else calls
     workers = profile.workers
-    found: dict[str, tuple[int, Want]] = {name: (1, want) for name, want in FIXED.items()}
-    found["dialer-worker"] = (workers.dialer, FIXED["dialer-worker"])
-    found["celery-worker"] = (workers.celery, celery_worker_want(workers.celery_concurrency))
-    found["asterisk"] = (1, asterisk_want(calls))
-    if profile.tls.mode == "acme":
-        found["acme"] = (1, ACME_CLIENT)
-    if profile.components.webrtc:
-        found["kamailio"] = (1, kamailio_want(calls))
-        found["rtpengine"] = (1, rtpengine_want(calls))
+    scaled: dict[str, Callable[[], Want]] = {
+        "asterisk": lambda: asterisk_want(calls),
+        "celery-worker": lambda: celery_worker_want(workers.celery_concurrency),
+        "kamailio": lambda: kamailio_want(calls),
+        "rtpengine": lambda: rtpengine_want(calls),
+    }
+    features = profile_features(profile)
+    found: dict[str, tuple[int, Want]] = {}
+    for entry in catalog():
+        if not runs_with(entry, features):
+            continue
+        want = scaled[entry.name]() if entry.name in scaled else entry.resources
+        assert want is not None, f"the catalog gives {entry.name} no resources and sizing.py does not compute them"
+        found[entry.name] = (getattr(workers, entry.replicas) if entry.replicas else 1, want)
     return dict(sorted(found.items()))
 
 

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from omnigen.catalog.application import BROWSER_ORIGIN_VARIABLES
-from omnigen.catalog.services import CLIENT_NEEDS
+from omnigen.catalog.services import client_needs
 from omnigen.errors import VerifyError
 from omnigen.formats import dotenv
 from omnigen.formats.composeports import parse_port
@@ -262,7 +262,7 @@ def _resolution_problems(plan: Plan, stack: Deployment, bundles: dict[str, Deplo
             server, spec = served[0]
             if spec.container_start not in listen_ports(target.services[server]):
                 yield f"{where}: hosts/{target_name} forwards it to {server}:{spec.container_start}, where nothing listens"
-            elif server not in CLIENT_NEEDS.get(service, ()):
+            elif server not in client_needs(service):
                 yield f"{where}: that is {server} on {target_name}, which {service} does not use"
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from omnigen.catalog.services import RTPENGINE_CONFIG as RTPENGINE_CONFIG  # re-exported: rules/drift.py reads it from here
 from omnigen.errors import InputFileError
 from omnigen.formats import dotenv, yamlpos
 from omnigen.formats.asteriskconf import ConfFile, Dialect, parse_conf
@@ -37,7 +38,6 @@ from omnigen.formats.interpolate import interpolate
 
 # Asterisk reads /etc/asterisk/<name>.conf; anything else is read only if #included.
 ASTERISK_CONFIG_DIR = "/etc/asterisk"
-RTPENGINE_CONFIG = "/etc/rtpengine/rtpengine.conf"
 KNOWN_CONFIGS = ("rtp.conf", "pjsip.conf", "rtpengine.conf", "manager.conf", "http.conf", "ari.conf", "extensions.conf", "queues.conf")
 # The WebRTC edge's configs: rules/edge.py parses them itself (their formats are not Asterisk's).
 EDGE_CONFIGS = ("kamailio.cfg", "dispatcher.list", "nginx.conf")

@@ -172,7 +172,7 @@ def test_containers_have_the_planned_limits_and_users(deployment: Deployment) ->
 def test_nginx_finds_the_certificate_pair_its_user_alone_can_read(deployment: Deployment) -> None:
     """The README's quick start (build as root, compose up): the pair nginx.conf names is there, and the key
     is readable by nginx's user (uid 101 in nginx-unprivileged) and by no other, even root without capabilities."""
-    from omnigen.plan.plan import NGINX_UID
+    from omnigen.catalog.services import NGINX_UID
 
     nginx = next(c for c in containers(deployment) if service_of(c) == "nginx")
     tls = deployment.plan.tls

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from omnigen.catalog.services import NGINX_UID
 from omnigen.inputs import tls
 from omnigen.pipeline import build
-from omnigen.plan.plan import NGINX_UID
 from tests.conftest import ROOT, fake_token, run_cli
 
 NOW = datetime.datetime(2026, 12, 3, 12, 0, tzinfo=datetime.UTC)

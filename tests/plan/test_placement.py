@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from omnigen.catalog.services import ROLE_SERVICES
+from omnigen.catalog.services import role_services
 from omnigen.errors import ProfileError
 from omnigen.inputs.profile import Profile
 from omnigen.loading import load_profile
@@ -69,7 +69,7 @@ def test_a_valid_two_host_profile_places_every_role(tmp_path: Path) -> None:
     assert [host.name for host in profile.hosts] == ["main", "voice1"]
     assert placement.services_of(profile.hosts[1].roles) == ("asterisk",)
     assert set(placement.services_of(profile.hosts[0].roles)) == {
-        service for role in ("data", "web", "edge") for service in ROLE_SERVICES[role]
+        service for role in ("data", "web", "edge") for service in role_services(role)
     }
     # Asterisk reads no database; the backend and the dialer on main log in to voice1's AMI and ARI,
     # which voice1 publishes on its private address (and nothing of main's data services).

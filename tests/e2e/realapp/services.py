@@ -32,7 +32,7 @@ from typing import Any
 import yaml
 
 from omnigen.catalog.application import ASTERISK_GID, ASTERISK_UID
-from omnigen.plan.plan import NGINX_GID, NGINX_UID
+from omnigen.catalog.services import NGINX_GID, NGINX_UID
 from tests.e2e.engine import DockerEngine
 from tests.e2e.realapp.rootfs import ImageConfig, ImageFile, debian_image
 
