@@ -14,8 +14,9 @@ new private engine) only `docker load`s it. The Debian archive itself moves
 (point releases, security updates); the hash does not follow it, so a cached
 image keeps the packages of the day it was built until the cache is cleared.
 
-Images are kept small on purpose: the engine stores them with vfs, which
-copies the whole filesystem for every container and layer. The base is
+Images are kept small on purpose: they are saved to and loaded from the cache
+whole, and an engine without overlay (vfs) copies the whole filesystem for
+every container and layer. The base is
 mmdebstrap's `essential` variant (no apt, no Priority: required set) plus the
 packages asked for, without Recommends, and dpkg skips docs, man pages and
 locales.

@@ -13,13 +13,10 @@ The host is the same platform as the image (Debian bookworm, glibc 2.36,
 CPython 3.11, x86_64), which is what lets pip build those few sdists here.
 The folder is named by the hash of the pins and kept in the cache folder.
 
-setuptools is held at 80.10.2, the last release that ships pkg_resources: the backend's Dockerfile
-runs `pip install --upgrade pip setuptools wheel`, and against today's PyPI that installs a setuptools
-without pkg_resources (removed in 81.0.0, 2026-02-06), which djangorestframework-simplejwt 5.3.0
-(components/backend/requirements.txt) imports at startup (`ModuleNotFoundError: No module named
-'pkg_resources'`): the backend image built today cannot start. 80.10.2 is what that upgrade
-installed when the application was written (its commit is of 2026-01-19). Upstream fix: pin
-setuptools<81 in requirements.txt, or a simplejwt that does not import pkg_resources.
+setuptools is what `pip install --upgrade setuptools` gives today (84.2.1 when the pins were last
+resolved): no release since 81.0 ships pkg_resources, which djangorestframework-simplejwt 5.3.0
+(components/backend/requirements.txt) imports, so the backend built here meets that defect as a user's
+build does, and the generated settings overlay must work around it (docs/application.md).
 
 To re-resolve after the application's requirements change:
 `python -m tests.e2e.realapp.wheelhouse --resolve` (rewrites pins/*.txt).
@@ -48,8 +45,6 @@ COMPONENTS = {
 }
 # Markers in the components' requirements that Debian's python3.11 (3.11.2) meets and a later 3.11 does not.
 EXTRA_PINS = ("debian-python",)
-# What `pip install --upgrade setuptools` gave when the application was written (see above).
-SETUPTOOLS = "setuptools==80.10.2"
 # The backend's Dockerfile upgrades these first; the offline build needs them too.
 BOOTSTRAP = ("pip", "setuptools", "wheel")
 PIP_TIMEOUT_SECONDS = 1800
@@ -133,7 +128,6 @@ def resolve() -> None:
             pins = sorted(
                 (f"{_canonical(path.name.split('-')[0])}=={path.name.split('-')[1]}" for path in Path(folder).glob("*.whl")), key=str.lower
             )
-            pins = [SETUPTOOLS if pin.startswith("setuptools==") else pin for pin in pins]
         header = (
             f"# Every distribution components/{requirements} resolved to on PyPI for Python 3.11 (x86_64),\n"
             "# with pip, setuptools and wheel (the backend's Dockerfile upgrades them). tests/e2e/realapp/wheelhouse.py\n"
