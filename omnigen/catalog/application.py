@@ -239,6 +239,13 @@ IMAGE_NOTES = (
         "the entrypoint runs the image's command on a copy of main.py in /tmp with regex= renamed to pattern= (pydantic 2's name); upstream fix: the same rename",
     ),
     ImageNote(
+        "celery-worker, celery-beat, dialer-worker",
+        "celery 5.3.4 accepts any kombu 5.x, and pip now installs kombu 5.7 (2026-11-03), whose Redis transport refuses the redis-py 5.0.1 both requirements files pin: the workers cannot reach their broker",
+        "components/backend/requirements.txt:14,17, components/dialer/worker/requirements.txt:1-2",
+        "upstream fix needed: pin kombu==5.6.2 beside celery in both requirements files (a checkout with that line builds working images); nothing in a deployment can change an installed library",
+        worked_around=False,
+    ),
+    ImageNote(
         "websockets",
         "/ws echoes what it receives and subscribes to nothing in Redis; the front-end speaks socket.io, which it does not serve",
         "components/websockets/main.py:52-62, components/frontend/src/services/websocket.js:1,23",

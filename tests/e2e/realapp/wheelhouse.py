@@ -18,6 +18,12 @@ resolved): no release since 81.0 ships pkg_resources, which djangorestframework-
 (components/backend/requirements.txt) imports, so the backend built here meets that defect as a user's
 build does, and the generated settings overlay must work around it (docs/application.md).
 
+kombu is the exception, held at 5.6.2: celery 5.3.4 accepts any kombu 5.x, and kombu 5.7.0 (2026-11-03)
+refuses the redis-py 5.0.1 both requirements files pin, so Celery cannot start; no deployment can
+change an installed library, so docs/application.md tells users to add the same pin to their checkout
+(`explain` lists it as an upstream defect), and the images here are built as such a checkout builds.
+`--resolve` keeps the hold (HELD).
+
 To re-resolve after the application's requirements change:
 `python -m tests.e2e.realapp.wheelhouse --resolve` (rewrites pins/*.txt).
 """
@@ -45,6 +51,8 @@ COMPONENTS = {
 }
 # Markers in the components' requirements that Debian's python3.11 (3.11.2) meets and a later 3.11 does not.
 EXTRA_PINS = ("debian-python",)
+# Pins a user must add to the checkout today (docs/application.md, backend item 7); resolve() keeps them.
+HELD = {"kombu": "kombu==5.6.2"}
 # The backend's Dockerfile upgrades these first; the offline build needs them too.
 BOOTSTRAP = ("pip", "setuptools", "wheel")
 PIP_TIMEOUT_SECONDS = 1800
@@ -128,6 +136,7 @@ def resolve() -> None:
             pins = sorted(
                 (f"{_canonical(path.name.split('-')[0])}=={path.name.split('-')[1]}" for path in Path(folder).glob("*.whl")), key=str.lower
             )
+            pins = [HELD.get(pin.split("==")[0], pin) for pin in pins]
         header = (
             f"# Every distribution components/{requirements} resolved to on PyPI for Python 3.11 (x86_64),\n"
             "# with pip, setuptools and wheel (the backend's Dockerfile upgrades them). tests/e2e/realapp/wheelhouse.py\n"
