@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -257,10 +258,19 @@ def test_the_backend_settings_overlay_replaces_the_cache_and_gives_simplejwt_pkg
             "        raise DistributionNotFound(name) from None\n"
         )
     hard = "p$a #s@w/o%r'd\"x\\ y z"
-    env = {**os.environ, "PYTHONPATH": str(tmp_path / "app"), "REDIS_HOST": "redis", "REDIS_PORT": "6379", "REDIS_PASSWORD": hard}
-    result = subprocess.run([sys.executable, "-c", _LOAD_OVERLAY, pkg_resources], capture_output=True, text=True, env=env, check=False)
-    assert result.returncode == 0, result.stderr
-    loaded = json.loads(result.stdout)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("REDIS_")}
+    env["PYTHONPATH"] = str(tmp_path / "app")
+
+    def load(redis_env: dict[str, str]) -> dict[str, Any]:
+        result = subprocess.run(
+            [sys.executable, "-c", _LOAD_OVERLAY, pkg_resources], capture_output=True, text=True, env={**env, **redis_env}, check=False
+        )
+        assert result.returncode == 0, result.stderr
+        return dict(json.loads(result.stdout))
+
+    # celery-beat is given no Redis variables: the overlay loads with base.py's defaults, as base.py does.
+    assert load({})["caches"]["default"]["LOCATION"] == "redis://localhost:6379/1"
+    loaded = load({"REDIS_HOST": "redis", "REDIS_PORT": "6379", "REDIS_PASSWORD": hard})
     # Django's own Redis backend (no django_redis), the backend's cache database, the password byte for byte.
     assert loaded["caches"] == {
         "default": {

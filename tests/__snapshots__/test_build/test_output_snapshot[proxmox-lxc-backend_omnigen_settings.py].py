@@ -24,11 +24,12 @@ except ImportError:
 from .production import *  # noqa: E402,F401,F403
 
 # 2. settings/base.py names django_redis's cache backend, which requirements.txt does not install:
-#    Django's own Redis backend, on the same database with the same password.
+#    Django's own Redis backend, on the same database with the same password and base.py's defaults
+#    (celery-beat is not given the Redis variables and never touches the cache).
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": f"redis://{config('REDIS_HOST')}:{config('REDIS_PORT')}/1",
-        "OPTIONS": {"password": config("REDIS_PASSWORD")},
+        "LOCATION": f"redis://{config('REDIS_HOST', default='localhost')}:{config('REDIS_PORT', default=6379)}/1",
+        "OPTIONS": {"password": config("REDIS_PASSWORD", default=None)},
     }
 }
