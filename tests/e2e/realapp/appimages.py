@@ -54,7 +54,7 @@ from typing import Any
 import yaml
 
 from tests.e2e.engine import DockerEngine, EngineUnavailable, compose_binary
-from tests.e2e.realapp.rootfs import BUILD_LOG, BuildRecord, ImageConfig, ImageFile, cache_folder, debian_image
+from tests.e2e.realapp.rootfs import BUILD_LOG, BuildRecord, ImageConfig, ImageFile, cache_folder, debian_image, save_to_cache
 from tests.e2e.realapp.wheelhouse import wheelhouse
 
 # Bump when the way an application image is made changes in a way its inputs do not show.
@@ -259,14 +259,7 @@ def build_application_images(engine: DockerEngine, folder: Path, skip: Iterable[
     finally:
         override_file.unlink(missing_ok=True)
     for image in missing:
-        cached = _cached(image, keys[image.reference])
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        partial = cached.with_name(f".{cached.name}.{os.getpid()}.partial")
-        try:
-            engine.docker("save", "--output", str(partial), image.reference, timeout=DOCKER_IO_TIMEOUT_SECONDS)
-            partial.replace(cached)
-        finally:
-            partial.unlink(missing_ok=True)
+        save_to_cache(engine, image.reference, _cached(image, keys[image.reference]))
         engine.docker("tag", image.reference, _content_tag(image, keys[image.reference]))
         _record(engine, image, "built", started)
     return [image.reference for image in images]

@@ -246,12 +246,13 @@ def test_every_container_is_running_and_healthy(realapp: RealApp) -> None:
 
 
 def test_django_migrations_ran_against_postgresql_with_the_generated_credentials(realapp: RealApp) -> None:
-    database_env = realapp.environments["postgresql"]
-    user, database = database_env["POSTGRES_USER"], database_env["POSTGRES_DB"]
-    # Over TCP, so PostgreSQL asks for the password (scram-sha-256): the sidecar's, byte for byte.
+    backend_env = realapp.environments["django-app"]
+    user, database, host = backend_env["POSTGRES_USER"], backend_env["POSTGRES_DB"], backend_env["POSTGRES_HOST"]
+    # From the backend's container (its image installs psql) over the compose network, where the official
+    # image's pg_hba asks for the password (scram-sha-256); inside the PostgreSQL container loopback is trusted.
     query = "SELECT app, count(*) FROM django_migrations GROUP BY app ORDER BY app"
     result = realapp.exec(
-        "postgresql", "psql", "-h", "127.0.0.1", "-U", user, "-d", database, "-tAF", " ", "-c", query,
+        "django-app", "psql", "-h", host, "-U", user, "-d", database, "-tAF", " ", "-c", query,
         env={"PGPASSWORD": realapp.secrets["postgres_password"]},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -259,7 +260,7 @@ def test_django_migrations_ran_against_postgresql_with_the_generated_credentials
     # Django's own apps and the application's custom user model (AUTH_USER_MODEL users.User).
     assert {"admin", "auth", "contenttypes", "sessions", "users", "django_celery_beat"} <= set(applied), applied
     wrong = realapp.exec(
-        "postgresql", "psql", "-h", "127.0.0.1", "-U", user, "-d", database, "-tAc", "SELECT 1", env={"PGPASSWORD": "not-the-password"}
+        "django-app", "psql", "-h", host, "-U", user, "-d", database, "-tAc", "SELECT 1", env={"PGPASSWORD": "not-the-password"}
     )
     assert wrong.returncode != 0 and "password authentication failed" in wrong.stderr
     # The backend sees the same: every migration applied, through its own connection settings.
@@ -384,7 +385,9 @@ def test_websocket_service_receives_a_redis_pub_sub_message_with_its_generated_r
     # percent-encoded) subscribes with its own redis.asyncio, and a message published in Redis arrives.
     channel, message = f"omnigen-{uuid.uuid4().hex[:12]}", f"call {uuid.uuid4().hex[:8]} answered"
     received: list[subprocess.CompletedProcess[str]] = []
-    subscriber = threading.Thread(target=lambda: received.append(realapp.exec("websockets", "python", "-c", SUBSCRIBE, channel, timeout=150)))
+    subscriber = threading.Thread(
+        target=lambda: received.append(realapp.exec("websockets", "python", "-c", SUBSCRIBE, channel, timeout=150))
+    )
     subscriber.start()
     redis_cli = ("redis-cli", "-p", realapp.environments["django-app"]["REDIS_PORT"])
     delivered_to = "0"
