@@ -155,6 +155,8 @@ def realapp(request: pytest.FixtureRequest, engine: DockerEngine, tmp_path_facto
     profile = folder / "omnivoip.toml"
     profile.write_text(PROFILES[request.param])
     secrets = {key: f"{HARD_SECRET}-{key}" for key in SECRET_KEYS}
+    # Kamailio reads its secret through #!defenvs, which cannot carry `"` or `\`: the sidecar refuses them there.
+    secrets["webrtc_auth_secret"] = secrets["webrtc_auth_secret"].replace('"', "").replace("\\", "")
     sidecar = folder / "omnivoip.secrets.toml"
     sidecar.write_text("".join(f"{key} = {json.dumps(value)}\n" for key, value in secrets.items()))
     sidecar.chmod(0o600)
