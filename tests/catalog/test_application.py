@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from omnigen.catalog.application import APP_LISTEN, HEALTH_PATHS, SERVICE_ENV
+from omnigen.catalog.services import catalog
 from omnigen.formats.asteriskconf import conf_secret, parse_conf
 from omnigen.formats.dotenv import as_dict, parse
 from omnigen.inputs.profile import Secrets, load_secrets
@@ -237,7 +238,11 @@ def test_the_backend_settings_overlay_replaces_the_cache_and_gives_simplejwt_pkg
     compiled = compile_example(ROOT / "profiles" / "vps-nat.toml")
     settings = compiled.plan.backend_settings
     assert settings.target == "/app/omnivoip/settings/omnigen.py"
-    assert {ref.literal for service in settings.services for ref in SERVICE_ENV[service] if ref.name == "DJANGO_SETTINGS_MODULE"} == {
+    # Every process that loads the backend's settings mounts the overlay and is told to load it.
+    loaders = {service for service, refs in SERVICE_ENV.items() if any(ref.name == "DJANGO_SETTINGS_MODULE" for ref in refs)}
+    assert loaders == {"celery-beat", "celery-worker", "django-app"}
+    assert {entry.name for entry in catalog() if any(mount.target == settings.target for mount in entry.mounts)} == loaders
+    assert {ref.literal for service in loaders for ref in SERVICE_ENV[service] if ref.name == "DJANGO_SETTINGS_MODULE"} == {
         "omnivoip.settings.omnigen"
     }
     package = tmp_path / "app" / "omnivoip" / "settings"
