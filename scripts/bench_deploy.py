@@ -207,7 +207,7 @@ def run_benchmark(capacities: tuple[int, ...], work: Path, repeat: int) -> tuple
     for _ in range(repeat):
         for settings, userland_proxy in SETTINGS.items():
             with running_engine(userland_proxy=userland_proxy) as engine:
-                version = engine.docker("version", "--format", "{{.Server.Version}}").stdout.strip()
+                version = engine.docker("info", "--format", "{{.ServerVersion}}, {{.Driver}} storage").stdout.strip()
                 build_standins(engine, compiled[capacities[0]][0], keys=("asterisk",))
                 for calls in capacities:
                     for layout in LAYOUTS:
@@ -315,7 +315,7 @@ def markdown_table(results: list[Measurement]) -> str:
 
 def update_doc(results: list[Measurement], path: Path, measured: str, version: str) -> None:
     block = (
-        f"{DOC_BEGIN}\nMeasured {measured} on Docker {version} (Debian docker.io, vfs storage), "
+        f"{DOC_BEGIN}\nMeasured {measured} on Docker {version} (Debian docker.io), "
         f"`make bench-deploy`; each row is the median of {min(r.runs for r in results)} runs.\n\n"
         f"{markdown_table(results)}\n{DOC_END}"
     )
@@ -362,7 +362,7 @@ def write_costs_module(results: list[Measurement], path: Path, measured: str, ve
         for layout in LAYOUTS:
             arguments = ", ".join(f"{key}={value!r}" for key, value in per_port(results, settings, layout).items())
             figures.append(f"    ({layout == 'ours'!r}, {userland_proxy!r}): PerPort({arguments}),")
-    setup = f"Debian docker.io {version}, vfs storage, compose up of the Asterisk service alone (make bench-deploy)"
+    setup = f"Debian docker.io {version}, compose up of the Asterisk service alone (make bench-deploy)"
     path.write_text(
         MODULE_TEMPLATE.format(measured=measured, setup=setup, rows="\n".join(rows), figures="\n".join(figures))
     )

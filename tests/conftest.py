@@ -127,7 +127,7 @@ def _extension(suffix: str) -> type[SingleFileSnapshotExtension]:
 
 
 SNAPSHOT_EXTENSIONS: dict[str, type[SingleFileSnapshotExtension]] = {
-    suffix: _extension(suffix) for suffix in ("yml", "env", "conf", "json", "txt", "cfg", "sh", "toml")
+    suffix: _extension(suffix) for suffix in ("yml", "env", "conf", "json", "txt", "cfg", "sh", "toml", "py")
 }
 
 

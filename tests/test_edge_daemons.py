@@ -36,6 +36,7 @@ import pytest
 
 from omnigen.formats.kamailiocfg import parse_kamailio_cfg
 from omnigen.formats.nginxconf import parse_nginx
+from omnigen.inputs.profile import Secrets
 from omnigen.pipeline import Compiled
 from omnigen.plan.plan import WebrtcPlan
 from tests.conftest import ROOT, compile_example, missing_tool
@@ -155,7 +156,16 @@ def unprivileged(command: list[str]) -> list[str]:
     """As the containers run it: no capabilities at all (cap_drop ALL), no new privileges."""
     if os.geteuid() != 0:
         return command
-    return [daemon("setpriv"), "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", *command]
+    return [
+        daemon("setpriv"),
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+        "--no-new-privs",
+        *command,
+    ]
 
 
 # --- kamailio -c ----------------------------------------------------------------------------------
@@ -173,7 +183,10 @@ def test_kamailio_accepts_the_generated_config(folder: Path, compiled: Compiled,
     assert "config file ok" in output
     # The sockets Kamailio reports are the plan's: its own address, advertising the public address and nginx's HTTPS port.
     assert f"udp: {webrtc.kamailio_ip} [{webrtc.kamailio_ip}]:{webrtc.sip_port}" in output
-    assert f"tcp: {webrtc.kamailio_ip} [{webrtc.kamailio_ip}]:{webrtc.ws_port} advertise {webrtc.advertised_ip}:{webrtc.advertised_port}" in output
+    assert (
+        f"tcp: {webrtc.kamailio_ip} [{webrtc.kamailio_ip}]:{webrtc.ws_port} advertise {webrtc.advertised_ip}:{webrtc.advertised_port}"
+        in output
+    )
     assert SECRET not in output, "the auth_ephemeral secret must not be logged"
 
 
@@ -204,7 +217,9 @@ def test_kamailio_check_fails_on_a_broken_config(folder: Path, compiled: Compile
 
 def test_kamailio_check_fails_without_the_secret(folder: Path, compiled: Compiled, webrtc: WebrtcPlan) -> None:
     config = kamailio_cfg_for(folder, compiled, webrtc, None)
-    result = subprocess.run([daemon("kamailio"), "-c", "-f", str(config)], capture_output=True, text=True, env={"PATH": SEARCH_PATH}, timeout=60, check=False)
+    result = subprocess.run(
+        [daemon("kamailio"), "-c", "-f", str(config)], capture_output=True, text=True, env={"PATH": SEARCH_PATH}, timeout=60, check=False
+    )
     assert result.returncode != 0
     assert "WEBRTC_AUTH_SECRET" in result.stdout + result.stderr
 
@@ -283,7 +298,9 @@ def healthcheck(compiled: Compiled, service: str, mapping: dict[str, str]) -> su
     test = {"kamailio": compiled.plan.webrtc.kamailio_healthcheck, "rtpengine": compiled.plan.webrtc.rtpengine_healthcheck}[service]
     assert test[0] == "CMD"
     command = [adapt(part, mapping) for part in test[1:]]
-    return subprocess.run([daemon(command[0]), *command[1:]], capture_output=True, text=True, env={"PATH": SEARCH_PATH}, timeout=10, check=False)
+    return subprocess.run(
+        [daemon(command[0]), *command[1:]], capture_output=True, text=True, env={"PATH": SEARCH_PATH}, timeout=10, check=False
+    )
 
 
 def test_rtpengine_runs_userspace_and_answers_an_ng_ping(edge: Edge) -> None:
@@ -318,7 +335,13 @@ def test_rtpengine_allocates_media_ports_inside_the_published_range(edge: Edge) 
     sdp = ASTERISK_SDP.format(address=edge.at(edge.asterisk_ip), port=40000)
     reply = ng_command(
         (edge.at(webrtc.rtpengine_ip), webrtc.ng_port),
-        {"command": "offer", "call-id": "range-check", "from-tag": "a1", "sdp": sdp, "direction": [webrtc.internal.name, webrtc.public.name]},
+        {
+            "command": "offer",
+            "call-id": "range-check",
+            "from-tag": "a1",
+            "sdp": sdp,
+            "direction": [webrtc.internal.name, webrtc.public.name],
+        },
     )
     assert reply.get("result") == b"ok", reply
     sdp_reply = reply["sdp"]
@@ -460,7 +483,9 @@ def test_browser_registers_and_calls_asterisk_through_rtpengine(edge: Edge, aste
         assert "a=fingerprint:" in answered.body
         assert re.search(rf"^a=candidate:\S+ 1 UDP \d+ {re.escape(webrtc.advertised_ip)} {port} typ host", answered.body, re.M | re.I)
         # In-dialog requests come back to the address and port browsers connect to.
-        assert any(f"{webrtc.advertised_ip}:{webrtc.advertised_port};transport=ws" in route for route in answered.all("Record-Route")), answered.render()
+        assert any(f"{webrtc.advertised_ip}:{webrtc.advertised_port};transport=ws" in route for route in answered.all("Record-Route")), (
+            answered.render()
+        )
     finally:
         phone.ws.close()
 
@@ -498,7 +523,11 @@ def test_asterisk_calls_a_registered_agent(edge: Edge, asterisk: FakeAsterisk, c
         reply = SipMessage(
             "SIP/2.0 200 OK",
             [(key, value) for key, value in incoming.headers if key.lower() in {"via", "from", "call-id", "cseq", "record-route"}]
-            + [("To", f"{incoming.header('To')};tag=browser1"), ("Contact", f"<sip:agent8@{phone.ws.local[0]}:{phone.ws.local[1]};transport=ws>"), ("Content-Type", "application/sdp")],
+            + [
+                ("To", f"{incoming.header('To')};tag=browser1"),
+                ("Contact", f"<sip:agent8@{phone.ws.local[0]}:{phone.ws.local[1]};transport=ws>"),
+                ("Content-Type", "application/sdp"),
+            ],
             BROWSER_SDP.replace("a=setup:actpass", "a=setup:active"),
         )
         phone.ws.send(reply.render())
@@ -546,9 +575,25 @@ def nginx_for_test(folder: Path, compiled: Compiled) -> Path:
     certs = folder / "certs"
     certs.mkdir(exist_ok=True)
     subprocess.run(
-        [daemon("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=omnigen-test",
-         "-keyout", str(certs / "privkey.pem"), "-out", str(certs / "fullchain.pem")],
-        capture_output=True, check=True, timeout=60,
+        [
+            daemon("openssl"),
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=omnigen-test",
+            "-keyout",
+            str(certs / "privkey.pem"),
+            "-out",
+            str(certs / "fullchain.pem"),
+        ],
+        capture_output=True,
+        check=True,
+        timeout=60,
     )
     text = text.replace(" /tmp/", f" {folder}/")
     text = text.replace(plan.tls.certificate, str(certs / "fullchain.pem")).replace(plan.tls.key, str(certs / "privkey.pem"))
@@ -558,7 +603,11 @@ def nginx_for_test(folder: Path, compiled: Compiled) -> Path:
 def nginx_test(config: Path, folder: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [daemon("nginx"), "-t", "-q", "-e", "stderr", "-p", str(folder), "-c", str(config)],
-        capture_output=True, text=True, timeout=60, check=False, env={"PATH": SEARCH_PATH},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={"PATH": SEARCH_PATH},
     )
 
 
@@ -596,3 +645,24 @@ def test_nginx_upstreams_are_the_service_ports_and_routes_the_websockets(compile
     https = [server for server in servers if any("ssl" in d.args for d in server.find("listen"))]
     assert [d.args[0] for d in https[0].find("listen")] == [str(listen["nginx-https"])]
     assert https[0].first("ssl_certificate").args == (compiled.plan.tls.certificate,)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("secret", "accepted"),
+    [
+        ("p$a #s@w/o%r'd y z", True),  # every hard character the sidecar admits for Kamailio
+        ("p$a #s@w/o%r'd\"x y z", False),  # a double quote ends #!defenvs' string: Kamailio refuses the file
+    ],
+)
+def test_the_sidecar_admits_exactly_the_auth_secrets_kamailio_reads(
+    secret: str, accepted: bool, folder: Path, compiled: Compiled, webrtc: WebrtcPlan
+) -> None:
+    config = kamailio_cfg_for(folder, compiled, webrtc, None)
+    env = {"PATH": SEARCH_PATH, "WEBRTC_AUTH_SECRET": secret}
+    result = subprocess.run([daemon("kamailio"), "-c", "-f", str(config)], capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert (result.returncode == 0) is accepted, result.stdout + result.stderr
+    if accepted:
+        assert Secrets(webrtc_auth_secret=secret).webrtc_auth_secret == secret
+    else:
+        with pytest.raises(ValueError, match="Kamailio cannot read this secret"):
+            Secrets(webrtc_auth_secret=secret)

@@ -33,7 +33,7 @@ from omnigen.errors import ProfileError
 from omnigen.formats import dotenv
 from omnigen.formats.asteriskconf import ConfValueError, conf_value, parse_conf
 from omnigen.formats.keyfile import KeyFileValueError, keyfile_value
-from omnigen.inputs.profile import ASTERISK_UNREADABLE, SECRET_NAMES, Profile, Secrets
+from omnigen.inputs.profile import ASTERISK_UNREADABLE, KAMAILIO_UNREADABLE, SECRET_NAMES, Profile, Secrets
 from omnigen.loading import validate_profile
 from omnigen.pipeline import compile_profile
 from omnigen.render import yaml_quote
@@ -305,6 +305,10 @@ def test_no_secret_can_inject_configuration(batch: dict[str, str]) -> None:
         if ASTERISK_UNREADABLE.search(batch[name]) or batch[name] != batch[name].strip():
             with pytest.raises(ValidationError, match="Asterisk cannot read this secret back"):
                 Secrets(**{name: batch.pop(name)})
+    # Kamailio reads webrtc_auth_secret through #!defenvs, which cannot carry a quote, a backslash or a control character.
+    if "webrtc_auth_secret" in batch and KAMAILIO_UNREADABLE.search(batch["webrtc_auth_secret"]):
+        with pytest.raises(ValidationError, match="Kamailio cannot read this secret"):
+            Secrets(webrtc_auth_secret=batch.pop("webrtc_auth_secret"))
     compiled = compile_profile(validate_profile(base, file="hostile.toml", text="", env={}), Secrets(**batch), fake_token)
     files, secrets = compiled.files, compiled.secrets
     assert outputs_skeleton(files) == reference

@@ -57,7 +57,15 @@ HEALTH_PATHS = {
 # Variables that hold URLs browsers use, not addresses a service connects to (settings/base.py:174).
 BROWSER_ORIGIN_VARIABLES = frozenset({"CORS_ALLOWED_ORIGINS"})
 
-BACKEND_SETTINGS_MODULE = "omnivoip.settings.production"
+# The backend's settings module for every backend process: omnigen's generated overlay of the image's
+# production settings (backend/omnigen_settings.py, mounted beside them), which works around two image
+# defects (IMAGE_NOTES). The overlay imports BACKEND_BASE_SETTINGS and changes nothing else.
+BACKEND_BASE_SETTINGS = "production"  # omnivoip/settings/production.py
+BACKEND_SETTINGS_MODULE = "omnivoip.settings.omnigen"
+BACKEND_SETTINGS_FILE = "backend/omnigen_settings.py"
+BACKEND_SETTINGS_TARGET = "/app/omnivoip/settings/omnigen.py"
+# The cache's Redis database (settings/base.py:216: redis://REDIS_HOST:REDIS_PORT/1).
+BACKEND_CACHE_DATABASE = 1
 # Celery application modules: the backend's (omnivoip/celery.py:11) and the dialer worker's (tasks.py:34).
 BACKEND_CELERY_APP = "omnivoip.celery"
 DIALER_CELERY_APP = "tasks"
@@ -201,10 +209,22 @@ IMAGE_NOTES = (
         "the startup command runs `makemigrations` for the local apps before `migrate`",
     ),
     ImageNote(
+        "django-app, celery-worker, celery-beat",
+        "the cache backend is django_redis's, which requirements.txt does not install: every manage.py command, the server and Celery stop with InvalidCacheBackendError",
+        "components/backend/omnivoip/settings/base.py:213-222, requirements.txt",
+        "the generated settings overlay (backend/omnigen_settings.py) uses Django's own Redis cache backend on the same database and password; upstream fix: add django-redis to requirements.txt",
+    ),
+    ImageNote(
+        "django-app, celery-worker, celery-beat",
+        "djangorestframework-simplejwt 5.3.0 imports pkg_resources, which setuptools removed in 81.0, and the Dockerfile upgrades setuptools to the latest: Django cannot load its apps",
+        "components/backend/requirements.txt (djangorestframework-simplejwt==5.3.0), Dockerfile:47",
+        "the settings overlay gives simplejwt the one pkg_resources call it makes (get_distribution, from importlib.metadata) when pkg_resources is missing; upstream fix: pin setuptools<81 or upgrade simplejwt",
+    ),
+    ImageNote(
         "celery-worker, celery-beat",
         "Celery loads development settings (DEBUG on, any host) unless told otherwise",
         "components/backend/omnivoip/celery.py:9",
-        f"DJANGO_SETTINGS_MODULE={BACKEND_SETTINGS_MODULE} on every backend service",
+        f"DJANGO_SETTINGS_MODULE={BACKEND_SETTINGS_MODULE} (the {BACKEND_BASE_SETTINGS} settings through omnigen's overlay) on every backend service",
     ),
     ImageNote(
         "frontend",
@@ -217,6 +237,13 @@ IMAGE_NOTES = (
         "Field(regex=...) is refused by pydantic 2 at import: the API cannot start",
         "components/dialer/api/main.py:126, requirements.txt:3",
         "the entrypoint runs the image's command on a copy of main.py in /tmp with regex= renamed to pattern= (pydantic 2's name); upstream fix: the same rename",
+    ),
+    ImageNote(
+        "celery-worker, celery-beat, dialer-worker",
+        "celery 5.3.4 accepts any kombu 5.x, and pip now installs kombu 5.7 (2026-11-03), whose Redis transport refuses the redis-py 5.0.1 both requirements files pin: the workers cannot reach their broker",
+        "components/backend/requirements.txt:14,17, components/dialer/worker/requirements.txt:1-2",
+        "upstream fix needed: pin kombu==5.6.2 beside celery in both requirements files (a checkout with that line builds working images); nothing in a deployment can change an installed library",
+        worked_around=False,
     ),
     ImageNote(
         "websockets",

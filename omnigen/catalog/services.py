@@ -24,6 +24,8 @@ from typing import Literal
 from omnigen.catalog.application import (
     APP_LISTEN,
     BACKEND_CELERY_APP,
+    BACKEND_SETTINGS_FILE,
+    BACKEND_SETTINGS_TARGET,
     DIALER_CELERY_APP,
     HEALTH_PATHS,
     ROOT_MASTER_CAPABILITIES,
@@ -172,6 +174,9 @@ NGINX_HTTP_PORT = 8080
 NGINX_HTTPS_PORT = 8443
 KAMAILIO_CTL_PORT = 2046
 RTPENGINE_HTTP_PORT = 2225
+# The backend's settings overlay (application.BACKEND_SETTINGS_MODULE), in every process that loads its settings.
+_BACKEND_SETTINGS = Mount(f"./{BACKEND_SETTINGS_FILE}", BACKEND_SETTINGS_TARGET)
+
 # redis-server reads its configuration on stdin: the password never reaches a command line.
 REDIS_STARTUP = """set -eu
 if [ -z "${REDIS_PASSWORD:-}" ]; then
@@ -229,6 +234,7 @@ SERVICES: tuple[Service, ...] = (
         role="web",
         depends_on=("django-app", "redis"),
         clients=("redis",),
+        mounts=(_BACKEND_SETTINGS,),
         environment=SERVICE_ENV["celery-beat"],
         entrypoint=(
             "celery", "-A", BACKEND_CELERY_APP, "beat", "--loglevel=info", "--pidfile=/tmp/celerybeat.pid", "--schedule=/tmp/celerybeat-schedule",
@@ -243,6 +249,7 @@ SERVICES: tuple[Service, ...] = (
         role="web",
         depends_on=("django-app", "redis"),
         clients=("asterisk", "minio", "postgresql", "redis"),
+        mounts=(_BACKEND_SETTINGS,),
         volumes=(("django_logs", "/app/logs"), ("django_media", "/app/media")),
         environment=SERVICE_ENV["celery-worker"],
         entrypoint=("celery", "-A", BACKEND_CELERY_APP, "worker", "--loglevel=info", Param("celery_concurrency", "--concurrency=")),
@@ -286,7 +293,7 @@ SERVICES: tuple[Service, ...] = (
         expose=("django-app",),
         depends_on=("minio", "postgresql", "redis"),
         clients=("asterisk", "minio", "postgresql", "redis"),
-        mounts=(Mount("./backend/startup.sh", BACKEND_STARTUP_SCRIPT),),
+        mounts=(Mount("./backend/startup.sh", BACKEND_STARTUP_SCRIPT), _BACKEND_SETTINGS),
         volumes=(("django_logs", "/app/logs"), ("django_media", "/app/media"), ("django_static", "/app/static")),
         environment=SERVICE_ENV["django-app"],
         entrypoint=("/bin/sh", BACKEND_STARTUP_SCRIPT),

@@ -72,6 +72,10 @@ IPV4_ANY_ADDRESS_SCHEMA = {
 }
 PRIVATE_BLOCKS = tuple(ipaddress.IPv4Network(block) for block in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 ASTERISK_UNREADABLE = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]|^>")
+# kamailio.cfg's `#!defenvs WEBRTC_AUTH_SECRET` puts the variable's value between double quotes as it is:
+# a `"` ends the string (Kamailio refuses the file) and a backslash starts an escape (Kamailio would hold
+# another key than the app that issues the credentials).
+KAMAILIO_UNREADABLE = re.compile(r'["\\\x00-\x1f\x7f]')
 
 
 
@@ -902,6 +906,16 @@ class Secrets(Frozen):
             raise ValueError(
                 "Asterisk cannot read this secret back from manager.conf/ari.conf: no control characters, no spaces at "
                 "either end, no leading '>'; delete the key to have one generated"
+            )
+        return value
+
+    @field_validator("webrtc_auth_secret")
+    @classmethod
+    def _kamailio_can_read(cls, value: str | None) -> str | None:
+        if value is not None and KAMAILIO_UNREADABLE.search(value):
+            raise ValueError(
+                "Kamailio cannot read this secret from its environment (#!defenvs quotes it as it is): no double quote, "
+                "no backslash, no control characters; delete the key to have one generated"
             )
         return value
 

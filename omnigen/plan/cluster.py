@@ -33,6 +33,7 @@ from omnigen.plan.plan import (
     OUTPUTS,
     TLS_ID_VARIABLE,
     VOLUME_MOUNTS,
+    BackendSettings,
     BundleHost,
     ClusterPlan,
     Endpoint,
@@ -71,7 +72,7 @@ ASTERISK_APPLICATION_CONFS = ("ari", "extensions", "http", "manager", "queues")
 ROLE_OUTPUTS: dict[str, tuple[str, ...]] = {
     "voice": tuple(dest for _, dest in OUTPUTS if dest.startswith("asterisk/")),
     "edge": ("nginx/nginx.conf",),
-    "web": ("backend/startup.sh",),
+    "web": ("backend/startup.sh", "backend/omnigen_settings.py"),
 }
 COMMON_OUTPUTS = ("docker-compose.yml", ".env")
 TLS_CERTIFICATE_FILE = "./certs/fullchain.pem"
@@ -288,6 +289,7 @@ def make_cluster_plan(profile: Profile, secrets: Secrets | None, layout: Layout,
         | {host.site_volume for host in voice}
     )
     web = placement.hosts_with(profile, "web")[0]
+    settings = BackendSettings()
     tls_version = f"${{{TLS_ID_VARIABLE}:-0}}"
     tls_prefix = profile.project.name[: MAX_SWARM_OBJECT_NAME - len("-tls-certificate-") - 12]
     cluster = ClusterPlan(
@@ -305,6 +307,9 @@ def make_cluster_plan(profile: Profile, secrets: Secrets | None, layout: Layout,
         secrets=(SwarmObject("tls-key", f"{tls_prefix}-tls-key-{tls_version}", TLS_KEY_FILE, "/etc/nginx/certs/privkey.pem", True),),
         backend_startup=SwarmObject(
             "backend-startup", _object_name(profile, "backend-startup"), f"./hosts/{web.name}/backend/startup.sh", BACKEND_STARTUP_SCRIPT
+        ),
+        backend_settings=SwarmObject(
+            "backend-settings", _object_name(profile, "backend-settings"), f"./hosts/{web.name}/{settings.file}", settings.target
         ),
     )
     first = voice[0]

@@ -23,7 +23,11 @@ from omnigen.catalog.addressing import dynamic_address_range
 from omnigen.catalog.application import (
     AMI_LOGINS,
     ARI_LOGINS,
+    BACKEND_BASE_SETTINGS,
+    BACKEND_CACHE_DATABASE,
     BACKEND_LOCAL_APPS,
+    BACKEND_SETTINGS_FILE,
+    BACKEND_SETTINGS_TARGET,
     COMPONENT_CONTEXTS,
     IMAGE_NOTES,
     SUPERUSER_FIRST_NAME,
@@ -221,6 +225,17 @@ class BackendStartup:
         "sys.exit(get_user_model().objects.filter(email=os.environ['DJANGO_SUPERUSER_EMAIL']).exists())"
     )
 
+
+
+@dataclass(frozen=True)
+class BackendSettings:
+    """backend/omnigen_settings.py: the settings overlay every backend process loads (docs/application.md);
+    the catalog mounts it (BACKEND_SETTINGS_FILE at BACKEND_SETTINGS_TARGET)."""
+
+    file: str = BACKEND_SETTINGS_FILE
+    target: str = BACKEND_SETTINGS_TARGET  # beside the image's own settings, so `from .production import *` works
+    base: str = BACKEND_BASE_SETTINGS
+    cache_database: int = BACKEND_CACHE_DATABASE
 
 
 @dataclass(frozen=True)
@@ -567,6 +582,7 @@ class Plan:
     expose: dict[str, tuple[int, ...]] = field(default_factory=dict)  # what each application service listens on
     image_notes: tuple[ImageNote, ...] = IMAGE_NOTES
     backend: BackendStartup = field(default_factory=BackendStartup)
+    backend_settings: BackendSettings = field(default_factory=BackendSettings)
     tls: TlsPlan = field(default_factory=lambda: TLS)
     site: SitePlan = field(default_factory=lambda: SITE)
     webrtc: WebrtcPlan | None = None
@@ -814,6 +830,7 @@ class ClusterPlan:
     configs: tuple[SwarmObject, ...]
     secrets: tuple[SwarmObject, ...]
     backend_startup: SwarmObject | None = None  # backend/startup.sh, django-app's entrypoint (docs/application.md)
+    backend_settings: SwarmObject | None = None  # backend/omnigen_settings.py, the backend's settings overlay
     tls_id_variable: str = TLS_ID_VARIABLE
     endpoint_mode: str = ENDPOINT_MODE
 
@@ -843,6 +860,7 @@ OUTPUTS: tuple[tuple[str, str], ...] = (
     ("asterisk/extensions.conf.j2", "asterisk/extensions.conf"),
     ("asterisk/queues.conf.j2", "asterisk/queues.conf"),
     ("backend/startup.sh.j2", "backend/startup.sh"),
+    ("backend/omnigen_settings.py.j2", "backend/omnigen_settings.py"),
     ("nginx/nginx.conf.j2", "nginx/nginx.conf"),
 )
 # manager.conf and ari.conf hold the AMI and ARI secrets: written 0600 like the .env.
@@ -1299,7 +1317,7 @@ def _stack_files(plan: Plan, cluster: ClusterPlan, stack_service: StackService) 
         secrets: tuple[SwarmObject, ...] = ()
     else:
         volumes = plan.named_mounts.get(stack_service.base, ())
-        startup = (cluster.backend_startup,) if cluster.backend_startup else ()
+        startup = tuple(item for item in (cluster.backend_startup, cluster.backend_settings) if item is not None)
         configs = tuple(config for config in (*cluster.configs, *startup) if _serves(plan, stack_service.base, config.target))
         secrets = tuple(secret for secret in cluster.secrets if _serves(plan, stack_service.base, secret.target))
     # A bind mount the stack cannot carry would be a service started without its file: refuse to print it.

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from omnigen.catalog.application import APP_LISTEN, HEALTH_PATHS, SERVICE_ENV
+from omnigen.catalog.services import catalog
 from omnigen.formats.asteriskconf import conf_secret, parse_conf
 from omnigen.formats.dotenv import as_dict, parse
 from omnigen.inputs.profile import Secrets, load_secrets
@@ -186,3 +188,103 @@ def test_the_dialer_api_entrypoint_turns_the_code_pydantic_2_refuses_into_code_i
         model(value="+573001234567")
         with pytest.raises(pydantic.ValidationError):
             model(value="not a phone number")
+
+
+# What the settings overlay is loaded over in these tests: the image's own production.py would need Django
+# and the whole backend; this one holds what the overlay must keep or replace, as base.py writes it.
+_PRODUCTION_STAND_IN = """
+DEBUG = False
+ALLOWED_HOSTS = ["voip.example.com"]
+CACHES = {"default": {"BACKEND": "django_redis.cache.RedisCache", "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"}}}
+"""
+# python-decouple's config() as the backend uses it: the variable from the environment, or its default.
+_DECOUPLE_STAND_IN = """
+import os
+_MISSING = object()
+def config(name, default=_MISSING, cast=None):
+    if name not in os.environ and default is _MISSING:
+        raise KeyError(name)
+    value = os.environ.get(name, default)
+    return cast(value) if cast else value
+"""
+_LOAD_OVERLAY = """
+import importlib.metadata, json, sys
+if sys.argv[1] == "missing":
+    sys.modules["pkg_resources"] = None  # an image whose setuptools no longer ships pkg_resources: import fails
+import omnivoip.settings.omnigen as settings
+import pkg_resources
+try:
+    pkg_resources.get_distribution("no-such-distribution-anywhere")
+    missing = "found"
+except pkg_resources.DistributionNotFound:
+    missing = "DistributionNotFound"
+print(json.dumps({
+    "caches": settings.CACHES, "debug": settings.DEBUG, "allowed_hosts": settings.ALLOWED_HOSTS,
+    "pip": pkg_resources.get_distribution("pip").version == importlib.metadata.version("pip"),
+    "missing": missing, "shim": getattr(pkg_resources, "__file__", None) is None,
+}))
+"""
+
+
+@pytest.mark.parametrize("pkg_resources", ["missing", "installed"])
+def test_the_backend_settings_overlay_replaces_the_cache_and_gives_simplejwt_pkg_resources(pkg_resources: str, tmp_path: Path) -> None:
+    """The generated backend/omnigen_settings.py, imported as the image imports it (omnivoip.settings.omnigen
+    beside production.py), with the hard secret the sidecar may hold."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    compiled = compile_example(ROOT / "profiles" / "vps-nat.toml")
+    settings = compiled.plan.backend_settings
+    assert settings.target == "/app/omnivoip/settings/omnigen.py"
+    # Every process that loads the backend's settings mounts the overlay and is told to load it.
+    loaders = {service for service, refs in SERVICE_ENV.items() if any(ref.name == "DJANGO_SETTINGS_MODULE" for ref in refs)}
+    assert loaders == {"celery-beat", "celery-worker", "django-app"}
+    assert {entry.name for entry in catalog() if any(mount.target == settings.target for mount in entry.mounts)} == loaders
+    assert {ref.literal for service in loaders for ref in SERVICE_ENV[service] if ref.name == "DJANGO_SETTINGS_MODULE"} == {
+        "omnivoip.settings.omnigen"
+    }
+    package = tmp_path / "app" / "omnivoip" / "settings"
+    package.mkdir(parents=True)
+    (package.parent / "__init__.py").write_text("")
+    (package / "__init__.py").write_text("")
+    (package / "production.py").write_text(_PRODUCTION_STAND_IN)
+    (package / "omnigen.py").write_text(compiled.files[settings.file])
+    (tmp_path / "app" / "decouple.py").write_text(_DECOUPLE_STAND_IN)
+    if pkg_resources == "installed":  # an older setuptools' pkg_resources, as far as simplejwt uses it
+        (tmp_path / "app" / "pkg_resources.py").write_text(
+            "import importlib.metadata, types\n"
+            "class DistributionNotFound(Exception): ...\n"
+            "def get_distribution(name):\n"
+            "    try:\n"
+            "        return types.SimpleNamespace(version=importlib.metadata.version(name))\n"
+            "    except importlib.metadata.PackageNotFoundError:\n"
+            "        raise DistributionNotFound(name) from None\n"
+        )
+    hard = "p$a #s@w/o%r'd\"x\\ y z"
+    env = {key: value for key, value in os.environ.items() if not key.startswith("REDIS_")}
+    env["PYTHONPATH"] = str(tmp_path / "app")
+
+    def load(redis_env: dict[str, str]) -> dict[str, Any]:
+        result = subprocess.run(
+            [sys.executable, "-c", _LOAD_OVERLAY, pkg_resources], capture_output=True, text=True, env={**env, **redis_env}, check=False
+        )
+        assert result.returncode == 0, result.stderr
+        return dict(json.loads(result.stdout))
+
+    # celery-beat is given no Redis variables: the overlay loads with base.py's defaults, as base.py does.
+    assert load({})["caches"]["default"]["LOCATION"] == "redis://localhost:6379/1"
+    loaded = load({"REDIS_HOST": "redis", "REDIS_PORT": "6379", "REDIS_PASSWORD": hard})
+    # Django's own Redis backend (no django_redis), the backend's cache database, the password byte for byte.
+    assert loaded["caches"] == {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://redis:6379/1",
+            "OPTIONS": {"password": hard},
+        }
+    }
+    assert (loaded["debug"], loaded["allowed_hosts"]) == (False, ["voip.example.com"]), "everything else is production's"
+    # simplejwt's one call: get_distribution(name).version, DistributionNotFound for what is not installed.
+    assert loaded["pip"] is True and loaded["missing"] == "DistributionNotFound"
+    assert loaded["shim"] is (pkg_resources == "missing"), "a real pkg_resources is left alone"

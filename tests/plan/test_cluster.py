@@ -84,7 +84,7 @@ def test_outputs_are_the_stack_files_and_one_bundle_per_host(built: tuple[Compil
         asterisk = {f"asterisk/{name}.conf" for name in ("rtp", "pjsip", "manager", "http", "ari", "extensions", "queues")}
         wanted |= asterisk if "voice" in host.roles else set()
         wanted |= {"nginx/nginx.conf"} if "edge" in host.roles else set()
-        wanted |= {"backend/startup.sh"} if "web" in host.roles else set()
+        wanted |= {"backend/startup.sh", "backend/omnigen_settings.py"} if "web" in host.roles else set()
         wanted |= set(host.plan.secret_env)  # secrets/<service>.env of the services this host runs
         assert {name.removeprefix(f"hosts/{host.name}/") for name in compiled.files if name.startswith(f"hosts/{host.name}/")} == wanted
         assert host.plan.services is not None

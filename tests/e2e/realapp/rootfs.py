@@ -14,8 +14,9 @@ new private engine) only `docker load`s it. The Debian archive itself moves
 (point releases, security updates); the hash does not follow it, so a cached
 image keeps the packages of the day it was built until the cache is cleared.
 
-Images are kept small on purpose: the engine stores them with vfs, which
-copies the whole filesystem for every container and layer. The base is
+Images are kept small on purpose: they are saved to and loaded from the cache
+whole, and an engine without overlay (vfs) copies the whole filesystem for
+every container and layer. The base is
 mmdebstrap's `essential` variant (no apt, no Priority: required set) plus the
 packages asked for, without Recommends, and dpkg skips docs, man pages and
 locales.
@@ -260,17 +261,27 @@ def debian_image(
         if not _has_image(engine, tag):
             source = "built"
             _build_and_import(engine, tag, packages, customize, config, files, before_packages)
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            partial = cached.with_name(f".{cached.name}.{os.getpid()}.partial")
-            try:
-                engine.docker("save", "--output", str(partial), tag, timeout=DOCKER_IO_TIMEOUT_SECONDS)
-                partial.replace(cached)
-            finally:
-                partial.unlink(missing_ok=True)
+            save_to_cache(engine, tag, cached)
     for reference in tags:
         engine.docker("tag", tag, reference, timeout=60)
     BUILD_LOG.append(BuildRecord(name, tag, source, time.monotonic() - started, _image_size(engine, tag)))
     return tag
+
+
+def save_to_cache(engine: DockerEngine, reference: str, cached: Path) -> None:
+    """`docker save` into the cache atomically (a concurrent or broken run never leaves half a file),
+    then drop the earlier versions of the same image (`NAME-OTHERHASH.tar`): each is 0.1-1.7 GB."""
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    partial = cached.with_name(f".{cached.name}.{os.getpid()}.partial")
+    try:
+        engine.docker("save", "--output", str(partial), reference, timeout=DOCKER_IO_TIMEOUT_SECONDS)
+        partial.replace(cached)
+    finally:
+        partial.unlink(missing_ok=True)
+    name = cached.stem.rsplit("-", 1)[0]
+    for earlier in cached.parent.glob(f"{name}-*.tar"):
+        if earlier != cached and earlier.stem.rsplit("-", 1)[0] == name:
+            earlier.unlink(missing_ok=True)
 
 
 def _build_and_import(
