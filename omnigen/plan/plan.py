@@ -608,7 +608,7 @@ class Plan:
         plan (a plan made with dataclasses.replace resolves its own)."""
         return stack_definitions(self, self.cluster) if self.cluster is not None else compose_definitions(self)
 
-    @property
+    @functools.cached_property
     def features(self) -> frozenset[Feature]:
         """The optional parts this plan runs (catalog/services.Feature)."""
         found: set[Feature] = set()
@@ -642,7 +642,7 @@ class Plan:
         """(folder, plan) of every per-host bundle; none for a single-host profile."""
         return () if self.cluster is None else tuple((f"hosts/{host.name}", host.plan) for host in self.cluster.hosts)
 
-    @property
+    @functools.cached_property
     def secret_keys(self) -> frozenset[str]:
         """The .env keys that hold secrets."""
         return frozenset(var.key for section in self.env for var in section.variables if var.secret)
@@ -652,13 +652,13 @@ class Plan:
         secret = self.secret_keys
         return tuple(sorted((ref.name, ref.key) for ref in self.service_env.get(service, ()) if ref.key in secret))
 
-    @property
+    @functools.cached_property
     def plain_env(self) -> dict[str, tuple[EnvRef, ...]]:
         """Each service's `environment:` in docker-compose.yml: its variables but the secret ones (those come from secrets/<service>.env)."""
         secret = self.secret_keys
         return {service: tuple(ref for ref in refs if ref.key not in secret) for service, refs in self.service_env.items()}
 
-    @property
+    @functools.cached_property
     def secret_env(self) -> dict[str, tuple[EnvVar, ...]]:
         """`secrets/<service>.env` of each service this compose file runs: its secret variables."""
         if ("docker-compose.yml.j2", "docker-compose.yml") not in self.outputs:
@@ -673,7 +673,7 @@ class Plan:
                 files[f"secrets/{service}.env"] = present
         return files
 
-    @property
+    @functools.cached_property
     def secret_files(self) -> frozenset[str]:
         """Every output that holds secrets (written 0600): each .env, secrets/*.env, manager.conf and ari.conf, the bundles' included."""
         names = {dest for _, dest in self.outputs if posixpath.basename(dest) == ".env" or dest in ASTERISK_SECRET_FILES} | set(self.secret_env)
@@ -683,7 +683,7 @@ class Plan:
             names |= {f"{folder}/{name}" for name in part.secret_files}
         return frozenset(names)
 
-    @property
+    @functools.cached_property
     def env_map(self) -> dict[str, str]:
         return {var.key: var.value for section in self.env for var in section.variables}
 
