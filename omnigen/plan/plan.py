@@ -834,6 +834,11 @@ class ClusterPlan:
     tls_id_variable: str = TLS_ID_VARIABLE
     endpoint_mode: str = ENDPOINT_MODE
 
+    @property
+    def backend_objects(self) -> tuple[SwarmObject, ...]:
+        """The backend's generated files as Swarm configs: startup.sh and the settings overlay."""
+        return tuple(item for item in (self.backend_startup, self.backend_settings) if item is not None)
+
     def service(self, name: str) -> StackService:
         return next(service for service in self.services if service.name == name)
 
@@ -1317,8 +1322,7 @@ def _stack_files(plan: Plan, cluster: ClusterPlan, stack_service: StackService) 
         secrets: tuple[SwarmObject, ...] = ()
     else:
         volumes = plan.named_mounts.get(stack_service.base, ())
-        startup = tuple(item for item in (cluster.backend_startup, cluster.backend_settings) if item is not None)
-        configs = tuple(config for config in (*cluster.configs, *startup) if _serves(plan, stack_service.base, config.target))
+        configs = tuple(config for config in (*cluster.configs, *cluster.backend_objects) if _serves(plan, stack_service.base, config.target))
         secrets = tuple(secret for secret in cluster.secrets if _serves(plan, stack_service.base, secret.target))
     # A bind mount the stack cannot carry would be a service started without its file: refuse to print it.
     carried = [*(config.target for config in (*configs, *secrets)), *(volume.split(":")[1] for volume in volumes)]

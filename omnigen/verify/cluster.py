@@ -164,8 +164,7 @@ def _stack_problems(plan: Plan, stack: Deployment) -> Iterator[str]:
     if network != expected:
         yield f"{STACK_FILE}: network {cluster.overlay_name} is {network}, plan says {expected}"
     declared = {**(stack.data.get("configs") or {}), **(stack.data.get("secrets") or {})}
-    backend_objects = tuple(item for item in (cluster.backend_startup, cluster.backend_settings) if item is not None)
-    objects = [*cluster.configs, *cluster.secrets, *backend_objects] + [
+    objects = [*cluster.configs, *cluster.secrets, *cluster.backend_objects] + [
         item for voice in cluster.voice for item in voice.confs
     ]
     secret_keys = {item.key for item in cluster.secrets}

@@ -54,7 +54,16 @@ from typing import Any
 import yaml
 
 from tests.e2e.engine import DockerEngine, EngineUnavailable, compose_binary
-from tests.e2e.realapp.rootfs import BUILD_LOG, BuildRecord, ImageConfig, ImageFile, cache_folder, debian_image, save_to_cache
+from tests.e2e.realapp.rootfs import (
+    BUILD_LOG,
+    DOCKER_IO_TIMEOUT_SECONDS,
+    BuildRecord,
+    ImageConfig,
+    ImageFile,
+    cache_folder,
+    debian_image,
+    save_to_cache,
+)
 from tests.e2e.realapp.wheelhouse import wheelhouse
 
 # Bump when the way an application image is made changes in a way its inputs do not show.
@@ -68,7 +77,6 @@ FRONTEND_DOCKERFILE = "Dockerfile.omnigen-e2e"
 PYTHON_BASE_PACKAGES = ("apt", "passwd", "ca-certificates", "netbase", "tzdata", "python3.11", "python3", "python-is-python3")
 BUILD_TIMEOUT_SECONDS = 3600
 NPM_TIMEOUT_SECONDS = 1200
-DOCKER_IO_TIMEOUT_SECONDS = 900
 
 
 def python_base(engine: DockerEngine) -> str:

@@ -65,7 +65,8 @@ IMAGE_REPOSITORY = "omnigen-e2e"
 # official ones built on them) carry, used unless the config names another.
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MMDEBSTRAP_TIMEOUT_SECONDS = 1200
-DOCKER_IO_TIMEOUT_SECONDS = 600
+# docker save/load/import of one image: the backend image is 1.7 GB.
+DOCKER_IO_TIMEOUT_SECONDS = 900
 
 
 def cache_folder() -> Path:
